@@ -1,0 +1,5 @@
+import sys
+
+from mec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""Atomic writes of Parquet and JSON, with the run's provenance attached.
+
+A file appears under its final name only once it is complete (written to a temporary file in the same directory,
+then renamed), so a killed job never leaves a file a later stage would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PROVENANCE_PACKAGES = ("numpy", "numba", "pandas", "pyarrow", "scikit-learn", "torch", "ray")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
+    """Write a DataFrame atomically; `provenance` (config, seed, ...) plus package versions go in the file metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"mec_provenance"] = json.dumps({**(provenance or {}), "versions": package_versions()}).encode()
+    table = table.replace_schema_metadata(meta)
+    return _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"mec_provenance", b"{}"))
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
