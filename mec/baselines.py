@@ -133,8 +133,12 @@ def _per_cluster_sum(values: np.ndarray, cluster: np.ndarray, n_clusters: int) -
 
 
 def cpu_shares(state: SlotState, weight: np.ndarray) -> np.ndarray:
-    """The floored CPU shares that cpu weights imply (what the simulator will apply)."""
-    return physics.floor_shares(weight, np.ones_like(weight, dtype=bool), state.params.phi_min)
+    """The floored CPU shares that positive cpu weights imply (what the simulator will apply).
+
+    Every cluster is active, so mec.physics.floor_shares reduces to phi_min + (1 - K*phi_min) * w / sum(w).
+    """
+    phi_min, n_k = state.params.phi_min, weight.shape[1]
+    return phi_min + (1.0 - n_k * phi_min) * weight / weight.sum(axis=1, keepdims=True)
 
 
 # --- composed heuristics ---------------------------------------------------------------------------------------
@@ -170,11 +174,16 @@ class HeuristicPolicy:
 
     def act(self, state: SlotState) -> Decisions:
         cpu_weight = self._cpu_weight(state)
-        share = cpu_shares(state, cpu_weight)
+        if self.cpu_split == "equal" or state.n_clusters == 1:
+            share = np.full(cpu_weight.shape, 1.0 / state.n_clusters)  # floor + (1 - K*floor)/K
+        else:
+            share = cpu_shares(state, cpu_weight)
         offload = _offload(self.offload_rule, state, share, self.rng)
         spectrum_weight = np.ones(offload.shape)
-        _, upload_end = uplink(state, offload, spectrum_weight)
-        task_share = np.take_along_axis(share, state.cluster, axis=1)
+        upload_end = task_share = None
+        if self.server_order in ("fifo", "least-slack"):  # the only orders that look at upload ends
+            _, upload_end = uplink(state, offload, spectrum_weight)
+            task_share = np.take_along_axis(share, state.cluster, axis=1)
         priority = server_priority(self.server_order, state, upload_end, task_share, self.rng)
         return Decisions(offload, spectrum_weight, priority, cpu_weight)
 

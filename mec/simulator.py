@@ -18,6 +18,7 @@ is a direct event-by-event restatement in plain numpy/Python that the tests hold
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -80,7 +81,8 @@ class SimParams:
             n_clusters=setup.n_clusters,
         )
 
-    def as_array(self) -> np.ndarray:
+    @functools.cached_property
+    def _array(self) -> np.ndarray:
         return np.array(
             [
                 self.bandwidth_hz,
@@ -95,6 +97,10 @@ class SimParams:
                 self.w_energy,
             ]
         )
+
+    def as_array(self) -> np.ndarray:
+        """The constants in the order the compiled kernels unpack them."""
+        return self._array
 
 
 @dataclass(frozen=True)
@@ -380,6 +386,7 @@ class Simulator:
         self.params = SimParams.from_config(cfg, setup)
         self.resolver = resolver
         self.episodes: EpisodeBatch | None = None
+        self._state: SlotState | None = None
         self.slot = 0
         self.server_free_s: np.ndarray | None = None
 
@@ -401,6 +408,7 @@ class Simulator:
             for name in ("data_bits", "cycles", "deadline_s")
         }
         self.slot = 0
+        self._state = None
         self.server_free_s = np.zeros((episodes.n_episodes, self.setup.n_clusters))
         return self.state()
 
@@ -409,6 +417,12 @@ class Simulator:
         return self.slot >= self.n_slots
 
     def state(self) -> SlotState:
+        """The current slot's state (built once per slot)."""
+        if self._state is None or self._state.slot != self.slot:
+            self._state = self._build_state()
+        return self._state
+
+    def _build_state(self) -> SlotState:
         if self.episodes is None:
             raise RuntimeError("Simulator.state() before reset()")
         ep, s = self.episodes, self.slot

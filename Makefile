@@ -1,0 +1,32 @@
+# Set-up and entry points. `make study` runs the study, `make test` runs the tests; both create or reuse the
+# project venv (.venv) from the pinned requirements.lock first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+CONFIG ?= config.yaml
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv study test bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# The study's main job. For now: every baseline (and the phase-1 oracle) for every N and K of $(CONFIG).
+study: venv
+	$(PY) -m mec compare --config $(CONFIG) --out results/baselines
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/bench_simulator.py
+
+clean-venv:
+	rm -rf $(VENV)
