@@ -141,15 +141,66 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    """MAPPO hyperparameters of one training job (one phase, N or K, seed)."""
+
+    iterations: int  # PPO iterations per job
+    episode_slots: int  # slots per training episode
+    eval_episodes: int  # deterministic evaluation episodes after every iteration
+    train_batch_slots: int  # env slots sampled per iteration
+    minibatch_size: int  # slots per SGD minibatch
+    num_epochs: int  # SGD passes over each batch
+    lr: float
+    gamma: float
+    gae_lambda: float
+    clip_param: float
+    entropy_coeff: float
+    vf_loss_coeff: float
+    hidden: tuple[int, ...]  # hidden layer widths of every actor and critic MLP
+    critic: str  # "central" (MAPPO) or "local" (IPPO ablation)
+    checkpoint_every: int  # periodic checkpoint every this many iterations
+    num_cpus: int  # CPUs Ray may use in this job
+    num_env_runners: int  # 0: sample in the driver process
+    use_gpu: bool  # use a GPU for learning if one is present
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """The sweep the workflow expands: training seeds and phases."""
+
+    seeds: tuple[int, ...]
+    phases: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StatisticsConfig:
+    ci_level: float  # confidence level of the bootstrap intervals over seeds
+    bootstrap_resamples: int
+
+
+@dataclass(frozen=True)
+class PlottingConfig:
+    dpi: int
+    style: str  # a matplotlib style name
+    width_in: float
+    height_in: float
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     scenario: ScenarioConfig
     reward: RewardConfig
     phase1: Phase1Config
     phase2: Phase2Config
     evaluation: EvaluationConfig
+    training: TrainingConfig
+    workflow: WorkflowConfig
+    statistics: StatisticsConfig
+    plotting: PlottingConfig
 
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
+CRITICS = ("central", "local")
 
 # "reference" reproduces the spec sheet's weighting, under which energy is numerically invisible
 # next to QoS; "study" makes energy a real trade-off (see config.yaml for the arithmetic).
@@ -186,6 +237,29 @@ DEFAULT_CONFIG = StudyConfig(
         kmeans_n_init=10,
     ),
     evaluation=EvaluationConfig(episodes=5, slots=200, seed=12345),
+    training=TrainingConfig(
+        iterations=120,
+        episode_slots=200,
+        eval_episodes=5,
+        train_batch_slots=1000,
+        minibatch_size=250,
+        num_epochs=8,
+        lr=3e-4,
+        gamma=0.0,
+        gae_lambda=0.95,
+        clip_param=0.2,
+        entropy_coeff=0.005,
+        vf_loss_coeff=0.5,
+        hidden=(64, 64),
+        critic="central",
+        checkpoint_every=10,
+        num_cpus=1,
+        num_env_runners=0,
+        use_gpu=False,
+    ),
+    workflow=WorkflowConfig(seeds=(0, 1, 2, 3, 4), phases=(1, 2)),
+    statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000),
+    plotting=PlottingConfig(dpi=150, style="default", width_in=6.4, height_in=4.0),
 )
 
 # --------------------------------------------------------------------------- field parsers
@@ -253,9 +327,9 @@ def _integer(low: int) -> Parser:
     return parse
 
 
-def _int_tuple(low: int, high: int | None = None) -> Parser:
+def _int_tuple(low: int, high: int | None = None, distinct: bool = True) -> Parser:
     bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-    allowed = f"a non-empty list of distinct integers {bounds}"
+    allowed = f"a non-empty list of {'distinct ' if distinct else ''}integers {bounds}"
 
     def parse(key: str, value: Any) -> tuple[int, ...]:
         if not isinstance(value, (list, tuple)) or not value:
@@ -265,7 +339,7 @@ def _int_tuple(low: int, high: int | None = None) -> Parser:
                 _fail(f"{key}[{i}]", item, allowed)
         items = tuple(int(item) for item in value)
         repeated = sorted({item for item in items if items.count(item) > 1})
-        if repeated:
+        if distinct and repeated:
             _fail(key, list(value), f"{allowed} (repeated: {', '.join(map(str, repeated))})")
         return items
 
@@ -293,6 +367,15 @@ _finite = _real("a finite number", lambda x: True)
 _positive = _real("a number > 0", lambda x: x > 0)
 _non_negative = _real("a number >= 0", lambda x: x >= 0)
 _fraction = _real("a number in [0, 1)", lambda x: 0 <= x < 1)
+
+
+def _style(key: str, value: Any) -> str:
+    import matplotlib.style  # noqa: PLC0415 - only needed when a style is configured
+
+    available = sorted(matplotlib.style.available) + ["default"]
+    if not isinstance(value, str) or value not in available:
+        _fail(key, value, "a matplotlib style: " + ", ".join(available))
+    return value
 
 
 def _range(key: str, value: Any) -> Range:
@@ -382,6 +465,10 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "phase1": Phase1Config,
         "phase2": Phase2Config,
         "evaluation": EvaluationConfig,
+        "training": TrainingConfig,
+        "workflow": WorkflowConfig,
+        "statistics": StatisticsConfig,
+        "plotting": PlottingConfig,
     },
     ScenarioConfig: {
         "task": TaskConfig,
@@ -404,6 +491,32 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "kmeans_n_init": _integer(1),
     },
     EvaluationConfig: {"episodes": _integer(1), "slots": _integer(1), "seed": _integer(0)},
+    TrainingConfig: {
+        "iterations": _integer(1),
+        "episode_slots": _integer(1),
+        "eval_episodes": _integer(1),
+        "train_batch_slots": _integer(1),
+        "minibatch_size": _integer(1),
+        "num_epochs": _integer(1),
+        "lr": _positive,
+        "gamma": _real("a number in [0, 1]", lambda x: 0 <= x <= 1),
+        "gae_lambda": _real("a number in [0, 1]", lambda x: 0 <= x <= 1),
+        "clip_param": _positive,
+        "entropy_coeff": _non_negative,
+        "vf_loss_coeff": _non_negative,
+        "hidden": _int_tuple(1, None, distinct=False),
+        "critic": _choice(CRITICS),
+        "checkpoint_every": _integer(1),
+        "num_cpus": _integer(1),
+        "num_env_runners": _integer(0),
+        "use_gpu": _boolean,
+    },
+    WorkflowConfig: {"seeds": _int_tuple(0), "phases": _int_tuple(1, 2)},
+    StatisticsConfig: {
+        "ci_level": _real("a number in (0, 1)", lambda x: 0 < x < 1),
+        "bootstrap_resamples": _integer(100),
+    },
+    PlottingConfig: {"dpi": _integer(10), "style": _style, "width_in": _positive, "height_in": _positive},
 }
 
 _CHECKS: dict[type, Callable[[Any, str], None]] = {
