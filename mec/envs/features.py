@@ -1,0 +1,171 @@
+"""Observation features of every role, vectorised over a batch of episodes, normalised to O(1).
+
+Each builder returns float32 arrays; the feature lists below are the single definition that the environments,
+the learned policies' evaluation and the docs share. Scales come from the configured ranges (the `high` bound of
+each uniform distribution), so a feature lies in [0, 1] for values inside the range; time ratios are clipped.
+
+UE (one row per UE; it sees its own task and channel and its own cluster's CPU share):
+  0 data_bits / data_high
+  1 cycles / cycles_high
+  2 deadline_s / deadline_high
+  3 distance_m / distance_high
+  4 cpu_hz / cpu_high
+  5 local_time / deadline (<= 1: meets the deadline locally), clipped to [0, 4]
+  6 upload time at an equal spectrum split among all N UEs / deadline, clipped to [0, 4]
+  7 server time at the cluster's CPU share / deadline, clipped to [0, 4]
+  8 K * cluster CPU share (1 = a fair share; phase 1: 1)
+  9 cluster's carried-over server backlog / deadline_high, clipped to [0, 4]
+
+Scheduler (a padded table, one row per UE of its cluster; padding rows and UEs that did not offload are all zero):
+  0 valid (1 if the UE offloaded this slot)
+  1 data_bits / data_high
+  2 cycles / cycles_high
+  3 deadline_s / deadline_high
+  4 upload end / deadline_high, clipped to [0, 4]
+  5 execution time at the cluster's share / deadline_high, clipped to [0, 4]
+  6 slack (deadline - upload end - execution time) / deadline_high, clipped to [-4, 4]
+
+Coordinator (one row per cluster; it acts first and sees this slot's arriving load):
+  0 cluster size * K / N (1 = an average cluster)
+  1 sum of the cluster's cycles / (F_server * deadline_high) (server load if all of them offloaded), clipped [0, 8]
+  2 mean deadline / deadline_high
+  3 mean data / data_high
+  4 fraction of the cluster's tasks that would miss their deadline locally
+  5 carried-over server backlog / deadline_high, clipped to [0, 4]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mec import physics
+from mec.config import ScenarioConfig
+from mec.simulator import SlotState
+
+UE_FEATURES = (
+    "data",
+    "cycles",
+    "deadline",
+    "distance",
+    "cpu",
+    "local_time_over_deadline",
+    "upload_time_over_deadline",
+    "server_time_over_deadline",
+    "relative_cpu_share",
+    "server_backlog",
+)
+SCHEDULER_FEATURES = ("valid", "data", "cycles", "deadline", "upload_end", "exec_time", "slack")
+COORDINATOR_FEATURES = ("size", "load", "deadline", "data", "local_miss_fraction", "server_backlog")
+
+
+class FeatureScales:
+    """The normalisation constants of one scenario (SI units)."""
+
+    def __init__(self, scenario: ScenarioConfig):
+        self.data_bits = scenario.task.data_mbit.high * 1e6
+        self.cycles = scenario.task.cycles_gcycles.high * 1e9
+        self.deadline_s = scenario.task.deadline_s.high
+        self.distance_m = scenario.ue.distance_m.high
+        self.cpu_hz = scenario.ue.cpu_ghz.high * 1e9
+
+
+def _task_share(state: SlotState, cpu_share: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(cpu_share, state.cluster, axis=1)
+
+
+def ue_features(state: SlotState, cpu_share: np.ndarray, scales: FeatureScales) -> np.ndarray:
+    """(B, N, len(UE_FEATURES)) observations of every UE."""
+    p = state.params
+    n_ue, n_k = state.n_ue, state.n_clusters
+    share = _task_share(state, cpu_share)
+    d = state.deadline_s
+    rate = physics.rate_bps(p.bandwidth_hz, 1.0 / n_ue, p.tx_power_w, state.gain, p.noise_w_per_hz)
+    columns = [
+        state.data_bits / scales.data_bits,
+        state.cycles / scales.cycles,
+        d / scales.deadline_s,
+        state.distance_m / scales.distance_m,
+        state.cpu_hz / scales.cpu_hz,
+        np.clip(physics.local_time_s(state.cycles, state.cpu_hz) / d, 0, 4),
+        np.clip(physics.tx_time_s(state.data_bits, rate) / d, 0, 4),
+        np.clip(physics.server_time_s(state.cycles, p.server_cpu_hz, share) / d, 0, 4),
+        n_k * share,
+        np.clip(np.take_along_axis(state.server_free_s, state.cluster, axis=1) / scales.deadline_s, 0, 4),
+    ]
+    return np.stack(columns, axis=-1).astype(np.float32)
+
+
+def scheduler_tables(
+    state: SlotState,
+    offload: np.ndarray,
+    upload_end_s: np.ndarray,
+    cpu_share: np.ndarray,
+    n_rows: int,
+    scales: FeatureScales,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(B, K, n_rows, len(SCHEDULER_FEATURES)) tables and (B, K, n_rows) row -> UE index (-1 for padding).
+
+    Row r of cluster k holds the r-th UE (by index) of that cluster, whether or not it offloaded; its `valid`
+    feature says whether it did. `n_rows` must be at least the largest cluster (N - K + 1 always suffices).
+    """
+    n_b, n_ue = state.data_bits.shape
+    n_k = state.n_clusters
+    # Position of each UE within its cluster (stable by UE index).
+    order = np.argsort(state.cluster, axis=1, kind="stable")
+    sorted_cluster = np.take_along_axis(state.cluster, order, axis=1)
+    first = np.zeros((n_b, n_k), dtype=np.int64)
+    counts = np.zeros((n_b, n_k), dtype=np.int64)
+    np.add.at(counts, (np.arange(n_b)[:, None], state.cluster), 1)
+    if counts.max() > n_rows:
+        raise ValueError(f"a cluster has {counts.max()} UEs; the scheduler table has only {n_rows} rows")
+    first[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
+    position = np.arange(n_ue)[None, :] - np.take_along_axis(first, sorted_cluster, axis=1)
+    ue_index = np.full((n_b, n_k, n_rows), -1, dtype=np.int64)
+    ue_index[np.arange(n_b)[:, None], sorted_cluster, position] = order
+
+    share = _task_share(state, cpu_share)
+    exec_s = physics.server_time_s(state.cycles, state.params.server_cpu_hz, share)
+    up = np.nan_to_num(upload_end_s)
+    per_ue = np.stack(
+        [
+            offload.astype(float),
+            state.data_bits / scales.data_bits,
+            state.cycles / scales.cycles,
+            state.deadline_s / scales.deadline_s,
+            np.clip(up / scales.deadline_s, 0, 4),
+            np.clip(exec_s / scales.deadline_s, 0, 4),
+            np.clip((state.deadline_s - up - exec_s) / scales.deadline_s, -4, 4),
+        ],
+        axis=-1,
+    )
+    per_ue = np.where(offload[..., None], per_ue, 0.0)
+    safe = np.maximum(ue_index, 0)
+    table = np.take_along_axis(per_ue[:, None, :, :], safe.reshape(n_b, 1, -1, 1), axis=2)
+    table = table.reshape(n_b, n_k, n_rows, -1)
+    table = np.where((ue_index >= 0)[..., None], table, 0.0)
+    return table.astype(np.float32), ue_index
+
+
+def coordinator_features(state: SlotState, scales: FeatureScales) -> np.ndarray:
+    """(B, K, len(COORDINATOR_FEATURES)) per-cluster load seen before any UE decides."""
+    n_b, n_ue = state.data_bits.shape
+    n_k = state.n_clusters
+    rows = np.arange(n_b)[:, None]
+
+    def per_cluster(values):
+        out = np.zeros((n_b, n_k))
+        np.add.at(out, (rows, state.cluster), values)
+        return out
+
+    size = per_cluster(np.ones_like(state.cycles))
+    safe_size = np.maximum(size, 1.0)
+    local_miss = physics.local_time_s(state.cycles, state.cpu_hz) > state.deadline_s
+    columns = [
+        size * n_k / n_ue,
+        np.clip(per_cluster(state.cycles) / (state.params.server_cpu_hz * scales.deadline_s), 0, 8),
+        per_cluster(state.deadline_s) / safe_size / scales.deadline_s,
+        per_cluster(state.data_bits) / safe_size / scales.data_bits,
+        per_cluster(local_miss.astype(float)) / safe_size,
+        np.clip(state.server_free_s / scales.deadline_s, 0, 4),
+    ]
+    return np.stack(columns, axis=-1).astype(np.float32)
