@@ -25,6 +25,10 @@ Scheduler (a padded table, one row per UE of its cluster; padding rows and UEs t
   5 execution time at the cluster's share / deadline_high, clipped to [0, 4]
   6 slack (deadline - upload end - execution time) / deadline_high, clipped to [-4, 4]
 
+Global state (for a centralised critic; one row per UE): the UE features, then
+  10 offloaded (1 once the UE chose to offload this slot, else 0)
+  11 upload end / deadline_high, clipped to [0, 4] (0 before the UEs decide or for local tasks)
+
 Coordinator (one row per cluster; it acts first and sees this slot's arriving load):
   0 cluster size * K / N (1 = an average cluster)
   1 sum of the cluster's cycles / (F_server * deadline_high) (server load if all of them offloaded), clipped [0, 8]
@@ -56,6 +60,7 @@ UE_FEATURES = (
 )
 SCHEDULER_FEATURES = ("valid", "data", "cycles", "deadline", "upload_end", "exec_time", "slack")
 COORDINATOR_FEATURES = ("size", "load", "deadline", "data", "local_miss_fraction", "server_backlog")
+STATE_FEATURES = UE_FEATURES + ("offloaded", "upload_end")
 
 
 class FeatureScales:
@@ -169,3 +174,13 @@ def coordinator_features(state: SlotState, scales: FeatureScales) -> np.ndarray:
         np.clip(state.server_free_s / scales.deadline_s, 0, 4),
     ]
     return np.stack(columns, axis=-1).astype(np.float32)
+
+
+def global_state(
+    state: SlotState, cpu_share: np.ndarray, offload: np.ndarray, upload_end_s: np.ndarray, scales: FeatureScales
+) -> np.ndarray:
+    """(B, N, len(STATE_FEATURES)) slot state: every UE's features plus the decisions made so far."""
+    extra = np.stack(
+        [offload.astype(np.float32), np.clip(np.nan_to_num(upload_end_s) / scales.deadline_s, 0, 4)], axis=-1
+    )
+    return np.concatenate([ue_features(state, cpu_share, scales), extra.astype(np.float32)], axis=-1)

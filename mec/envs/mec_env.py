@@ -56,7 +56,10 @@ class MECEnv(MultiAgentEnv):
         self.n_ue, self.n_k = self.setup.n_ue, self.setup.n_clusters
         # No cluster is empty, so none holds more than N - K + 1 UEs: every UE always has a row.
         self.n_rows = self.n_ue - self.n_k + 1
-        self.sim = Simulator(self.cfg, self.setup, env_config.get("episode_slots", self.cfg.training.episode_slots))
+        self.episode_slots = int(env_config.get("episode_slots", self.cfg.training.episode_slots))
+        # One extra slot is drawn so that a truncated episode can show every agent the state it would see next
+        # (its bootstrap observation); it is never stepped.
+        self.sim = Simulator(self.cfg, self.setup, self.episode_slots + 1)
         self.scales = features.FeatureScales(self.cfg.scenario)
         self.ue_ids = [ue_id(i) for i in range(self.n_ue)]
         self.scheduler_ids = [scheduler_id(self.phase, k) for k in range(self.n_k)]
@@ -79,36 +82,76 @@ class MECEnv(MultiAgentEnv):
             self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (self.n_k,), np.float32)
         self._rng = np.random.default_rng()
         self.last_result: SlotResult | None = None
+        self._start_slot()
 
-    # -- helpers --------------------------------------------------------------------------------------------------
+    # -- array-level core (shared by this per-agent view and the fleet view) ----------------------------------------
+
+    @property
+    def role(self) -> str:
+        """The role that acts next: coordinator, ue or scheduler."""
+        agents = self.stages[self._stage]
+        return "coordinator" if agents[0] == "coordinator" else ("ue" if agents is self.ue_ids else "scheduler")
 
     def _cpu_share(self) -> np.ndarray:
         w = self._cpu_weight
         phi_min = self.setup.phi_min
         return phi_min + (1.0 - self.n_k * phi_min) * w / w.sum(axis=1, keepdims=True)
 
-    def _observe(self) -> dict[str, np.ndarray]:
+    def role_observation(self) -> np.ndarray:
+        """The acting role's observations: coordinator (K, 6), ue (N, 10), scheduler (K, rows, 7)."""
         state = self.sim.state()
-        agents = self.stages[self._stage]
-        if agents[0] == "coordinator":
-            return {"coordinator": features.coordinator_features(state, self.scales)[0]}
-        if agents is self.ue_ids:
-            obs = features.ue_features(state, self._cpu_share(), self.scales)[0]
-            return {a: obs[i] for i, a in enumerate(agents)}
+        if self.role == "coordinator":
+            return features.coordinator_features(state, self.scales)[0]
+        if self.role == "ue":
+            return features.ue_features(state, self._cpu_share(), self.scales)[0]
         tables, self._row_ue = features.scheduler_tables(
             state, self._offload, self._upload_end, self._cpu_share(), self.n_rows, self.scales
         )
-        return {a: tables[0, k] for k, a in enumerate(agents)}
+        return tables[0]
 
-    # -- gymnasium / RLlib API ------------------------------------------------------------------------------------
+    def global_state(self) -> np.ndarray:
+        """(N, len(features.STATE_FEATURES)) slot state for a centralised critic: every UE's features plus the
+        decisions made so far in this slot."""
+        state = self.sim.state()
+        return features.global_state(
+            state, self._cpu_share(), self._offload, self._upload_end, self.scales
+        )[0]
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        episode_seed = int(self._rng.integers(2**63 - 1))
-        self.sim.reset([episode_seed])
+    def apply_coordinator(self, logits: np.ndarray) -> None:
+        logits = np.clip(np.asarray(logits, dtype=float).reshape(self.n_k), -LOGIT_BOUND, LOGIT_BOUND)
+        self._cpu_weight = np.exp(logits - logits.max())[None, :]
+        self._stage += 1
+
+    def apply_ues(self, offload: np.ndarray, spectrum: np.ndarray) -> None:
+        self._offload = (np.asarray(offload).reshape(1, self.n_ue) > 0.5)
+        self._spectrum = np.clip(np.asarray(spectrum, dtype=float).reshape(1, self.n_ue), SPECTRUM_LOW, 1.0)
+        _, self._upload_end = uplink(self.sim.state(), self._offload, self._spectrum)
+        self._stage += 1
+
+    def apply_schedulers(self, scores: np.ndarray) -> float:
+        """Resolve the slot with per-row scores (K, rows); returns the per-UE reward and starts the next slot."""
+        scores = np.asarray(scores, dtype=float).reshape(self.n_k, self.n_rows)
+        rows = self._row_ue[0]
+        valid = rows >= 0
+        priority = np.zeros((1, self.n_ue))
+        priority[0, rows[valid]] = scores[valid]
+        decisions = Decisions(self._offload, self._spectrum, priority, self._cpu_weight)
+        self.last_result = self.sim.step(decisions)
         self._start_slot()
-        return self._observe(), {}
+        return float(self.last_result.reward[0]) / self.n_ue
+
+    @property
+    def episode_over(self) -> bool:
+        return self.sim.slot >= self.episode_slots
+
+    def _final_observations(self, observe) -> dict[str, Any]:
+        """Every agent's observation of the (never played) next slot, with no decisions made in it yet."""
+        obs = {}
+        for stage in range(len(self.stages)):
+            self._stage = stage
+            obs.update(observe())
+        self._stage = 0
+        return obs
 
     def _start_slot(self) -> None:
         self._stage = 0
@@ -117,39 +160,45 @@ class MECEnv(MultiAgentEnv):
         self._spectrum = np.ones((1, self.n_ue))
         self._upload_end = np.full((1, self.n_ue), np.nan)
 
+    def _reset_core(self, seed: int | None) -> None:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.sim.reset([int(self._rng.integers(2**63 - 1))])
+        self.last_result = None
+        self._start_slot()
+
+    # -- RLlib MultiAgentEnv API (one agent per UE, scheduler and coordinator) -----------------------------------
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        obs = self.role_observation()
+        return {a: obs[i] for i, a in enumerate(self.stages[self._stage])}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._reset_core(seed)
+        return self._observe(), {}
+
     def step(self, action_dict: dict[str, Any]):
         agents = self.stages[self._stage]
         missing = [a for a in agents if a not in action_dict]
         if missing:
             raise ValueError(f"actions missing for agents {missing[:5]} of the current stage")
-        if agents[0] == "coordinator":
-            logits = np.clip(np.asarray(action_dict["coordinator"], dtype=float), -LOGIT_BOUND, LOGIT_BOUND)
-            self._cpu_weight = np.exp(logits - logits.max())[None, :]
-        elif agents is self.ue_ids:
-            for i, a in enumerate(agents):
-                act = action_dict[a]
-                self._offload[0, i] = int(act["offload"]) == 1
-                self._spectrum[0, i] = float(np.clip(np.asarray(act["spectrum"]).reshape(-1)[0], SPECTRUM_LOW, 1.0))
-            _, self._upload_end = uplink(self.sim.state(), self._offload, self._spectrum)
+        role = self.role
+        if role == "coordinator":
+            self.apply_coordinator(action_dict["coordinator"])
+        elif role == "ue":
+            self.apply_ues(
+                [int(action_dict[a]["offload"]) for a in agents],
+                [np.asarray(action_dict[a]["spectrum"]).reshape(-1)[0] for a in agents],
+            )
         else:
-            return self._resolve(action_dict)
-        self._stage += 1
+            reward = self.apply_schedulers(np.stack([np.asarray(action_dict[a]).reshape(-1) for a in agents]))
+            return self._after_slot(reward, self.possible_agents, self._observe)
         return self._observe(), {}, {"__all__": False}, {"__all__": False}, {}
 
-    def _resolve(self, action_dict):
-        priority = np.zeros((1, self.n_ue))
-        for k, a in enumerate(self.scheduler_ids):
-            scores = np.asarray(action_dict[a], dtype=float).reshape(-1)
-            rows = self._row_ue[0, k]
-            valid = rows >= 0
-            priority[0, rows[valid]] = scores[valid]
-        decisions = Decisions(self._offload.copy(), self._spectrum.copy(), priority, self._cpu_weight.copy())
-        self.last_result = self.sim.step(decisions)
-        reward = float(self.last_result.reward[0]) / self.n_ue
-        rewards = {a: reward for a in self.possible_agents}
-        if self.sim.done:
-            truncated = {a: True for a in self.possible_agents} | {"__all__": True}
-            terminated = {a: False for a in self.possible_agents} | {"__all__": False}
-            return {}, rewards, terminated, truncated, {}
-        self._start_slot()
-        return self._observe(), rewards, {"__all__": False}, {"__all__": False}, {}
+    def _after_slot(self, reward: float, agents, observe):
+        rewards = {a: reward for a in agents}
+        if self.episode_over:
+            truncated = {a: True for a in agents} | {"__all__": True}
+            terminated = {a: False for a in agents} | {"__all__": False}
+            return self._final_observations(observe), rewards, terminated, truncated, {}
+        return observe(), rewards, {"__all__": False}, {"__all__": False}, {}

@@ -1,0 +1,67 @@
+"""The fleet view of the same environment: one RLlib agent per role, for training.
+
+Phase 1 agents: `ues` (all N UEs), `schedulers` (the server); phase 2: `coordinator`, `ues`, `schedulers` (all K
+cluster schedulers). A fleet agent's observation is {"obs": the role's table, "state": the global slot state for
+the centralised critic}; its action holds one decision per UE / scheduler row / cluster. The modules apply one
+shared per-row network and the learner takes one PPO probability ratio per row (mec.modules), so every UE
+decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see DESIGN.md, decision 2).
+The dynamics are MECEnv's own array-level core: there is no second copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from mec.envs import features
+from mec.envs.mec_env import LOGIT_BOUND, SCORE_BOUND, SPECTRUM_LOW, MECEnv
+
+FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
+
+
+class FleetEnv(MECEnv):
+    def __init__(self, env_config: dict[str, Any] | None = None):
+        super().__init__(env_config)
+        n, k, rows = self.n_ue, self.n_k, self.n_rows
+        state = gym.spaces.Box(-4.0, 8.0, (n, len(features.STATE_FEATURES)), np.float32)
+
+        def obs(shape):
+            return gym.spaces.Dict({"obs": gym.spaces.Box(-4.0, 8.0, shape, np.float32), "state": state})
+
+        self.observation_spaces = {
+            "ues": obs((n, len(features.UE_FEATURES))),
+            "schedulers": obs((k, rows, len(features.SCHEDULER_FEATURES))),
+        }
+        self.action_spaces = {
+            "ues": gym.spaces.Dict(
+                {
+                    "offload": gym.spaces.MultiBinary(n),
+                    "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (n,), np.float32),
+                }
+            ),
+            "schedulers": gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (k, rows), np.float32),
+        }
+        if self.phase == 2:
+            self.observation_spaces["coordinator"] = obs((k, len(features.COORDINATOR_FEATURES)))
+            self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (k,), np.float32)
+        self.possible_agents = [a for a in ("coordinator", "ues", "schedulers") if a in self.action_spaces]
+        self.agents = list(self.possible_agents)
+
+    def _observe(self) -> dict[str, dict[str, np.ndarray]]:
+        return {FLEET_AGENT[self.role]: {"obs": self.role_observation(), "state": self.global_state()}}
+
+    def step(self, action_dict: dict[str, Any]):
+        agent = FLEET_AGENT[self.role]
+        if agent not in action_dict:
+            raise ValueError(f"action missing for agent {agent!r} of the current stage")
+        action = action_dict[agent]
+        if agent == "coordinator":
+            self.apply_coordinator(action)
+        elif agent == "ues":
+            self.apply_ues(action["offload"], action["spectrum"])
+        else:
+            reward = self.apply_schedulers(action)
+            return self._after_slot(reward, self.possible_agents, self._observe)
+        return self._observe(), {}, {"__all__": False}, {"__all__": False}, {}

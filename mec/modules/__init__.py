@@ -1,0 +1,199 @@
+"""TorchRLModules of the three roles, shared by every agent of a role, and the per-row PPO loss.
+
+Every module applies one small MLP to each row of its role's table (a UE, a scheduler table row, a cluster), so
+the same weights serve any N, K or cluster size, and a padded row never changes another row's output. The
+distribution of each row:
+  ue:          offload ~ Bernoulli(sigmoid(l0)); spectrum weight = 0.01 + 0.99 * x, x ~ Beta(1 + softplus(l1),
+               1 + softplus(l2)) (its log-probability counts only when the UE offloads)
+  scheduler:   priority score ~ Normal(mu, sigma) per row; rows of UEs that did not offload (and padding) are
+               masked out of the loss and their scores are ignored by the environment
+  coordinator: CPU-share logit ~ Normal(mu, sigma) per cluster; the env applies the floor-softmax
+Deterministic actions: offload iff sigmoid(l0) > 1/2, the Beta mean, and mu.
+
+Critic (ValueFunctionAPI): `central` (MAPPO) encodes every row of the global slot state (mec.envs.features
+STATE_FEATURES) and mean-pools; `local` (IPPO ablation) does the same over the role's own observation rows.
+
+`FleetPPOLearner` takes one PPO probability ratio per row (per UE decision), not one per fleet sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from torch import nn
+
+from mec.envs.mec_env import SPECTRUM_LOW
+
+ROLES = ("ue", "scheduler", "coordinator")
+_OUT = {"ue": 3, "scheduler": 1, "coordinator": 1}
+_EPS = 1e-4
+
+
+def mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), nn.Tanh()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class RoleModule(TorchRLModule, ValueFunctionAPI):
+    """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "critic": central | local}."""
+
+    def setup(self):
+        cfg = dict(self.model_config or {})
+        self.role = cfg.get("role", "ue")
+        if self.role not in ROLES:
+            raise ValueError(f"role {self.role!r}: allowed {', '.join(ROLES)}")
+        hidden = tuple(cfg.get("hidden", (64, 64)))
+        self.central = cfg.get("critic", "central") == "central"
+        n_obs = self.observation_space["obs"].shape[-1]
+        n_state = self.observation_space["state"].shape[-1]
+        self.actor = mlp(n_obs, hidden, _OUT[self.role])
+        self.log_std = nn.Parameter(torch.full((), -0.5)) if self.role != "ue" else None
+        self.critic_rows = mlp(n_state if self.central else n_obs, hidden, hidden[-1])
+        self.critic_head = nn.Sequential(nn.Tanh(), nn.Linear(hidden[-1], 1))
+
+    # -- rows -----------------------------------------------------------------------------------------------------
+
+    def _rows(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, R, F) view of the role's table (scheduler tables (B, K, M, F) flatten to R = K*M)."""
+        return obs.reshape(obs.shape[0], -1, obs.shape[-1])
+
+    def row_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, R) rows that carry a decision: every UE and cluster; scheduler rows of offloaded UEs."""
+        rows = self._rows(obs)
+        if self.role == "scheduler":
+            return rows[..., 0] > 0.5
+        return torch.ones(rows.shape[:2], dtype=torch.bool, device=rows.device)
+
+    def _dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(self._rows(obs))  # (B, R, out)
+
+    # -- distributions --------------------------------------------------------------------------------------------
+
+    def _ue_parts(self, inputs: torch.Tensor):
+        offload = torch.distributions.Bernoulli(logits=inputs[..., 0])
+        a = 1.0 + nn.functional.softplus(inputs[..., 1])
+        b = 1.0 + nn.functional.softplus(inputs[..., 2])
+        return offload, torch.distributions.Beta(a, b)
+
+    def _gauss(self, inputs: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(inputs[..., 0], self.log_std.exp().expand_as(inputs[..., 0]))
+
+    def row_logp(self, inputs: torch.Tensor, actions: Any) -> torch.Tensor:
+        """(B, R) log-probability of each row's action under the distribution `inputs` parameterise."""
+        if self.role == "ue":
+            offload_dist, beta = self._ue_parts(inputs)
+            offload = actions["offload"].reshape(inputs.shape[:2]).float()
+            x = ((actions["spectrum"].reshape(inputs.shape[:2]) - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(
+                _EPS, 1 - _EPS
+            )
+            return offload_dist.log_prob(offload) + offload * beta.log_prob(x)
+        return self._gauss(inputs).log_prob(actions.reshape(inputs.shape[:2]).float())
+
+    def row_entropy(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.role == "ue":
+            offload_dist, beta = self._ue_parts(inputs)
+            return offload_dist.entropy() + offload_dist.probs * beta.entropy()
+        return self._gauss(inputs).entropy()
+
+    def _actions(self, inputs: torch.Tensor, obs: torch.Tensor, explore: bool) -> dict[str, Any]:
+        table_shape = obs.shape[:-1]  # (B, N) / (B, K, M) / (B, K)
+        mask = self.row_mask(obs)
+        if self.role == "ue":
+            offload_dist, beta = self._ue_parts(inputs)
+            if explore:
+                offload, x = offload_dist.sample(), beta.sample().clamp(_EPS, 1 - _EPS)
+            else:
+                offload, x = (offload_dist.probs > 0.5).float(), beta.mean
+            actions = {"offload": offload.reshape(table_shape), "spectrum": SPECTRUM_LOW + (1 - SPECTRUM_LOW) * x}
+        else:
+            gauss = self._gauss(inputs)
+            actions = (gauss.sample() if explore else gauss.mean).reshape(table_shape)
+        logp = (self.row_logp(inputs, actions) * mask).sum(dim=1)
+        return {Columns.ACTIONS: actions, Columns.ACTION_LOGP: logp, Columns.ACTION_DIST_INPUTS: inputs}
+
+    # -- RLModule API ---------------------------------------------------------------------------------------------
+
+    def _forward_inference(self, batch, **kwargs):
+        obs = batch[Columns.OBS]["obs"]
+        return self._actions(self._dist_inputs(obs), obs, explore=False)
+
+    def _forward_exploration(self, batch, **kwargs):
+        obs = batch[Columns.OBS]["obs"]
+        return self._actions(self._dist_inputs(obs), obs, explore=True)
+
+    def _forward_train(self, batch, **kwargs):
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch[Columns.OBS]["obs"])}
+
+    def compute_values(self, batch, embeddings=None):
+        obs = batch[Columns.OBS]
+        rows = self._rows(obs["state"] if self.central else obs["obs"])
+        mask = torch.ones(rows.shape[:2], device=rows.device) if self.central else self.row_mask(obs["obs"]).float()
+        pooled = (self.critic_rows(rows) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return self.critic_head(pooled).squeeze(-1)
+
+    # RLlib asks for distribution classes; actions are sampled in the module, so these only serve its API checks.
+    def get_exploration_action_dist_cls(self):
+        return TorchDiagGaussian
+
+    def get_inference_action_dist_cls(self):
+        return TorchDiagGaussian
+
+    def get_train_action_dist_cls(self):
+        return TorchDiagGaussian
+
+
+class FleetPPOLearner(PPOTorchLearner):
+    """PPO with one clipped probability ratio per row (each UE / scheduler row / cluster decision)."""
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        module = self.module[module_id].unwrapped()
+        obs = batch[Columns.OBS]["obs"]
+        rows_valid = module.row_mask(obs)
+        if Columns.LOSS_MASK in batch:
+            step_mask = batch[Columns.LOSS_MASK].bool()
+        else:
+            step_mask = torch.ones(rows_valid.shape[0], dtype=torch.bool, device=rows_valid.device)
+        valid = (rows_valid & step_mask[:, None]).float()
+        n_valid = valid.sum().clamp(min=1.0)
+
+        new_inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
+        new_logp = module.row_logp(new_inputs, batch[Columns.ACTIONS])
+        with torch.no_grad():
+            old_logp = module.row_logp(batch[Columns.ACTION_DIST_INPUTS], batch[Columns.ACTIONS])
+        ratio = torch.exp(new_logp - old_logp)
+        adv = batch[Postprocessing.ADVANTAGES][:, None]
+        surrogate = torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - config.clip_param, 1 + config.clip_param))
+        policy_loss = -(surrogate * valid).sum() / n_valid
+        entropy = (module.row_entropy(new_inputs) * valid).sum() / n_valid
+        approx_kl = ((old_logp - new_logp) * valid).sum() / n_valid
+
+        values = module.compute_values(batch)
+        vf_loss = torch.clamp((values - batch[Postprocessing.VALUE_TARGETS]) ** 2, 0, config.vf_clip_param)
+        step_valid = step_mask.float()
+        vf_loss = (vf_loss * step_valid).sum() / step_valid.sum().clamp(min=1.0)
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        total = policy_loss + config.vf_loss_coeff * vf_loss - entropy_coeff * entropy
+        self.metrics.log_dict(
+            {
+                POLICY_LOSS_KEY: policy_loss,
+                VF_LOSS_KEY: vf_loss,
+                ENTROPY_KEY: entropy,
+                "approx_kl": approx_kl,
+                "rows_per_sample": n_valid / step_valid.sum().clamp(min=1.0),
+            },
+            key=module_id,
+            window=1,
+        )
+        return total
