@@ -33,12 +33,18 @@ class PhaseSetup:
     @classmethod
     def from_config(cls, cfg: StudyConfig, phase: int, n: int) -> "PhaseSetup":
         """Phase 1: `n` is the number of UEs (one cluster). Phase 2: `n` is K, the number of clusters."""
+        slack = 1e-12  # floors like 100 * 0.01 are feasible despite rounding
         if phase == 1:
-            return cls(1, int(n), 1, cfg.phase1.theta_min, 0.0)
+            theta_min = cfg.phase1.theta_min
+            if n < 1 or n * theta_min > 1 + slack:
+                raise ValueError(f"n_ue {n}: allowed 1..{int((1 + slack) / theta_min) if theta_min else 'any'}"
+                                 f" (n_ue * phase1.theta_min <= 1)")  # fmt: skip
+            return cls(1, int(n), 1, theta_min, 0.0)
         if phase == 2:
             p2 = cfg.phase2
-            if not 1 <= n <= p2.n_users:
-                raise ValueError(f"n_clusters {n}: allowed 1..{p2.n_users} (phase2.n_users)")
+            if not 1 <= n <= p2.n_users or n * p2.phi_min > 1 + slack:
+                raise ValueError(f"n_clusters {n}: allowed 1..{p2.n_users} (phase2.n_users) with "
+                                 f"n_clusters * phase2.phi_min <= 1 (phi_min = {p2.phi_min})")  # fmt: skip
             return cls(2, p2.n_users, int(n), p2.theta_min, p2.phi_min, p2.kmeans_n_init)
         raise ValueError(f"phase {phase!r}: allowed 1 or 2")
 

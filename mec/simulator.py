@@ -286,6 +286,9 @@ def _check_shapes(state: SlotState, decisions: Decisions) -> None:
         got = getattr(decisions, name).shape
         if got != shape:
             raise ValueError(f"decisions.{name} has shape {got}; allowed {shape} (episodes, UEs)")
+    if state.cluster.size and (state.cluster.min() < 0 or state.cluster.max() >= state.server_free_s.shape[1]):
+        raise ValueError(f"cluster labels span {state.cluster.min()}..{state.cluster.max()}; allowed "
+                         f"0..{state.server_free_s.shape[1] - 1} (one per cluster of server_free_s)")  # fmt: skip
     if decisions.cpu_weight.shape != state.server_free_s.shape:
         raise ValueError(
             f"decisions.cpu_weight has shape {decisions.cpu_weight.shape}; allowed {state.server_free_s.shape}"
@@ -330,8 +333,12 @@ def resolve_slot_reference(state: SlotState, decisions: Decisions) -> SlotResult
     _check_shapes(state, decisions)
     p = state.params
     offload = np.asarray(decisions.offload, dtype=bool)
-    if np.any(offload & ~(np.asarray(decisions.spectrum_weight) > 0)):
+    weight = np.asarray(decisions.spectrum_weight, dtype=float)
+    if np.any(offload & ~(np.isfinite(weight) & (weight > 0))):
         raise ValueError("spectrum_weight must be finite and > 0 for every offloading UE")
+    cpu_weight = np.asarray(decisions.cpu_weight, dtype=float)
+    if np.any(~(np.isfinite(cpu_weight) & (cpu_weight > 0))):
+        raise ValueError("cpu_weight must be finite and > 0 for every cluster")
     share, upload_end = uplink(state, offload, decisions.spectrum_weight)
     rate = physics.rate_bps(p.bandwidth_hz, share, p.tx_power_w, state.gain, p.noise_w_per_hz)
     n_clusters = state.server_free_s.shape[1]
