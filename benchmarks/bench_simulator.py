@@ -35,20 +35,20 @@ TARGETS = {  # slots/s: 50x (batched) and 10x (single) the reference implementat
 }
 
 
+def _play(sim: Simulator, episodes, policy) -> float:
+    """Seconds to step every episode of the batch to the end under `policy`."""
+    state = sim.reset_from(episodes)
+    started = time.perf_counter()
+    while True:
+        sim.step(policy.act(state))
+        if sim.done:
+            return time.perf_counter() - started
+        state = sim.state()
+
+
 def _run(sim: Simulator, episodes, policy, repeats: int) -> float:
     """Slots per second (summed over the batch) of stepping every episode to the end, best of `repeats`."""
-    best = 0.0
-    for _ in range(repeats):
-        state = sim.reset_from(episodes)
-        started = time.perf_counter()
-        while True:
-            sim.step(policy.act(state))
-            if sim.done:
-                break
-            state = sim.state()
-        elapsed = time.perf_counter() - started
-        best = max(best, episodes.n_episodes * sim.n_slots / elapsed)
-    return best
+    return max(episodes.n_episodes * sim.n_slots / _play(sim, episodes, policy) for _ in range(repeats))
 
 
 def _kernel_only(sim: Simulator, episodes, policy, repeats: int) -> float:
@@ -101,15 +101,9 @@ def oracle_time(cfg, n_ue: int, slots: int) -> dict:
     setup = PhaseSetup.from_config(cfg, 1, n_ue)
     sim = Simulator(cfg, setup, slots)
     oracle = make_policy("oracle", 1)
-    state = sim.reset_from(sample_episodes(cfg.scenario, setup, slots, episode_seeds(3, 1)))
-    oracle.act(state)  # compile
-    started = time.perf_counter()
-    while True:
-        sim.step(oracle.act(state))
-        if sim.done:
-            break
-        state = sim.state()
-    return {"n_ue": n_ue, "oracle_ms_per_slot": round(1e3 * (time.perf_counter() - started) / slots, 3)}
+    episodes = sample_episodes(cfg.scenario, setup, slots, episode_seeds(3, 1))
+    oracle.act(sim.reset_from(episodes))  # compile
+    return {"n_ue": n_ue, "oracle_ms_per_slot": round(1e3 * _play(sim, episodes, oracle) / slots, 3)}
 
 
 def main() -> None:

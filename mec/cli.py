@@ -22,24 +22,21 @@ class CliError(Exception):
     """A bad flag or file; printed as one line and exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {value}; allowed an integer >= 1")
-    return value
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}; allowed an integer >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"got {value}; allowed an integer >= {low}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {value}; allowed an integer >= 0")
-    return value
+_positive_int = _int_at_least(1)
+_seed = _int_at_least(0)
 
 
 def _parquet_path(text: str) -> Path:
