@@ -16,7 +16,8 @@ UE (one row per UE; it sees its own task and channel and its own cluster's CPU s
   8 K * cluster CPU share (1 = a fair share; phase 1: 1)
   9 cluster's carried-over server backlog / deadline_high, clipped to [0, 4]
 
-Scheduler (a padded table, one row per UE of its cluster; padding rows and UEs that did not offload are all zero):
+Scheduler (one row per UE of its cluster, padded to a fixed table in the per-agent env; padding rows and UEs that
+did not offload are all zero):
   0 valid (1 if the UE offloaded this slot)
   1 data_bits / data_high
   2 cycles / cycles_high
@@ -100,34 +101,10 @@ def ue_features(state: SlotState, cpu_share: np.ndarray, scales: FeatureScales) 
     return np.stack(columns, axis=-1).astype(np.float32)
 
 
-def scheduler_tables(
-    state: SlotState,
-    offload: np.ndarray,
-    upload_end_s: np.ndarray,
-    cpu_share: np.ndarray,
-    n_rows: int,
-    scales: FeatureScales,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(B, K, n_rows, len(SCHEDULER_FEATURES)) tables and (B, K, n_rows) row -> UE index (-1 for padding).
-
-    Row r of cluster k holds the r-th UE (by index) of that cluster, whether or not it offloaded; its `valid`
-    feature says whether it did. `n_rows` must be at least the largest cluster (N - K + 1 always suffices).
-    """
-    n_b, n_ue = state.data_bits.shape
-    n_k = state.n_clusters
-    # Position of each UE within its cluster (stable by UE index).
-    order = np.argsort(state.cluster, axis=1, kind="stable")
-    sorted_cluster = np.take_along_axis(state.cluster, order, axis=1)
-    first = np.zeros((n_b, n_k), dtype=np.int64)
-    counts = np.zeros((n_b, n_k), dtype=np.int64)
-    np.add.at(counts, (np.arange(n_b)[:, None], state.cluster), 1)
-    if counts.max() > n_rows:
-        raise ValueError(f"a cluster has {counts.max()} UEs; the scheduler table has only {n_rows} rows")
-    first[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
-    position = np.arange(n_ue)[None, :] - np.take_along_axis(first, sorted_cluster, axis=1)
-    ue_index = np.full((n_b, n_k, n_rows), -1, dtype=np.int64)
-    ue_index[np.arange(n_b)[:, None], sorted_cluster, position] = order
-
+def scheduler_rows(
+    state: SlotState, offload: np.ndarray, upload_end_s: np.ndarray, cpu_share: np.ndarray, scales: FeatureScales
+) -> np.ndarray:
+    """(B, N, len(SCHEDULER_FEATURES)) one scheduler row per UE (all zero for UEs that did not offload)."""
     share = _task_share(state, cpu_share)
     exec_s = physics.server_time_s(state.cycles, state.params.server_cpu_hz, share)
     up = np.nan_to_num(upload_end_s)
@@ -143,12 +120,35 @@ def scheduler_tables(
         ],
         axis=-1,
     )
-    per_ue = np.where(offload[..., None], per_ue, 0.0)
-    safe = np.maximum(ue_index, 0)
-    table = np.take_along_axis(per_ue[:, None, :, :], safe.reshape(n_b, 1, -1, 1), axis=2)
-    table = table.reshape(n_b, n_k, n_rows, -1)
-    table = np.where((ue_index >= 0)[..., None], table, 0.0)
-    return table.astype(np.float32), ue_index
+    return np.where(offload[..., None], per_ue, 0.0).astype(np.float32)
+
+
+def cluster_rows(cluster: np.ndarray, n_clusters: int, n_rows: int) -> np.ndarray:
+    """(B, K, n_rows) UE index of row r of cluster k (its r-th UE by index), -1 for padding rows.
+
+    `n_rows` must be at least the largest cluster (N - K + 1 always suffices, as no cluster is empty).
+    """
+    n_b, n_ue = cluster.shape
+    order = np.argsort(cluster, axis=1, kind="stable")
+    sorted_cluster = np.take_along_axis(cluster, order, axis=1)
+    counts = np.zeros((n_b, n_clusters), dtype=np.int64)
+    np.add.at(counts, (np.arange(n_b)[:, None], cluster), 1)
+    if counts.max() > n_rows:
+        raise ValueError(f"a cluster has {counts.max()} UEs; the scheduler table has only {n_rows} rows")
+    first = np.zeros((n_b, n_clusters), dtype=np.int64)
+    first[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
+    position = np.arange(n_ue)[None, :] - np.take_along_axis(first, sorted_cluster, axis=1)
+    ue_index = np.full((n_b, n_clusters, n_rows), -1, dtype=np.int64)
+    ue_index[np.arange(n_b)[:, None], sorted_cluster, position] = order
+    return ue_index
+
+
+def scheduler_tables(rows: np.ndarray, ue_index: np.ndarray) -> np.ndarray:
+    """(B, K, n_rows, F) padded per-cluster tables from per-UE scheduler rows and `cluster_rows` indices."""
+    n_b, n_k, n_rows = ue_index.shape
+    safe = np.maximum(ue_index, 0).reshape(n_b, -1)
+    table = np.take_along_axis(rows, safe[..., None], axis=1).reshape(n_b, n_k, n_rows, -1)
+    return np.where((ue_index >= 0)[..., None], table, 0.0).astype(np.float32)
 
 
 def coordinator_features(state: SlotState, scales: FeatureScales) -> np.ndarray:

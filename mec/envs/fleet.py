@@ -2,7 +2,9 @@
 
 Phase 1 agents: `ues` (all N UEs), `schedulers` (the server); phase 2: `coordinator`, `ues`, `schedulers` (all K
 cluster schedulers). A fleet agent's observation is {"obs": the role's table, "state": the global slot state for
-the centralised critic}; its action holds one decision per UE / scheduler row / cluster. The modules apply one
+the centralised critic}; its action holds one decision per UE / cluster. The schedulers' rows are the N UEs
+themselves (row i = UE i, all zero unless it offloaded), unpadded: the per-row scoring network is the same for
+every cluster's scheduler, so no cluster grouping is needed and no padding is computed. The modules apply one
 shared per-row network and the learner takes one PPO probability ratio per row (mec.modules), so every UE
 decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see DESIGN.md, decision 2).
 The dynamics are MECEnv's own array-level core: there is no second copy.
@@ -24,7 +26,7 @@ FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedule
 class FleetEnv(MECEnv):
     def __init__(self, env_config: dict[str, Any] | None = None):
         super().__init__(env_config)
-        n, k, rows = self.n_ue, self.n_k, self.n_rows
+        n, k = self.n_ue, self.n_k
         state = gym.spaces.Box(-4.0, 8.0, (n, len(features.STATE_FEATURES)), np.float32)
 
         def obs(shape):
@@ -32,7 +34,7 @@ class FleetEnv(MECEnv):
 
         self.observation_spaces = {
             "ues": obs((n, len(features.UE_FEATURES))),
-            "schedulers": obs((k, rows, len(features.SCHEDULER_FEATURES))),
+            "schedulers": obs((n, len(features.SCHEDULER_FEATURES))),
         }
         self.action_spaces = {
             "ues": gym.spaces.Dict(
@@ -41,7 +43,7 @@ class FleetEnv(MECEnv):
                     "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (n,), np.float32),
                 }
             ),
-            "schedulers": gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (k, rows), np.float32),
+            "schedulers": gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (n,), np.float32),
         }
         if self.phase == 2:
             self.observation_spaces["coordinator"] = obs((k, len(features.COORDINATOR_FEATURES)))
@@ -50,7 +52,12 @@ class FleetEnv(MECEnv):
         self.agents = list(self.possible_agents)
 
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
-        return {FLEET_AGENT[self.role]: {"obs": self.role_observation(), "state": self.global_state()}}
+        if self.role == "scheduler":
+            state = self.sim.state()
+            obs = features.scheduler_rows(state, self._offload, self._upload_end, self._cpu_share(), self.scales)[0]
+        else:
+            obs = self.role_observation()
+        return {FLEET_AGENT[self.role]: {"obs": obs, "state": self.global_state()}}
 
     def step(self, action_dict: dict[str, Any]):
         agent = FLEET_AGENT[self.role]
@@ -62,6 +69,6 @@ class FleetEnv(MECEnv):
         elif agent == "ues":
             self.apply_ues(action["offload"], action["spectrum"])
         else:
-            reward = self.apply_schedulers(action)
+            reward = self.apply_priorities(action)
             return self._after_slot(reward, self.possible_agents, self._observe)
         return self._observe(), {}, {"__all__": False}, {"__all__": False}, {}

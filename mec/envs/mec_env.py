@@ -104,10 +104,8 @@ class MECEnv(MultiAgentEnv):
             return features.coordinator_features(state, self.scales)[0]
         if self.role == "ue":
             return features.ue_features(state, self._cpu_share(), self.scales)[0]
-        tables, self._row_ue = features.scheduler_tables(
-            state, self._offload, self._upload_end, self._cpu_share(), self.n_rows, self.scales
-        )
-        return tables[0]
+        rows = features.scheduler_rows(state, self._offload, self._upload_end, self._cpu_share(), self.scales)
+        return features.scheduler_tables(rows, self._row_ue)[0]
 
     def global_state(self) -> np.ndarray:
         """(N, len(features.STATE_FEATURES)) slot state for a centralised critic: every UE's features plus the
@@ -129,12 +127,17 @@ class MECEnv(MultiAgentEnv):
         self._stage += 1
 
     def apply_schedulers(self, scores: np.ndarray) -> float:
-        """Resolve the slot with per-row scores (K, rows); returns the per-UE reward and starts the next slot."""
+        """Resolve the slot with per-row scores (K, rows) of the padded tables; see apply_priorities."""
         scores = np.asarray(scores, dtype=float).reshape(self.n_k, self.n_rows)
         rows = self._row_ue[0]
         valid = rows >= 0
-        priority = np.zeros((1, self.n_ue))
-        priority[0, rows[valid]] = scores[valid]
+        priority = np.zeros(self.n_ue)
+        priority[rows[valid]] = scores[valid]
+        return self.apply_priorities(priority)
+
+    def apply_priorities(self, priority: np.ndarray) -> float:
+        """Resolve the slot with one priority per UE (N,); returns the per-UE reward and starts the next slot."""
+        priority = np.asarray(priority, dtype=float).reshape(1, self.n_ue)
         decisions = Decisions(self._offload, self._spectrum, priority, self._cpu_weight)
         self.last_result = self.sim.step(decisions)
         self._start_slot()
@@ -164,6 +167,7 @@ class MECEnv(MultiAgentEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self.sim.reset([int(self._rng.integers(2**63 - 1))])
+        self._row_ue = features.cluster_rows(self.sim.episodes.cluster, self.n_k, self.n_rows)
         self.last_result = None
         self._start_slot()
 
