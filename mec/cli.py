@@ -83,11 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed. Prints a summary; --json prints it as one JSON object; --out writes one Parquet row per "
         "(episode, slot).",
     )
-    ev.add_argument("--phase", type=int, choices=(1, 2), required=True, help="1: N UEs, one server; 2: clusters")
-    size = ev.add_mutually_exclusive_group(required=True)
+    ev.add_argument("--phase", type=int, choices=(1, 2), help="1: N UEs, one server; 2: clusters (not with "
+                    "--checkpoint, which knows its phase)")  # fmt: skip
+    size = ev.add_mutually_exclusive_group()
     size.add_argument("--n-ue", type=_positive_int, help="phase 1: number of UEs (the oracle allows up to 8)")
     size.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
-    ev.add_argument("--policy", required=True, help="policy name; an unknown name lists the valid ones")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--policy", help="a heuristic or the oracle; an unknown name lists the valid ones")
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a training checkpoint directory (e.g. RUN/checkpoints/best): evaluate the learned policy of its "
+        "phase and size with its config (--config/--set still apply on top)",
+    )
+    ev.add_argument("--schedule-out", type=_parquet_path,
+                    help="also write the per-task schedule (upload and execution times, deadline, QoS) as Parquet")  # fmt: skip
     ev.add_argument("--episodes", type=_positive_int, help="evaluation episodes (default: evaluation.episodes)")
     ev.add_argument("--slots", type=_positive_int, help="slots per episode (default: evaluation.slots)")
     ev.add_argument("--seed", type=_seed, help="evaluation seed: the episodes drawn (default: evaluation.seed)")
@@ -95,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ev.add_argument("--out", type=_parquet_path, help="write one row per (episode, slot) to this Parquet file")
     _add_config_flags(ev)
+
+    tr = sub.add_parser(
+        "train",
+        help="train the MAPPO agents of one (phase, N or K, seed) job; resumes if interrupted",
+        description="Train one job with the hyperparameters of the config's training section. Writes "
+        "OUT/metrics.parquet (one row per iteration) and OUT/checkpoints/{latest,best,final,iter_<i>}. Rerunning "
+        "the same command resumes from the latest checkpoint; a finished run is not retrained.",
+    )
+    tr.add_argument("--phase", type=int, choices=(1, 2), required=True, help="1: N UEs, one server; 2: clusters")
+    tsize = tr.add_mutually_exclusive_group(required=True)
+    tsize.add_argument("--n-ue", type=_positive_int, help="phase 1: number of UEs")
+    tsize.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
+    tr.add_argument("--seed", type=_seed, required=True, help="training seed (networks, exploration, episodes)")
+    tr.add_argument("--out", type=Path, required=True, help="run directory")
+    tr.add_argument("--num-cpus", type=_positive_int, help="CPUs Ray may use (default: training.num_cpus)")
+    _add_config_flags(tr)
 
     cmp_ = sub.add_parser(
         "compare",
@@ -130,24 +156,53 @@ def _make_policy(name: str, setup: PhaseSetup, seed: int):
     return policy
 
 
+def _checkpoint_policy(args):
+    from mec.config import apply_overrides
+    from mec.envs.features import FeatureScales
+    from mec.policy import LearnedPolicy
+    from mec.training import load_modules
+
+    if args.phase is not None or args.n_ue is not None or args.n_clusters is not None:
+        raise CliError("--checkpoint knows its phase and size; drop --phase/--n-ue/--n-clusters")
+    if not args.checkpoint.is_dir():
+        raise CliError(f"--checkpoint {args.checkpoint}: no such directory")
+    try:
+        modules, meta = load_modules(args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    cfg = _load(args) if args.config is not None else config_from_dict(apply_overrides(meta["config"], args.overrides))
+    setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
+    name = f"mappo-seed{meta['seed']}-iter{meta['iteration']}"
+    return cfg, setup, LearnedPolicy(modules, FeatureScales(cfg.scenario), name=name), name
+
+
 def _evaluate(args) -> int:
-    cfg = _load(args)
-    setup = _setup(cfg, args.phase, args.n_ue, args.n_clusters)
-    policy = _make_policy(args.policy, setup, args.policy_seed)
+    if args.checkpoint is not None:
+        cfg, setup, policy, name = _checkpoint_policy(args)
+    else:
+        cfg = _load(args)
+        if args.phase is None:
+            raise CliError("--phase is required with --policy")
+        setup = _setup(cfg, args.phase, args.n_ue, args.n_clusters)
+        policy, name = _make_policy(args.policy, setup, args.policy_seed), args.policy
     episodes = args.episodes or cfg.evaluation.episodes
     slots = args.slots or cfg.evaluation.slots
     seed = cfg.evaluation.seed if args.seed is None else args.seed
-    frame = run_policy(cfg, setup, policy, evaluation_episodes(cfg, setup, episodes, slots, seed))
+    batch = evaluation_episodes(cfg, setup, episodes, slots, seed)
+    frame, schedule = run_policy(cfg, setup, policy, batch, trace=True)
     summary = {
         "phase": setup.phase,
         "n_ue": setup.n_ue,
         "n_clusters": setup.n_clusters,
-        "policy": args.policy,
+        "policy": name,
         "seed": seed,
         **metrics.summarise(frame),
     }
+    provenance = {"config": config_to_dict(cfg), **summary}
     if args.out is not None:
-        io.write_parquet(frame.assign(policy=args.policy), args.out, {"config": config_to_dict(cfg), **summary})
+        io.write_parquet(frame.assign(policy=name), args.out, provenance)
+    if args.schedule_out is not None:
+        io.write_parquet(schedule.assign(policy=name), args.schedule_out, provenance)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -193,12 +248,28 @@ def _compare(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from mec.training import train
+
+    cfg = _load(args)
+    n = args.n_ue if args.phase == 1 else args.n_clusters
+    _setup(cfg, args.phase, args.n_ue, args.n_clusters)
+    try:
+        train(cfg, args.phase, n, args.seed, args.out, num_cpus=args.num_cpus,
+              log=lambda line: print(line, flush=True))  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "train":
+            return _train(args)
         return _compare(args)
     except (ConfigError, CliError) as exc:
         print(f"error: {exc}", file=sys.stderr)

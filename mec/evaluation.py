@@ -20,17 +20,65 @@ def evaluation_episodes(cfg: StudyConfig, setup: PhaseSetup, n_episodes: int, n_
     return sample_episodes(cfg.scenario, setup, n_slots, episode_seeds(seed, n_episodes))
 
 
-def run_policy(cfg: StudyConfig, setup: PhaseSetup, policy: Policy, episodes: EpisodeBatch) -> pd.DataFrame:
-    """Step every episode of the batch to the end under `policy`; one row per (episode, slot)."""
+TRACE_COLUMNS = (
+    "episode",
+    "slot",
+    "ue",
+    "cluster",
+    "offload",
+    "upload_start_s",
+    "upload_end_s",
+    "exec_start_s",
+    "exec_end_s",
+    "completion_time_s",
+    "deadline_s",
+    "qos",
+)
+
+
+def _trace_rows(result, slot: int, episode_index: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-task schedule records of one slot (times in seconds from the slot's start; NaN where not offloaded)."""
+    n_b, n_ue = result.offload.shape
+    offload = result.offload.ravel()
+    return {
+        "episode": np.repeat(episode_index, n_ue),
+        "slot": np.full(n_b * n_ue, slot),
+        "ue": np.tile(np.arange(n_ue), n_b),
+        "cluster": result.cluster.ravel(),
+        "offload": offload,
+        "upload_start_s": np.where(offload, 0.0, np.nan),
+        "upload_end_s": result.upload_end_s.ravel(),
+        "exec_start_s": result.exec_start_s.ravel(),
+        "exec_end_s": result.exec_end_s.ravel(),
+        "completion_time_s": result.completion_time_s.ravel(),
+        "deadline_s": result.deadline_s.ravel(),
+        "qos": result.qos.ravel(),
+    }
+
+
+def run_policy(
+    cfg: StudyConfig, setup: PhaseSetup, policy: Policy, episodes: EpisodeBatch, trace: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Step every episode of the batch to the end under `policy`; one row per (episode, slot).
+
+    With `trace`, also return the per-task schedule (TRACE_COLUMNS), one row per (episode, slot, UE).
+    """
     sim = Simulator(cfg, setup, episodes.n_slots)
     state = sim.reset_from(episodes)
     index = np.arange(episodes.n_episodes)
     columns: dict[str, list] = {name: [] for name in metrics.SLOT_COLUMNS}
+    traces: list[dict[str, np.ndarray]] = []
     while True:
         result = sim.step(policy.act(state))
         for name, values in metrics.slot_rows(result, state.slot, index, setup.phase == 1).items():
             columns[name].extend(values)
+        if trace:
+            traces.append(_trace_rows(result, state.slot, index))
         if sim.done:
             break
         state = sim.state()
-    return pd.DataFrame(columns).sort_values(["episode", "slot"], ignore_index=True)
+    slots = pd.DataFrame(columns).sort_values(["episode", "slot"], ignore_index=True)
+    if not trace:
+        return slots
+    schedule = pd.DataFrame({name: np.concatenate([t[name] for t in traces]) for name in TRACE_COLUMNS})
+    return slots, schedule.sort_values(["episode", "slot", "ue"], ignore_index=True)

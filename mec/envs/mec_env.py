@@ -35,6 +35,18 @@ SCORE_BOUND = 10.0
 LOGIT_BOUND = 5.0
 
 
+def cpu_weight_from_logits(logits: np.ndarray) -> np.ndarray:
+    """Coordinator logits (..., K) -> positive CPU weights; the simulator's floor turns them into the
+    floor-softmax shares phi_min + (1 - K*phi_min) * softmax(logits)."""
+    logits = np.clip(np.asarray(logits, dtype=float), -LOGIT_BOUND, LOGIT_BOUND)
+    return np.exp(logits - logits.max(axis=-1, keepdims=True))
+
+
+def spectrum_from_action(spectrum: np.ndarray) -> np.ndarray:
+    """UE spectrum actions -> spectrum weights in [SPECTRUM_LOW, 1]."""
+    return np.clip(np.asarray(spectrum, dtype=float), SPECTRUM_LOW, 1.0)
+
+
 def ue_id(i: int) -> str:
     return f"ue_{i}"
 
@@ -116,13 +128,12 @@ class MECEnv(MultiAgentEnv):
         )[0]
 
     def apply_coordinator(self, logits: np.ndarray) -> None:
-        logits = np.clip(np.asarray(logits, dtype=float).reshape(self.n_k), -LOGIT_BOUND, LOGIT_BOUND)
-        self._cpu_weight = np.exp(logits - logits.max())[None, :]
+        self._cpu_weight = cpu_weight_from_logits(np.asarray(logits).reshape(1, self.n_k))
         self._stage += 1
 
     def apply_ues(self, offload: np.ndarray, spectrum: np.ndarray) -> None:
         self._offload = (np.asarray(offload).reshape(1, self.n_ue) > 0.5)
-        self._spectrum = np.clip(np.asarray(spectrum, dtype=float).reshape(1, self.n_ue), SPECTRUM_LOW, 1.0)
+        self._spectrum = spectrum_from_action(np.asarray(spectrum).reshape(1, self.n_ue))
         _, self._upload_end = uplink(self.sim.state(), self._offload, self._spectrum)
         self._stage += 1
 

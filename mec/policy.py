@@ -1,0 +1,55 @@
+"""Learned policies as `act(state) -> Decisions` over a batch of episodes: one forward pass per role and slot.
+
+The role modules (mec.modules) see exactly the features the environments give them (mec.envs.features), in the
+same causal order: coordinator -> UEs -> schedulers. The conversions from module actions to simulator decisions
+are the environment's own (mec.envs.mec_env), so a learned policy is evaluated on the dynamics it was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+
+from mec.envs import features
+from mec.envs.mec_env import cpu_weight_from_logits, spectrum_from_action
+from mec.simulator import Decisions, SlotState, uplink
+
+ROLE_OF_AGENT = {"coordinator": "coordinator", "ues": "ue", "schedulers": "scheduler"}
+
+
+class LearnedPolicy:
+    """Deterministic (or sampled, with `explore`) actions of trained role modules for every agent at once."""
+
+    def __init__(self, modules: dict, scales: features.FeatureScales, name: str = "learned", explore: bool = False):
+        self.modules = modules
+        self.scales = scales
+        self.name = name
+        self.explore = explore
+
+    def _forward(self, role: str, obs: np.ndarray):
+        module = self.modules[role]
+        batch = {Columns.OBS: {"obs": torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))}}
+        with torch.no_grad():
+            out = module.forward_exploration(batch) if self.explore else module.forward_inference(batch)
+        actions = out[Columns.ACTIONS]
+        if isinstance(actions, dict):
+            return {k: v.numpy() for k, v in actions.items()}
+        return actions.numpy()
+
+    def act(self, state: SlotState) -> Decisions:
+        n_b, n_k = state.batch_size, state.n_clusters
+        if "coordinator" in self.modules and n_k > 1:
+            logits = self._forward("coordinator", features.coordinator_features(state, self.scales))
+            cpu_weight = cpu_weight_from_logits(logits)
+        else:
+            cpu_weight = np.ones((n_b, n_k))
+        phi_min = state.params.phi_min
+        cpu_share = phi_min + (1.0 - n_k * phi_min) * cpu_weight / cpu_weight.sum(axis=1, keepdims=True)
+        ue = self._forward("ue", features.ue_features(state, cpu_share, self.scales))
+        offload = np.asarray(ue["offload"]) > 0.5
+        spectrum = spectrum_from_action(ue["spectrum"])
+        _, upload_end = uplink(state, offload, spectrum)
+        rows = features.scheduler_rows(state, offload, upload_end, cpu_share, self.scales)
+        priority = np.asarray(self._forward("scheduler", rows), dtype=float).reshape(n_b, state.n_ue)
+        return Decisions(offload, spectrum, priority, cpu_weight)

@@ -1,0 +1,279 @@
+"""MAPPO training of one (phase, N or K, seed) job on RLlib's new API stack, with checkpoints and resume.
+
+Layout of a run directory:
+  metrics.parquet          one row per finished iteration (written atomically after each iteration)
+  run.json                 config, seed, package versions, status
+  checkpoints/latest       the newest iteration (resume point)
+  checkpoints/best         the iteration with the best evaluation reward so far
+  checkpoints/iter_<i>     every `training.checkpoint_every` iterations
+  checkpoints/final        the last iteration; its presence means the run is complete
+Every checkpoint directory holds RLlib's algorithm checkpoint plus mec_checkpoint.json (iteration, phase, n, seed,
+config), written into a temporary directory first and renamed into place, so a killed job never leaves a
+checkpoint that looks complete. Rerunning the same command resumes from checkpoints/latest, drops metric rows
+newer than it, and ends with exactly `training.iterations` rows; a finished run is not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from mec import io, metrics
+from mec.config import StudyConfig, config_from_dict, config_to_dict
+from mec.envs import features
+from mec.envs.fleet import FleetEnv
+from mec.evaluation import evaluation_episodes, run_policy
+from mec.policy import ROLE_OF_AGENT, LearnedPolicy
+from mec.scenario import PhaseSetup
+
+CHECKPOINT_META = "mec_checkpoint.json"
+LOSS_KEYS = ("policy_loss", "vf_loss", "entropy", "approx_kl")
+
+
+def env_config(cfg: StudyConfig, phase: int, n: int) -> dict:
+    return {"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": cfg.training.episode_slots}
+
+
+def module_specs(cfg: StudyConfig, phase: int) -> dict:
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from mec.modules import RoleModule
+
+    roles = ["ue", "scheduler"] + (["coordinator"] if phase == 2 else [])
+    t = cfg.training
+    return {
+        role: RLModuleSpec(
+            module_class=RoleModule, model_config={"role": role, "hidden": list(t.hidden), "critic": t.critic}
+        )
+        for role in roles
+    }
+
+
+def _map_agent(agent_id, *args, **kwargs):
+    return ROLE_OF_AGENT[agent_id]
+
+
+def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
+    """The RLlib PPOConfig of one job: fleet env, one module per role, per-row-ratio learner."""
+    import torch
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+
+    from mec.modules import FleetPPOLearner
+
+    t = cfg.training
+    specs = module_specs(cfg, phase)
+    stages = len(specs)  # env steps per slot: one per role
+    use_gpu = t.use_gpu and torch.cuda.is_available()
+    return (
+        PPOConfig()
+        .environment(FleetEnv, env_config=env_config(cfg, phase, n), normalize_actions=False, clip_actions=False)
+        .env_runners(num_env_runners=t.num_env_runners, num_envs_per_env_runner=1)
+        .learners(num_learners=0, num_gpus_per_learner=1 if use_gpu else 0)
+        .multi_agent(policies=set(specs), policy_mapping_fn=_map_agent)
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
+        .training(
+            learner_class=FleetPPOLearner,
+            use_kl_loss=False,
+            lr=t.lr,
+            gamma=t.gamma,
+            lambda_=t.gae_lambda,
+            clip_param=t.clip_param,
+            entropy_coeff=t.entropy_coeff,
+            vf_loss_coeff=t.vf_loss_coeff,
+            train_batch_size_per_learner=t.train_batch_slots * stages,
+            minibatch_size=t.minibatch_size * stages,
+            num_epochs=t.num_epochs,
+        )
+        .debugging(seed=seed, log_level="ERROR")
+        .reporting(metrics_num_episodes_for_smoothing=1)
+    )
+
+
+def _write_checkpoint(algo, target: Path, meta: dict) -> None:
+    """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    algo.save_to_path(str(tmp))
+    (tmp / CHECKPOINT_META).write_text(json.dumps(meta, indent=1))
+    _replace_dir(tmp, target)
+
+
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    shutil.rmtree(tmp)
+    shutil.copytree(source, tmp)
+    _replace_dir(tmp, target)
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
+    path = Path(checkpoint) / CHECKPOINT_META
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint}: no {CHECKPOINT_META}; not a checkpoint of this study")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"checkpoint {checkpoint}: {CHECKPOINT_META} is corrupt ({exc.msg})") from None
+
+
+def _learner_row(result: dict) -> dict:
+    row = {}
+    for module_id, values in result.get("learners", {}).items():
+        if isinstance(values, dict) and "policy_loss" in values:
+            for key in LOSS_KEYS:
+                if key in values:
+                    row[f"train/{module_id}/{key}"] = float(values[key])
+    return row
+
+
+def _eval_row(summary: dict, frame: pd.DataFrame, phase: int) -> dict:
+    row = {f"eval/{k}": v for k, v in summary.items() if k in metrics.SUMMARY_KEYS}
+    row["eval/sum_qos_per_slot"] = float(frame["sum_qos"].mean())
+    row["eval/sum_energy_j_per_slot"] = float(frame["sum_energy_j"].mean())
+    group = "ue" if phase == 1 else "cluster"
+    qos = np.mean(np.stack(frame["group_qos"].to_numpy()), axis=0)
+    energy = np.mean(np.stack(frame["group_energy_j"].to_numpy()), axis=0)
+    row[f"eval/{group}_qos_per_slot"] = qos.tolist()
+    row[f"eval/{group}_energy_j_per_slot"] = energy.tolist()
+    return row
+
+
+def run_is_complete(out: Path) -> bool:
+    return (out / "checkpoints" / "final" / CHECKPOINT_META).is_file()
+
+
+def train(
+    cfg: StudyConfig,
+    phase: int,
+    n: int,
+    seed: int,
+    out: str | os.PathLike,
+    num_cpus: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train (or resume, or skip if complete) one job; returns the run directory."""
+    out = Path(out)
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    t = cfg.training
+    tag = f"[train phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
+    if run_is_complete(out):
+        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    if (ckpt_dir / "latest").exists():
+        previous = read_checkpoint_meta(ckpt_dir / "latest")
+        if previous["config"] != meta_base["config"] or previous["seed"] != seed:
+            raise ValueError(f"{out}: holds a run with another config or seed; use a new --out or delete it")
+
+    import ray
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray-mec-", dir="/tmp")  # short path: Ray's socket names must fit
+    ray.init(
+        num_cpus=num_cpus or t.num_cpus,
+        num_gpus=None if t.use_gpu else 0,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        _temp_dir=ray_tmp,
+        configure_logging=True,
+    )
+    try:
+        algo = build_ppo_config(cfg, phase, n, seed).build_algo()
+        rows: list[dict] = []
+        start_iter = 0
+        best_reward = -np.inf
+        if (ckpt_dir / "latest").exists():
+            start_iter = int(read_checkpoint_meta(ckpt_dir / "latest")["iteration"])
+            algo.restore_from_path(str(ckpt_dir / "latest"))
+            if (out / "metrics.parquet").exists():
+                done = pd.read_parquet(out / "metrics.parquet")
+                rows = done[done["iteration"] <= start_iter].to_dict("records")
+            if (ckpt_dir / "best").exists():
+                best_reward = float(read_checkpoint_meta(ckpt_dir / "best")["eval_reward_per_slot"])
+            log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
+        episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, cfg.evaluation.seed)
+        scales = features.FeatureScales(cfg.scenario)
+        wall_before = float(rows[-1]["wall_s"]) if rows else 0.0
+        started = time.perf_counter()
+        for iteration in range(start_iter + 1, t.iterations + 1):
+            result = algo.train()
+            modules = {mid: algo.get_module(mid) for mid in module_specs(cfg, phase)}
+            frame = run_policy(cfg, setup, LearnedPolicy(modules, scales), episodes)
+            summary = metrics.summarise(frame)
+            wall = wall_before + time.perf_counter() - started
+            row = {
+                "iteration": iteration,
+                "env_steps": int(result["env_runners"].get("num_env_steps_sampled_lifetime", 0)),
+                "slots": iteration * t.train_batch_slots,
+                "wall_s": wall,
+                "train/episode_return_mean": float(result["env_runners"].get("episode_return_mean", np.nan)),
+                **_learner_row(result),
+                **_eval_row(summary, frame, phase),
+            }
+            reward = summary["reward_per_slot"]
+            meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
+            _write_checkpoint(algo, ckpt_dir / "latest", meta)
+            if reward > best_reward:
+                best_reward = reward
+                _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "best")
+            if iteration % t.checkpoint_every == 0:
+                _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / f"iter_{iteration:04d}")
+            rows.append(row)
+            io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
+            per_iter = (time.perf_counter() - started) / (iteration - start_iter)
+            eta = per_iter * (t.iterations - iteration)
+            log(
+                f"{tag} iter {iteration}/{t.iterations} eval reward/slot {reward:.4f} (best {best_reward:.4f}) "
+                f"QoS {summary['mean_qos']:.3f} E/task {summary['energy_per_task_j']:.3f} J "
+                f"offload {summary['offload_fraction']:.2f} elapsed {wall:.0f}s ETA {eta:.0f}s"
+            )
+        _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "final")
+        io.write_json({**meta_base, "status": "complete", "iterations": t.iterations, "versions": io.package_versions()},
+                      out / "run.json")  # fmt: skip
+        algo.stop()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return out
+
+
+def load_modules(checkpoint: str | os.PathLike) -> tuple[dict, dict]:
+    """Restore the role modules of a checkpoint without building the Algorithm; returns (modules, meta)."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    meta = read_checkpoint_meta(checkpoint)
+    base = Path(checkpoint) / "learner_group" / "learner" / "rl_module"
+    modules = {}
+    for module_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        module = RLModule.from_checkpoint(str(module_dir))
+        module.eval()
+        modules[module_dir.name] = module
+    if "ue" not in modules or "scheduler" not in modules:
+        raise ValueError(f"checkpoint {checkpoint}: expected ue and scheduler modules, found {sorted(modules)}")
+    return modules, meta
+
+
+def config_of_checkpoint(meta: dict) -> StudyConfig:
+    return config_from_dict(meta["config"])
