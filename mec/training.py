@@ -158,8 +158,36 @@ def _eval_row(summary: dict, frame: pd.DataFrame, phase: int) -> dict:
     return row
 
 
-def run_is_complete(out: Path) -> bool:
-    return (out / "checkpoints" / "final" / CHECKPOINT_META).is_file()
+def run_is_complete(out: Path, iterations: int) -> bool:
+    final = out / "checkpoints" / "final"
+    return (final / CHECKPOINT_META).is_file() and read_checkpoint_meta(final)["iteration"] >= iterations
+
+
+def _comparable(config: dict) -> dict:
+    """The config without training.iterations: a run may be extended to more iterations."""
+    return {**config, "training": {k: v for k, v in config["training"].items() if k != "iterations"}}
+
+
+def _recover_latest(ckpt_dir: Path) -> None:
+    """A kill between the two renames of _replace_dir leaves only .latest.old: put it back."""
+    old = ckpt_dir / ".latest.old"
+    if not (ckpt_dir / "latest").exists() and old.exists():
+        old.rename(ckpt_dir / "latest")
+
+
+def _sync_side_checkpoints(ckpt_dir: Path, every: int) -> float:
+    """Make best and the periodic copy agree with latest (also after a kill between the copies); returns the best
+    evaluation reward so far."""
+    latest = read_checkpoint_meta(ckpt_dir / "latest")
+    best = ckpt_dir / "best"
+    best_reward = read_checkpoint_meta(best)["eval_reward_per_slot"] if best.exists() else -np.inf
+    if latest["eval_reward_per_slot"] > best_reward:
+        _copy_checkpoint(ckpt_dir / "latest", best)
+        best_reward = latest["eval_reward_per_slot"]
+    periodic = ckpt_dir / f"iter_{latest['iteration']:04d}"
+    if latest["iteration"] % every == 0 and not periodic.exists():
+        _copy_checkpoint(ckpt_dir / "latest", periodic)
+    return float(best_reward)
 
 
 def train(
@@ -176,16 +204,18 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    if run_is_complete(out):
+    if run_is_complete(out, t.iterations):
         log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
         return out
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    _recover_latest(ckpt_dir)
     if (ckpt_dir / "latest").exists():
         previous = read_checkpoint_meta(ckpt_dir / "latest")
-        if previous["config"] != meta_base["config"] or previous["seed"] != seed:
-            raise ValueError(f"{out}: holds a run with another config or seed; use a new --out or delete it")
+        same = (previous["phase"], previous["n"], previous["seed"]) == (phase, n, seed)
+        if not same or _comparable(previous["config"]) != _comparable(meta_base["config"]):
+            raise ValueError(f"{out}: holds a run with another config, size or seed; use a new --out or delete it")
 
     import ray
 
@@ -210,8 +240,7 @@ def train(
             if (out / "metrics.parquet").exists():
                 done = pd.read_parquet(out / "metrics.parquet")
                 rows = done[done["iteration"] <= start_iter].to_dict("records")
-            if (ckpt_dir / "best").exists():
-                best_reward = float(read_checkpoint_meta(ckpt_dir / "best")["eval_reward_per_slot"])
+            best_reward = _sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
             log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
         episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, cfg.evaluation.seed)
         scales = features.FeatureScales(cfg.scenario)
@@ -233,15 +262,13 @@ def train(
                 **_eval_row(summary, frame, phase),
             }
             reward = summary["reward_per_slot"]
-            meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
-            _write_checkpoint(algo, ckpt_dir / "latest", meta)
-            if reward > best_reward:
-                best_reward = reward
-                _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "best")
-            if iteration % t.checkpoint_every == 0:
-                _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / f"iter_{iteration:04d}")
+            # Metrics first, then the checkpoint: a kill in between reruns this iteration from the previous
+            # checkpoint and replaces its row, so rows and checkpoints never disagree.
             rows.append(row)
             io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
+            meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
+            _write_checkpoint(algo, ckpt_dir / "latest", meta)
+            best_reward = _sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
             per_iter = (time.perf_counter() - started) / (iteration - start_iter)
             eta = per_iter * (t.iterations - iteration)
             log(
