@@ -186,6 +186,8 @@ class MECEnv(MultiAgentEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         obs = self.role_observation()
+        if self.role == "coordinator":  # one agent, the whole per-cluster table
+            return {"coordinator": obs}
         return {a: obs[i] for i, a in enumerate(self.stages[self._stage])}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

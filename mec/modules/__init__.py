@@ -57,10 +57,11 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         hidden = tuple(cfg.get("hidden", (64, 64)))
         self.central = cfg.get("critic", "central") == "central"
         n_obs = self.observation_space["obs"].shape[-1]
-        n_state = self.observation_space["state"].shape[-1]
         self.actor = mlp(n_obs, hidden, _OUT[self.role])
         self.log_std = nn.Parameter(torch.full((), -0.5)) if self.role != "ue" else None
-        self.critic_rows = mlp(n_state if self.central else n_obs, hidden, hidden[-1])
+        # A local critic needs no global state, so observation spaces without "state" work with it.
+        n_critic_in = self.observation_space["state"].shape[-1] if self.central else n_obs
+        self.critic_rows = mlp(n_critic_in, hidden, hidden[-1])
         self.critic_head = nn.Sequential(nn.Tanh(), nn.Linear(hidden[-1], 1))
 
     # -- rows -----------------------------------------------------------------------------------------------------
