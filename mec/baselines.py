@@ -133,12 +133,8 @@ def _per_cluster_sum(values: np.ndarray, cluster: np.ndarray, n_clusters: int) -
 
 
 def cpu_shares(state: SlotState, weight: np.ndarray) -> np.ndarray:
-    """The floored CPU shares that positive cpu weights imply (what the simulator will apply).
-
-    Every cluster is active, so mec.physics.floor_shares reduces to phi_min + (1 - K*phi_min) * w / sum(w).
-    """
-    phi_min, n_k = state.params.phi_min, weight.shape[1]
-    return phi_min + (1.0 - n_k * phi_min) * weight / weight.sum(axis=1, keepdims=True)
+    """The floored CPU shares that positive cpu weights imply (what the simulator will apply)."""
+    return physics.cpu_shares(weight, state.params.phi_min)
 
 
 # --- composed heuristics ---------------------------------------------------------------------------------------

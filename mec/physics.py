@@ -23,6 +23,7 @@ __all__ = [
     "server_energy_j",
     "qos",
     "floor_shares",
+    "cpu_shares",
 ]
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
@@ -119,3 +120,9 @@ def floor_shares(weights, active, floor):
     total = np.where(total > 0.0, total, np.maximum(n_active, 1))
     rest = 1.0 - n_active * floor
     return np.where(active, floor + rest * weights / total, 0.0)
+
+
+def cpu_shares(weights, floor):
+    """floor_shares with every entry active (the clusters' CPU split): floor + (1 - K*floor) * w / sum(w)."""
+    weights = np.asarray(weights, dtype=float)
+    return floor + (1.0 - weights.shape[-1] * floor) * weights / weights.sum(axis=-1, keepdims=True)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
+from mec import physics
 from mec.envs import features
 from mec.envs.mec_env import cpu_weight_from_logits, spectrum_from_action
 from mec.simulator import Decisions, SlotState, uplink
@@ -44,8 +45,7 @@ class LearnedPolicy:
             cpu_weight = cpu_weight_from_logits(logits)
         else:
             cpu_weight = np.ones((n_b, n_k))
-        phi_min = state.params.phi_min
-        cpu_share = phi_min + (1.0 - n_k * phi_min) * cpu_weight / cpu_weight.sum(axis=1, keepdims=True)
+        cpu_share = physics.cpu_shares(cpu_weight, state.params.phi_min)
         ue = self._forward("ue", features.ue_features(state, cpu_share, self.scales))
         offload = np.asarray(ue["offload"]) > 0.5
         spectrum = spectrum_from_action(ue["spectrum"])

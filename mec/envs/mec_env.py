@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from mec import physics
 from mec.config import StudyConfig, config_from_dict
 from mec.envs import features
 from mec.scenario import PhaseSetup
@@ -105,9 +106,7 @@ class MECEnv(MultiAgentEnv):
         return "coordinator" if agents[0] == "coordinator" else ("ue" if agents is self.ue_ids else "scheduler")
 
     def _cpu_share(self) -> np.ndarray:
-        w = self._cpu_weight
-        phi_min = self.setup.phi_min
-        return phi_min + (1.0 - self.n_k * phi_min) * w / w.sum(axis=1, keepdims=True)
+        return physics.cpu_shares(self._cpu_weight, self.setup.phi_min)
 
     def role_observation(self) -> np.ndarray:
         """The acting role's observations: coordinator (K, 6), ue (N, 10), scheduler (K, rows, 7)."""
