@@ -180,3 +180,13 @@ def test_floor_shares_rows_sum_to_one_among_active():
     np.testing.assert_allclose(s.sum(axis=1), 1.0, rtol=1e-12)
     assert np.all(s[~active] == 0.0)
     assert np.all(s[active] >= 0.02 - 1e-15)
+
+
+def test_cpu_shares_is_floor_shares_with_every_cluster_active():
+    # phi_min = 0.1, weights (1, 3): 0.1 + 0.8 * 1/4 = 0.3 and 0.1 + 0.8 * 3/4 = 0.7.
+    shares = physics.cpu_shares(np.array([[1.0, 3.0]]), 0.1)
+    np.testing.assert_allclose(shares, [[0.3, 0.7]])
+    weights = np.array([[0.2, 1.0, 5.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(
+        physics.cpu_shares(weights, 0.05), physics.floor_shares(weights, np.ones_like(weights, bool), 0.05)
+    )
