@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CONFIG ?= config.yaml
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv study test bench clean-venv
+.PHONY: venv study report test bench clean-venv
 
 venv: $(STAMP)
 
@@ -18,9 +18,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# The study's main job. For now: every baseline (and the phase-1 oracle) for every N and K of $(CONFIG).
+# The study: every stale stage of the Snakemake workflow for $(CONFIG) (merged over config.yaml).
 study: venv
-	$(PY) -m mec compare --config $(CONFIG) --out results/baselines
+	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
+
+# The HTML report of every figure, with captions.
+report: venv
+	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report results/report.html
 
 test: venv
 	$(PY) -m pytest -q

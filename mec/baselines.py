@@ -316,6 +316,11 @@ def policy_names(phase: int) -> list[str]:
     return names
 
 
+def evaluated_policy_names(phase: int, n_ue: int) -> list[str]:
+    """The policies a sweep point is evaluated with: every name of the phase, the oracle only where it is exact."""
+    return [name for name in policy_names(phase) if name != "oracle" or n_ue <= ORACLE_MAX_UE]
+
+
 def make_policy(name: str, phase: int, seed: int = 0) -> Policy:
     """Build a policy by name; `seed` drives its own randomness (never the scenario's)."""
     valid = policy_names(phase)

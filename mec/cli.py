@@ -222,8 +222,7 @@ def _compare(args) -> int:
         for n in sizes:
             setup = PhaseSetup.from_config(cfg, phase, n)
             episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
-            names = [x for x in baselines.policy_names(phase) if x != "oracle" or n <= baselines.ORACLE_MAX_UE]
-            for name in names:
+            for name in baselines.evaluated_policy_names(phase, setup.n_ue):
                 started = time.perf_counter()
                 frame = run_policy(cfg, setup, baselines.make_policy(name, phase, 0), episodes)
                 summary = {"phase": phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name,

@@ -176,6 +176,7 @@ class WorkflowConfig:
 class StatisticsConfig:
     ci_level: float  # confidence level of the bootstrap intervals over seeds
     bootstrap_resamples: int
+    seed: int  # seed of the bootstrap resampling
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ DEFAULT_CONFIG = StudyConfig(
         use_gpu=False,
     ),
     workflow=WorkflowConfig(seeds=(0, 1, 2, 3, 4), phases=(1, 2)),
-    statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000),
+    statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000, seed=0),
     plotting=PlottingConfig(dpi=150, style="default", width_in=6.4, height_in=4.0),
 )
 
@@ -515,6 +516,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
     StatisticsConfig: {
         "ci_level": _real("a number in (0, 1)", lambda x: 0 < x < 1),
         "bootstrap_resamples": _integer(100),
+        "seed": _integer(0),
     },
     PlottingConfig: {"dpi": _integer(10), "style": _style, "width_in": _positive, "height_in": _positive},
 }

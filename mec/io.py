@@ -31,12 +31,21 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
+def _file_mode() -> int:
+    """Permissions a plain open() would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _file_mode())  # mkstemp makes the file private (0600); outputs are as readable as any file
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -51,7 +60,7 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict
     meta = dict(table.schema.metadata or {})
     meta[b"mec_provenance"] = json.dumps({**(provenance or {}), "versions": package_versions()}).encode()
     table = table.replace_schema_metadata(meta)
-    return _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
@@ -61,4 +70,4 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -12,7 +12,6 @@ ranked by mean reward per slot over the sweep; the others are drawn as thin grey
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-from mec.baselines import OFFLOAD_RULES
+from mec.io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -33,13 +31,9 @@ class MetricInfo:
 
 
 FIGURE_METRICS: dict[str, MetricInfo] = {
-    "reward_per_slot": MetricInfo(
-        "reward per slot", "Reward per slot (sum over tasks) [-]", True
-    ),
+    "reward_per_slot": MetricInfo("reward per slot", "Reward per slot (sum over tasks) [-]", True),
     "mean_qos": MetricInfo("mean QoS", "Mean QoS per task [0-1]", True),
-    "deadline_met_fraction": MetricInfo(
-        "deadline-met fraction", "Tasks finished by their deadline [fraction]", True
-    ),
+    "deadline_met_fraction": MetricInfo("deadline-met fraction", "Tasks finished by their deadline [fraction]", True),
     "energy_per_task_j": MetricInfo("energy per task", "Energy per task (UE + server) [J]", False),
 }
 RANK_METRIC = "reward_per_slot"  # the study's objective: highlighted policies are the best by it
@@ -70,6 +64,10 @@ def sweep_label(phase: int, n_ue: int | None = None) -> str:
 
 def offload_rule(policy: str) -> str | None:
     """The offload rule of a composed heuristic name (`greedy-edf` -> `greedy`); None for the reference policies."""
+    # Imported here: mec.baselines pulls in the simulator (numba, scikit-learn), which the Snakefile, importing
+    # FIGURE_METRICS from this module, does not need.
+    from mec.baselines import OFFLOAD_RULES  # noqa: PLC0415
+
     if policy in REFERENCE_POLICIES:
         return None
     return next((rule for rule in OFFLOAD_RULES if policy.startswith(f"{rule}-")), None)
@@ -86,6 +84,8 @@ def highlighted_policies(summary: pd.DataFrame, phase: int, statistic: str = "me
     table = summary[(summary["phase"] == phase) & (summary["metric"] == RANK_METRIC)]
     by_policy = table.pivot_table(index="policy", columns="n", values=statistic)
     chosen = {name: name for name in REFERENCE_POLICIES if name in by_policy.index}
+    from mec.baselines import OFFLOAD_RULES  # noqa: PLC0415 - see offload_rule
+
     for rule in OFFLOAD_RULES:
         candidates = [name for name in by_policy.index if offload_rule(name) == rule]
         if not candidates:
@@ -144,7 +144,11 @@ def sweep_figure(
         for name, label in shown:
             rows = table[table["policy"] == name]
             look = _line_style(name)
-            handles += ax.plot(rows["n"], rows[statistic], label=label, linewidth=1.6, markersize=5, zorder=3, **look)
+            # The dashed oracle goes on top: a heuristic that reaches it would otherwise hide it.
+            zorder = 4 if name == "oracle" else 3
+            handles += ax.plot(
+                rows["n"], rows[statistic], label=label, linewidth=1.6, markersize=5, zorder=zorder, **look
+            )
             ax.fill_between(
                 rows["n"].to_numpy(float),
                 rows[f"{statistic}_ci_low"].to_numpy(float),
@@ -185,24 +189,7 @@ def _legend_below(fig: Figure, handles: list) -> None:
         fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize="small", frameon=False)
 
 
-def _file_mode() -> int:
-    """Permissions a plain open() would give a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
-    """Write `fig` to `path` (format from the suffix) atomically: temporary file in the same folder, then rename."""
+    """Write `fig` to `path` (format from the suffix) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp makes the file private (0600); a figure is as readable as any output
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi))

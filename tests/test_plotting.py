@@ -1,0 +1,214 @@
+"""Tests for mec.aggregate (mean, IQM, bootstrap intervals over samples) and mec.plotting (policy selection,
+figures, atomic writes)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import matplotlib.colors
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy import stats
+
+from mec import aggregate, metrics, plotting
+
+# --------------------------------------------------------------------------- aggregate
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert aggregate.iqm(np.array([1.0, 2, 3, 4, 100, 5, 6, 7])) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    values = np.random.default_rng(0).normal(size=(3, 20))
+    np.testing.assert_allclose(aggregate.iqm(values), stats.trim_mean(values, 0.25, axis=-1))
+
+
+def test_interval_estimates_per_row():
+    rng = np.random.default_rng(1)
+    values = np.stack([rng.normal(10.0, 1.0, 30), rng.normal(-5.0, 3.0, 30)])
+    est = aggregate.interval_estimates(values, ci_level=0.95, resamples=500, seed=3)
+    np.testing.assert_allclose(est["mean"], values.mean(axis=1))
+    np.testing.assert_allclose(est["iqm"], stats.trim_mean(values, 0.25, axis=1))
+    for stat in ("mean", "iqm"):
+        assert np.all(est[f"{stat}_ci_low"] < est[stat]) and np.all(est[stat] < est[f"{stat}_ci_high"])
+    # Half-width of a 95% interval of a mean is about 2 standard errors.
+    half = (est["mean_ci_high"] - est["mean_ci_low"]) / 2
+    sem = values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
+    np.testing.assert_allclose(half, 1.96 * sem, rtol=0.3)
+
+
+def test_interval_estimates_are_reproducible_and_depend_on_the_level():
+    values = np.random.default_rng(2).exponential(size=(1, 12))
+    a = aggregate.interval_estimates(values, 0.95, 400, seed=7)
+    b = aggregate.interval_estimates(values, 0.95, 400, seed=7)
+    c = aggregate.interval_estimates(values, 0.95, 400, seed=8)
+    narrow = aggregate.interval_estimates(values, 0.5, 400, seed=7)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["mean_ci_low"][0] != c["mean_ci_low"][0]
+    assert narrow["mean_ci_high"][0] - narrow["mean_ci_low"][0] < a["mean_ci_high"][0] - a["mean_ci_low"][0]
+
+
+def test_interval_edge_cases():
+    one = aggregate.interval_estimates(np.array([[3.0]]), 0.95, 200)
+    assert one["mean"][0] == 3.0 and one["iqm"][0] == 3.0
+    assert np.isnan(one["mean_ci_low"][0]) and np.isnan(one["iqm_ci_high"][0])  # one sample: no spread
+    constant = aggregate.interval_estimates(np.full((1, 5), 2.5), 0.95, 200)
+    assert constant["mean_ci_low"][0] == constant["mean_ci_high"][0] == 2.5
+    with pytest.raises(ValueError, match="ci_level"):
+        aggregate.interval_estimates(np.ones((1, 3)), 1.0, 200)
+    with pytest.raises(ValueError, match="no samples"):
+        aggregate.interval_estimates(np.ones((1, 0)), 0.95, 200)
+
+
+def _slots(episodes: int = 2, slots: int = 3, n_ue: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    rows = []
+    for policy in ("a", "b"):
+        for episode in range(episodes):
+            for slot in range(slots):
+                qos = rng.uniform(0, 1, n_ue)
+                energy = rng.uniform(1, 3, n_ue)
+                rows.append({
+                    "episode": episode, "slot": slot, "n_tasks": n_ue, "n_offloaded": int(rng.integers(0, n_ue + 1)),
+                    "n_deadline_met": int((qos > 0.5).sum()), "sum_qos": qos.sum(), "sum_energy_j": energy.sum(),
+                    "local_energy_j": energy[0], "transmit_energy_j": 0.0, "server_energy_j": energy[1],
+                    "reward": qos.sum() - 0.1 * energy.sum(), "group_qos": qos.tolist(),
+                    "group_energy_j": energy.tolist(), "policy": policy,
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_per_episode_metrics_are_each_episodes_own_summary():
+    slots = _slots()
+    table = aggregate.per_episode_metrics(slots)
+    assert list(table.columns) == ["policy", "episode", *metrics.SUMMARY_KEYS]
+    assert len(table) == 4
+    row = table[(table["policy"] == "b") & (table["episode"] == 1)].iloc[0]
+    expected = metrics.summarise(slots[(slots["policy"] == "b") & (slots["episode"] == 1)])
+    for key in metrics.SUMMARY_KEYS:
+        assert row[key] == pytest.approx(expected[key])
+
+
+def test_summarise_samples_is_long_with_one_row_per_group_and_metric():
+    samples = aggregate.per_episode_metrics(_slots(episodes=4)).assign(phase=1, n=2)
+    table = aggregate.summarise_samples(samples, by=["phase", "n", "policy"], ci_level=0.9, resamples=200)
+    assert list(table.columns) == ["phase", "n", "policy", *aggregate.STAT_COLUMNS]
+    assert len(table) == 2 * len(metrics.SUMMARY_KEYS)
+    assert (table["samples"] == 4).all() and (table["ci_level"] == 0.9).all()
+    reward = table[(table["policy"] == "a") & (table["metric"] == "reward_per_slot")].iloc[0]
+    assert reward["mean"] == pytest.approx(samples[samples["policy"] == "a"]["reward_per_slot"].mean())
+
+
+# --------------------------------------------------------------------------- plotting
+
+
+def _summary(phase: int = 1, sizes=(2, 3, 4)) -> pd.DataFrame:
+    """A long summary table (mec.aggregate layout) with known rankings: greedy-edf is the best greedy, random-sjf
+    the best random-*, and all-offload-fifo equals all-offload exactly."""
+    level = {
+        "oracle": 3.0, "all-local": 1.0, "all-offload": 2.0, "random": 1.5, "all-offload-fifo": 2.0,
+        "all-offload-edf": 1.9, "greedy-edf": 2.8, "greedy-fifo": 2.7, "greedy-sjf": 2.8 - 1e-9,
+        "random-sjf": 1.6, "random-fifo": 1.55,
+    }  # fmt: skip
+    rows = []
+    for policy, base in level.items():
+        for n in sizes:
+            for metric in metrics.SUMMARY_KEYS:
+                value = base * n if metric == "reward_per_slot" else base / 3
+                rows.append({
+                    "phase": phase, "n": n, "n_ue": n if phase == 1 else 12, "n_clusters": 1 if phase == 1 else n,
+                    "policy": policy, "metric": metric, "samples": 5, "mean": value, "mean_ci_low": value - 0.1,
+                    "mean_ci_high": value + 0.1, "iqm": value, "iqm_ci_low": value - 0.2, "iqm_ci_high": value + 0.2,
+                    "ci_level": 0.95,
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_offload_rule_of_a_policy_name():
+    assert plotting.offload_rule("greedy-least-slack-urgency") == "greedy"
+    assert plotting.offload_rule("all-offload-edf") == "all-offload"
+    assert plotting.offload_rule("random-fifo-equal") == "random"
+    assert plotting.offload_rule("random") is None and plotting.offload_rule("all-offload") is None
+
+
+def test_highlighted_policies_keep_references_and_the_best_of_each_rule():
+    shown = dict(plotting.highlighted_policies(_summary(), phase=1))
+    assert list(shown) == ["oracle", "all-local", "all-offload", "random", "greedy-edf", "random-sjf"]
+    assert shown["greedy-edf"] == "greedy-edf (best greedy-*)"
+    # all-offload-fifo is all-offload: drawn once, and the label says so.
+    assert shown["all-offload"] == "all-offload (also best all-offload-*: all-offload-fifo)"
+    assert "all-offload-fifo" not in shown
+
+
+def test_highlighted_policies_without_an_oracle():
+    summary = _summary(phase=2)
+    summary = summary[summary["policy"] != "oracle"]
+    assert "oracle" not in dict(plotting.highlighted_policies(summary, phase=2))
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    return [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_sweep_figure_is_labelled(phase):
+    fig = plotting.sweep_figure(_summary(phase=phase), phase, "energy_per_task_j")
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert f"Phase {phase}" in ax.get_title() and "energy per task" in ax.get_title()
+    assert "95% bootstrap CI" in ax.get_title() and "5 evaluation episodes" in ax.get_title()
+    assert ax.get_ylabel().endswith("[J]")
+    assert ax.get_xlabel() == ("Number of UEs N" if phase == 1 else "Number of clusters K (12 UEs)")
+    assert list(ax.get_xticks()) == [2, 3, 4]
+    legend = _legend_texts(fig)
+    assert "greedy-edf (best greedy-*)" in legend
+    # all-offload-fifo (drawn under its twin all-offload), all-offload-edf, greedy-fifo, greedy-sjf, random-fifo
+    assert "other heuristics (5)" in legend
+    highlighted = len(plotting.highlighted_policies(_summary(phase=phase), phase))
+    assert len(ax.collections) == highlighted  # one CI band per highlighted policy
+
+
+def test_sweep_figure_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="metric"):
+        plotting.sweep_figure(_summary(), 1, "latency")
+    with pytest.raises(ValueError, match="statistic"):
+        plotting.sweep_figure(_summary(), 1, "mean_qos", statistic="median")
+    with pytest.raises(ValueError, match="phase 2"):
+        plotting.sweep_figure(_summary(phase=1), 2, "mean_qos")
+
+
+def test_sweep_figure_applies_style_and_size():
+    default = plotting.sweep_figure(_summary(), 1, "mean_qos")
+    styled = plotting.sweep_figure(_summary(), 1, "mean_qos", style="ggplot", width_in=8.0, height_in=3.0)
+    assert matplotlib.colors.to_hex(styled.axes[0].get_facecolor()) != matplotlib.colors.to_hex(
+        default.axes[0].get_facecolor()
+    )
+    assert tuple(styled.get_size_inches()) == (8.0, 3.0)
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_save_figure_writes_a_png_atomically(tmp_path):
+    path = plotting.save_figure(
+        plotting.sweep_figure(_summary(), 1, "reward_per_slot", width_in=5.0, height_in=3.0),
+        tmp_path / "sub" / "fig.png",
+        dpi=50,
+    )
+    assert _png_size(path) == (250, 150)
+    assert [p.name for p in path.parent.iterdir()] == ["fig.png"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_figure_leaves_nothing_when_writing_fails(tmp_path):
+    fig = plotting.sweep_figure(_summary(), 1, "reward_per_slot")
+    with pytest.raises(ValueError):
+        plotting.save_figure(fig, tmp_path / "fig.nosuchformat", dpi=50)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,83 @@
+"""Rule evaluate_baselines: every heuristic, and the oracle in phase 1, on one sweep point's evaluation episodes.
+
+Writes one row per (policy, episode, slot) (mec.metrics.SLOT_COLUMNS plus `policy`) and one summary row per policy
+(mec.metrics.summarise). The config is rebuilt from the sections the rule passes as params, so the numbers depend on
+exactly what Snakemake tracks.
+"""
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+# One thread per job, as the rule declares; set before numpy and scikit-learn (k-means) start their thread pools.
+os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import baselines, io, metrics  # noqa: E402
+from mec.config import config_from_dict  # noqa: E402
+from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
+from mec.scenario import PhaseSetup  # noqa: E402
+
+log = logging.getLogger("evaluate_baselines")
+
+
+def policies(phase: int, n_ue: int) -> list[str]:
+    """Every policy of the phase; the oracle only where its exhaustive search is affordable."""
+    return baselines.evaluated_policy_names(phase, n_ue)
+
+
+def main(smk) -> None:
+    phase, n = int(smk.wildcards.phase), int(smk.wildcards.n)
+    sections = {
+        "scenario": smk.params.scenario,
+        "reward": smk.params.reward,
+        f"phase{phase}": smk.params.phase_section,
+        "evaluation": smk.params.evaluation,
+    }
+    cfg = config_from_dict(sections)
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    ev = cfg.evaluation
+    episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
+    frames, summaries = [], []
+    for name in policies(phase, setup.n_ue):
+        started = time.perf_counter()
+        frame = run_policy(cfg, setup, baselines.make_policy(name, phase), episodes)
+        summary = metrics.summarise(frame)
+        frames.append(frame.assign(policy=name))
+        point = {"phase": phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name}
+        summaries.append({**point, **summary})
+        log.info(
+            "%-28s reward/slot %9.4f  QoS %.4f  E/task %.4f J  (%.1f s)",
+            name,
+            summary["reward_per_slot"],
+            summary["mean_qos"],
+            summary["energy_per_task_j"],
+            time.perf_counter() - started,
+        )
+    provenance = {
+        "config": sections,
+        "phase": phase,
+        "n": n,
+        "n_ue": setup.n_ue,
+        "n_clusters": setup.n_clusters,
+        "seed": ev.seed,
+    }
+    # Each file appears under its name only when complete (atomic writes), and Snakemake treats the job as
+    # incomplete until it has finished, so a job killed between the two writes reruns.
+    io.write_parquet(pd.concat(frames, ignore_index=True), smk.output.episodes, provenance)
+    io.write_parquet(pd.DataFrame(summaries), smk.output.summary, provenance)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        filename=snakemake.log[0],  # noqa: F821
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    main(snakemake)  # noqa: F821

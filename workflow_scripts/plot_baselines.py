@@ -1,0 +1,41 @@
+"""Rule plot_baselines: one metric of one phase's baselines against N or K, written as a PNG atomically."""
+
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import plotting  # noqa: E402
+
+log = logging.getLogger("plot_baselines")
+
+
+def main(smk) -> None:
+    look = smk.params.plotting
+    fig = plotting.sweep_figure(
+        pd.read_parquet(smk.input.summary),
+        int(smk.wildcards.phase),
+        smk.wildcards.metric,
+        style=look["style"],
+        width_in=look["width_in"],
+        height_in=look["height_in"],
+    )
+    plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
+    log.info("wrote %s", smk.output.figure)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        filename=snakemake.log[0],  # noqa: F821
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    main(snakemake)  # noqa: F821
