@@ -79,7 +79,8 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
         .environment(FleetEnv, env_config=env_config(cfg, phase, n), normalize_actions=False, clip_actions=False)
         .env_runners(num_env_runners=t.num_env_runners, num_envs_per_env_runner=1)
         .learners(num_learners=0, num_gpus_per_learner=1 if use_gpu else 0)
-        .multi_agent(policies=set(specs), policy_mapping_fn=_map_agent)
+        # A list, not a set: module build order (hence initial weights) must not depend on PYTHONHASHSEED.
+        .multi_agent(policies=list(specs), policy_mapping_fn=_map_agent)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
         .training(
             learner_class=FleetPPOLearner,
@@ -99,19 +100,27 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
     )
 
 
-def _write_checkpoint(algo, target: Path, meta: dict) -> None:
-    """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
+def _temp_dir_beside(target: Path) -> Path:
+    """A fresh hidden directory next to `target`, readable like any other output (mkdtemp makes it 0700)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
+def _write_checkpoint(algo, target: Path, meta: dict) -> None:
+    """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
+    tmp = _temp_dir_beside(target)
     algo.save_to_path(str(tmp))
     (tmp / CHECKPOINT_META).write_text(json.dumps(meta, indent=1))
     _replace_dir(tmp, target)
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    shutil.rmtree(tmp)
-    shutil.copytree(source, tmp)
+    tmp = _temp_dir_beside(target)
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
     _replace_dir(tmp, target)
 
 
@@ -169,10 +178,13 @@ def _comparable(config: dict) -> dict:
 
 
 def _recover_latest(ckpt_dir: Path) -> None:
-    """A kill between the two renames of _replace_dir leaves only .latest.old: put it back."""
+    """Clean up after a kill: a kill between the two renames of _replace_dir leaves only .latest.old (put it back);
+    a kill while saving or copying leaves a hidden temporary directory (remove it)."""
     old = ckpt_dir / ".latest.old"
     if not (ckpt_dir / "latest").exists() and old.exists():
         old.rename(ckpt_dir / "latest")
+    for leftover in ckpt_dir.glob(".*") if ckpt_dir.exists() else ():
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _sync_side_checkpoints(ckpt_dir: Path, every: int) -> float:
@@ -291,7 +303,7 @@ def load_modules(checkpoint: str | os.PathLike) -> tuple[dict, dict]:
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     meta = read_checkpoint_meta(checkpoint)
-    base = Path(checkpoint) / "learner_group" / "learner" / "rl_module"
+    base = Path(checkpoint).resolve() / "learner_group" / "learner" / "rl_module"  # RLlib wants absolute paths
     modules = {}
     for module_dir in sorted(p for p in base.iterdir() if p.is_dir()):
         module = RLModule.from_checkpoint(str(module_dir))

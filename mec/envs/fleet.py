@@ -27,10 +27,10 @@ class FleetEnv(MECEnv):
     def __init__(self, env_config: dict[str, Any] | None = None):
         super().__init__(env_config)
         n, k = self.n_ue, self.n_k
-        state = gym.spaces.Box(-4.0, 8.0, (n, len(features.STATE_FEATURES)), np.float32)
+        state = gym.spaces.Box(-4.0, self.obs_high, (n, len(features.STATE_FEATURES)), np.float32)
 
         def obs(shape):
-            return gym.spaces.Dict({"obs": gym.spaces.Box(-4.0, 8.0, shape, np.float32), "state": state})
+            return gym.spaces.Dict({"obs": gym.spaces.Box(-4.0, self.obs_high, shape, np.float32), "state": state})
 
         self.observation_spaces = {
             "ues": obs((n, len(features.UE_FEATURES))),

@@ -69,6 +69,9 @@ class MECEnv(MultiAgentEnv):
         self.n_ue, self.n_k = self.setup.n_ue, self.setup.n_clusters
         # No cluster is empty, so none holds more than N - K + 1 UEs: every UE always has a row.
         self.n_rows = self.n_ue - self.n_k + 1
+        # Features are clipped to [-4, 8] except K * (cluster CPU share), which reaches K; cluster size * K / N
+        # reaches K too.
+        self.obs_high = float(max(8, self.n_k))
         self.episode_slots = int(env_config.get("episode_slots", self.cfg.training.episode_slots))
         # One extra slot is drawn so that a truncated episode can show every agent the state it would see next
         # (its bootstrap observation); it is never stepped.
@@ -80,17 +83,17 @@ class MECEnv(MultiAgentEnv):
         self.possible_agents = [a for stage in self.stages for a in stage]
         self.agents = list(self.possible_agents)
 
-        ue_obs = gym.spaces.Box(-4.0, 8.0, (len(features.UE_FEATURES),), np.float32)
+        ue_obs = gym.spaces.Box(-4.0, self.obs_high, (len(features.UE_FEATURES),), np.float32)
         ue_act = gym.spaces.Dict(
             {"offload": gym.spaces.Discrete(2), "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (1,), np.float32)}
         )
-        sched_obs = gym.spaces.Box(-4.0, 8.0, (self.n_rows, len(features.SCHEDULER_FEATURES)), np.float32)
+        sched_obs = gym.spaces.Box(-4.0, self.obs_high, (self.n_rows, len(features.SCHEDULER_FEATURES)), np.float32)
         sched_act = gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (self.n_rows,), np.float32)
         self.observation_spaces = {a: ue_obs for a in self.ue_ids} | {a: sched_obs for a in self.scheduler_ids}
         self.action_spaces = {a: ue_act for a in self.ue_ids} | {a: sched_act for a in self.scheduler_ids}
         if self.phase == 2:
             self.observation_spaces["coordinator"] = gym.spaces.Box(
-                -4.0, 8.0, (self.n_k, len(features.COORDINATOR_FEATURES)), np.float32
+                -4.0, self.obs_high, (self.n_k, len(features.COORDINATOR_FEATURES)), np.float32
             )
             self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (self.n_k,), np.float32)
         self._rng = np.random.default_rng()

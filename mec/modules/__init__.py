@@ -78,7 +78,12 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         return torch.ones(rows.shape[:2], dtype=torch.bool, device=rows.device)
 
     def _dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self._rows(obs))  # (B, R, out)
+        """(B, R, out) distribution parameters. Gaussian roles carry their log-std as a second channel, so the
+        stored inputs alone define the distribution that sampled an action (the PPO ratio's denominator)."""
+        out = self.actor(self._rows(obs))
+        if self.log_std is not None:
+            out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        return out
 
     # -- distributions --------------------------------------------------------------------------------------------
 
@@ -89,7 +94,7 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         return offload, torch.distributions.Beta(a, b)
 
     def _gauss(self, inputs: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(inputs[..., 0], self.log_std.exp().expand_as(inputs[..., 0]))
+        return torch.distributions.Normal(inputs[..., 0], inputs[..., 1].exp())
 
     def row_logp(self, inputs: torch.Tensor, actions: Any) -> torch.Tensor:
         """(B, R) log-probability of each row's action under the distribution `inputs` parameterise."""
