@@ -128,13 +128,16 @@ def _measure_training(env_cls, cfg, phase, n, critic, iterations) -> dict:
     }
 
 
-def throughput(cfg, iterations: int, per_agent: bool) -> list[dict]:
+POINTS = ((1, 7), (2, 4), (2, 10))
+
+
+def throughput(cfg, iterations: int, per_agent: bool, points=POINTS) -> list[dict]:
     import ray
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     rows = []
     try:
-        for phase, n in ((1, 7), (2, 4), (2, 10)):
+        for phase, n in points:
             row = {"phase": phase, "n": n}
             row["fleet"] = _measure_training(FleetEnv, cfg, phase, n, cfg.training.critic, iterations)
             row["noop_ceiling"] = _measure_training(NoopFleetEnv, cfg, phase, n, cfg.training.critic, iterations)
@@ -213,6 +216,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2, help="timed PPO iterations per measurement")
     parser.add_argument("--no-per-agent", action="store_true", help="skip the (slow) per-agent layout")
     parser.add_argument("--quick", action="store_true", help="tiny batches: a smoke run, not a measurement")
+    parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
+                        help="throughput sweep points as PHASE:N (default: 1:7 2:4 2:10)")  # fmt: skip
     args = parser.parse_args()
     overrides = {}
     if args.quick:
@@ -222,7 +227,8 @@ def main() -> None:
     if args.only in (None, "evaluation"):
         report["evaluation"] = evaluation(cfg, episodes=5 if args.quick else 200, slots=20 if args.quick else 200)
     if args.only in (None, "throughput"):
-        report["throughput"] = throughput(cfg, 1 if args.quick else args.iterations, not args.no_per_agent)
+        points = [tuple(int(x) for x in point.split(":")) for point in args.points]
+        report["throughput"] = throughput(cfg, 1 if args.quick else args.iterations, not args.no_per_agent, points)
     print(json.dumps(report, indent=1))
 
 
