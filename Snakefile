@@ -24,6 +24,8 @@ with one_line_config_errors():
 
 
 include: "rules/baselines.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
 
@@ -35,8 +37,20 @@ rule all:
     localrule: True
 
 
-# Partial targets: `snakemake baselines`, `snakemake figures`.
-# The training targets phase1 and phase2 (one job per N or K and seed) go beside these.
+# Partial targets. phase1, phase2: training, evaluation, each run's figures and each sweep point's learning curves
+# of one phase. baselines: every heuristic and the oracle, and their summary (no training). figures: every figure.
+rule phase1:
+    input:
+        phase_output(1),
+    localrule: True
+
+
+rule phase2:
+    input:
+        phase_output(2),
+    localrule: True
+
+
 rule baselines:
     input:
         baseline_output(),

@@ -11,6 +11,11 @@ The intervals are percentile bootstraps (scipy.stats.bootstrap): with the handfu
 interval is what the RL evaluation literature uses. Every group resamples with a Generator seeded afresh from the
 same seed, so an interval does not depend on which other groups are in the table. A group with a single sample gets
 NaN bounds: one value says nothing about spread.
+
+For a learned policy a sample is one training seed: its headline metrics pooled over the evaluation episodes
+(`policy_sample`), and its learning curve from the per-iteration evaluation of its metrics.parquet
+(`learning_curve_samples`). `comparison_table` puts every policy of a sweep point side by side in one wide row each,
+with its percentage of the oracle's reward on the same episodes (`percent_of_oracle`).
 """
 
 from __future__ import annotations
@@ -122,3 +127,72 @@ def summarise_samples(
                 }
             )
     return pd.DataFrame(rows, columns=[*by, *STAT_COLUMNS])
+
+
+# --------------------------------------------------------------------------- learned policies
+
+EVAL_PREFIX = "eval/"  # per-iteration evaluation columns of a training run's metrics.parquet
+# Learning-curve metrics: the headline metrics and the slot sums of the reference figures, by their bare names.
+CURVE_METRICS = (
+    "reward_per_slot",
+    "mean_qos",
+    "deadline_met_fraction",
+    "energy_per_task_j",
+    "offload_fraction",
+    "sum_qos_per_slot",
+    "sum_energy_j_per_slot",
+)
+ORACLE = "oracle"
+PERCENT_OF_ORACLE = "percent_of_oracle"
+
+
+def policy_sample(slots: pd.DataFrame) -> dict[str, float]:
+    """Headline metrics of one sample pooled over its per-slot rows: a training seed's value is its mean over the
+    evaluation episodes (every episode has as many slots and tasks, so pooling is the mean over episodes)."""
+    summary = metrics.summarise(slots)
+    return {name: summary[name] for name in metrics.SUMMARY_KEYS}
+
+
+def learning_curve_samples(run: pd.DataFrame, metric_names: Sequence[str] = CURVE_METRICS) -> pd.DataFrame:
+    """One row per iteration of a training run's metrics.parquet: the iteration and the evaluation metrics under
+    their bare names (eval/reward_per_slot -> reward_per_slot)."""
+    columns = [f"{EVAL_PREFIX}{name}" for name in metric_names]
+    missing = [name for name in columns if name not in run]
+    if missing:
+        raise ValueError(f"training metrics lack {', '.join(missing)}")
+    return run[["iteration", *columns]].rename(columns=lambda name: name.removeprefix(EVAL_PREFIX))
+
+
+def percent_of_oracle(reward: np.ndarray, oracle_reward: np.ndarray) -> np.ndarray:
+    """100 * reward / oracle reward on the same episodes; NaN where the oracle's reward is not positive (a ratio to
+    zero or a negative reward says nothing)."""
+    reward, oracle_reward = np.broadcast_arrays(np.asarray(reward, float), np.asarray(oracle_reward, float))
+    out = np.full(reward.shape, np.nan)
+    np.divide(100.0 * reward, oracle_reward, out=out, where=oracle_reward > 0)
+    return out
+
+
+def comparison_table(
+    samples: pd.DataFrame,
+    by: Sequence[str],
+    metric_names: Sequence[str],
+    *,
+    ci_level: float,
+    resamples: int,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """Wide table: one row per (`by`...) with the sample count and, per metric, the mean (column `<metric>`) and its
+    bootstrap CI (`<metric>_ci_low`, `<metric>_ci_high`). A metric's NaN samples are left out of its statistics (a
+    group without any keeps NaN), e.g. the percentage of the oracle where the oracle did not run."""
+    by = list(by)
+    table = samples.groupby(by, sort=True).size().rename("samples").to_frame()
+    for name in metric_names:
+        rows = samples.dropna(subset=[name])
+        columns = [name, f"{name}_ci_low", f"{name}_ci_high"]
+        if rows.empty:
+            table[columns] = np.nan
+            continue
+        long = summarise_samples(rows, by, [name], ci_level=ci_level, resamples=resamples, seed=seed)
+        stats_of = long.set_index(by)[["mean", "mean_ci_low", "mean_ci_high"]]
+        table = table.join(stats_of.set_axis(columns, axis=1))
+    return table.reset_index().assign(ci_level=ci_level)

@@ -147,6 +147,7 @@ class TrainingConfig:
     iterations: int  # PPO iterations per job
     episode_slots: int  # slots per training episode
     eval_episodes: int  # deterministic evaluation episodes after every iteration
+    eval_seed: int  # seed of those validation episodes (kept apart from evaluation.seed)
     train_batch_slots: int  # env slots sampled per iteration
     minibatch_size: int  # slots per SGD minibatch
     num_epochs: int  # SGD passes over each batch
@@ -242,6 +243,7 @@ DEFAULT_CONFIG = StudyConfig(
         iterations=120,
         episode_slots=200,
         eval_episodes=5,
+        eval_seed=2024,
         train_batch_slots=1000,
         minibatch_size=250,
         num_epochs=8,
@@ -496,6 +498,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "iterations": _integer(1),
         "episode_slots": _integer(1),
         "eval_episodes": _integer(1),
+        "eval_seed": _integer(0),
         "train_batch_slots": _integer(1),
         "minibatch_size": _integer(1),
         "num_epochs": _integer(1),

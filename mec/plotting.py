@@ -7,6 +7,11 @@ rename), so a killed plotting job never leaves a truncated image under the final
 A sweep has dozens of heuristics (48 in phase 2), too many lines for one axis. `highlighted_policies` keeps the
 reference points (all-local, all-offload, random, the oracle where it ran) and the best policy of each offload rule,
 ranked by mean reward per slot over the sweep; the others are drawn as thin grey lines without a legend entry each.
+A learned policy (statistics over training seeds) is drawn bold on top of them.
+
+Per training run: each evaluation metric over learning (`learning_figure`, the reference set LEARNING_FIGURES) and a
+Gantt view of one slot of the edge server's schedule (`schedule_figure`). Per sweep point: the learning curves of
+every seed with the mean and its confidence band (`learning_curves_figure`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
 from mec.io import atomic_write
 
 
@@ -52,6 +62,7 @@ _RULE_STYLE = {
     "random": {"color": "tab:purple", "linestyle": "-.", "marker": "v"},
 }
 _OTHER_STYLE = {"color": "0.6", "linewidth": 0.6, "alpha": 0.5, "zorder": 1}
+_LEARNED_STYLE = {"color": "tab:green", "linestyle": "-", "marker": "P", "linewidth": 2.4, "markersize": 7}
 
 
 def sweep_label(phase: int, n_ue: int | None = None) -> str:
@@ -100,6 +111,39 @@ def highlighted_policies(summary: pd.DataFrame, phase: int, statistic: str = "me
     return list(chosen.items())
 
 
+def _statistic_name(statistic: str) -> str:
+    return "mean" if statistic == "mean" else "IQM"
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 training seed', '5 training seeds'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _better(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def _ci_band(ax, rows: pd.DataFrame, x: str, statistic: str, color, alpha: float = 0.15, zorder: int = 2) -> None:
+    """Shade the bootstrap CI of `statistic` (columns <statistic>_ci_low/_ci_high of `rows`) along column `x`."""
+    ax.fill_between(
+        rows[x].to_numpy(float),
+        rows[f"{statistic}_ci_low"].to_numpy(float),
+        rows[f"{statistic}_ci_high"].to_numpy(float),
+        color=color,
+        alpha=alpha,
+        linewidth=0,
+        zorder=zorder,
+    )
+
+
+def _group_colour(index: int, count: int):
+    """One colour per UE or cluster: tab10 up to ten of them, else evenly along viridis."""
+    if count <= 10:
+        return matplotlib.colormaps["tab10"](index)
+    return matplotlib.colormaps["viridis"](index / (count - 1))
+
+
 def _line_style(policy: str) -> dict:
     if policy in _REFERENCE_STYLE:
         return _REFERENCE_STYLE[policy]
@@ -116,11 +160,13 @@ def sweep_figure(
     width_in: float = 6.4,
     height_in: float = 4.0,
     sample_name: str = "evaluation episodes",
+    learned: pd.DataFrame | None = None,
 ) -> Figure:
     """One metric against the phase's sweep (N or K): a line per highlighted policy with its bootstrap CI band.
 
     `summary` is the long table of mec.aggregate.summarise_samples with columns phase, n, n_ue, policy, metric and
     the statistic's `<statistic>`, `<statistic>_ci_low`, `<statistic>_ci_high`. `statistic` is "mean" or "iqm".
+    `learned`, a table of the same layout whose samples are training seeds, adds a bold line per learned policy.
     """
     if metric not in FIGURE_METRICS:
         raise ValueError(f"metric {metric!r}: allowed {', '.join(FIGURE_METRICS)}")
@@ -149,15 +195,7 @@ def sweep_figure(
             handles += ax.plot(
                 rows["n"], rows[statistic], label=label, linewidth=1.6, markersize=5, zorder=zorder, **look
             )
-            ax.fill_between(
-                rows["n"].to_numpy(float),
-                rows[f"{statistic}_ci_low"].to_numpy(float),
-                rows[f"{statistic}_ci_high"].to_numpy(float),
-                color=look["color"],
-                alpha=0.15,
-                linewidth=0,
-                zorder=2,
-            )
+            _ci_band(ax, rows, "n", statistic, look["color"])
         others = sorted(name for name in table["policy"].unique() if name not in shown_names)
         for name in others:
             rows = table[table["policy"] == name]
@@ -165,18 +203,313 @@ def sweep_figure(
         if others:
             lines[0].set_label(f"other heuristics ({len(others)})")
             handles.append(lines[0])
+        seeds = None
+        if learned is not None:
+            learned_rows = learned[(learned["phase"] == phase) & (learned["metric"] == metric)].sort_values("n")
+            if learned_rows.empty:
+                raise ValueError(f"no learned rows for phase {phase}, metric {metric!r}")
+            seeds = int(learned_rows["samples"].max())
+            for name, rows in learned_rows.groupby("policy", sort=True):
+                label = f"{name} (learned, {_statistic_name(statistic)} over {counted(seeds, 'seed')})"
+                handles[:0] = ax.plot(rows["n"], rows[statistic], label=label, zorder=5, **_LEARNED_STYLE)
+                _ci_band(ax, rows, "n", statistic, _LEARNED_STYLE["color"], alpha=0.2)
         ax.set_xticks(sizes)
         ax.set_xlabel(sweep_label(phase, n_ue))
         ax.set_ylabel(info.axis_label)
-        better = "higher" if info.higher_is_better else "lower"
+        stat = _statistic_name(statistic)
+        if seeds is None:
+            title = [
+                f"Phase {phase} baselines: {info.title} ({_better(info.higher_is_better)})",
+                f"{stat} over {samples} {sample_name}, band: {level:.0%} bootstrap CI",
+            ]
+        else:
+            title = [
+                f"Phase {phase}, learned vs baselines: {info.title} ({_better(info.higher_is_better)})",
+                f"baselines: {stat} over {samples} {sample_name}; learned: {stat} over "
+                f"{counted(seeds, 'training seed')}",
+                f"bands: {level:.0%} bootstrap CI of each",
+            ]
+        ax.set_title("\n".join(title), fontsize="medium")
+        ax.grid(True, alpha=0.3)
+        _legend_below(fig, handles)
+    return fig
+
+
+# --------------------------------------------------------------------------- one training run over learning
+
+
+@dataclass(frozen=True)
+class LearningFigure:
+    column: str  # column of metrics.parquet (eval/...), a number or a per-UE/per-cluster list per iteration
+    title: str  # lower-case noun phrase for titles
+    axis_label: str  # y-axis label with its unit
+    group: str | None  # "ue" or "cluster" for per-UE/per-cluster lines; None for one line
+    higher_is_better: bool
+
+
+# The reference set of per-run figures, by the stem of their file name (<stem>_over_learning.png). Per-UE figures
+# belong to phase 1, per-cluster ones to phase 2: `learning_figure_names` gives a phase's set.
+LEARNING_FIGURES: dict[str, LearningFigure] = {
+    "sum_qos": LearningFigure(
+        "eval/sum_qos_per_slot", "sum of QoS per slot", "Sum of QoS over the slot's tasks [-]", None, True
+    ),
+    "sum_energy": LearningFigure(
+        "eval/sum_energy_j_per_slot",
+        "sum of energy per slot",
+        "Energy of the slot's tasks (UE + server) [J]",
+        None,
+        False,
+    ),
+    "per_ue_qos": LearningFigure(
+        "eval/ue_qos_per_slot", "QoS of each UE", "QoS of the UE's task per slot [0-1]", "ue", True
+    ),
+    "per_ue_energy": LearningFigure(
+        "eval/ue_energy_j_per_slot",
+        "energy of each UE",
+        "Energy of the UE's task per slot (UE + server) [J]",
+        "ue",
+        False,
+    ),
+    "per_cluster_qos": LearningFigure(
+        "eval/cluster_qos_per_slot",
+        "QoS of each cluster",
+        "Sum of QoS over the cluster's tasks per slot [-]",
+        "cluster",
+        True,
+    ),
+    "per_cluster_energy": LearningFigure(
+        "eval/cluster_energy_j_per_slot",
+        "energy of each cluster",
+        "Energy of the cluster's tasks per slot (UE + server) [J]",
+        "cluster",
+        False,
+    ),
+}
+SCHEDULE_FIGURE = "edge_schedule_view"
+MAX_GROUP_LEGEND = 12  # per-UE or per-cluster lines get a legend entry each up to this many
+
+
+def learning_figure_names(phase: int) -> list[str]:
+    """The per-run learning figures of a phase: sums, and per UE (phase 1) or per cluster (phase 2)."""
+    group = "ue" if phase == 1 else "cluster"
+    return [name for name, info in LEARNING_FIGURES.items() if info.group in (None, group)]
+
+
+def point_title(phase: int, n: int, n_ue: int | None = None) -> str:
+    """'Phase 1, N = 3 UEs' or 'Phase 2, K = 4 clusters of 100 UEs'."""
+    if phase == 1:
+        return f"Phase 1, N = {n} UEs"
+    users = f" of {n_ue} UEs" if n_ue is not None else ""
+    return f"Phase 2, K = {n} clusters{users}"
+
+
+def run_title(phase: int, n: int, seed: int, n_ue: int | None = None) -> str:
+    """'Phase 1, N = 3 UEs, seed 0' or 'Phase 2, K = 4 clusters of 100 UEs, seed 0'."""
+    return f"{point_title(phase, n, n_ue)}, seed {seed}"
+
+
+def _iteration_axis(ax, runs: pd.DataFrame, label: bool = True) -> None:
+    """Whole iterations on the x axis, labelled with the slots sampled per iteration; plain numbers on the y axis
+    (no offset notation: a curve that barely moves should show its values, not '1e-6 + 2.3778')."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False)
+    if label:
+        first = runs.sort_values("iteration").iloc[0]
+        per_iteration = int(first["slots"] // first["iteration"]) if "slots" in runs else None
+        ax.set_xlabel(
+            f"Training iteration ({per_iteration} sampled slots each)" if per_iteration else "Training iteration"
+        )
+
+
+def learning_figure(
+    run: pd.DataFrame,
+    name: str,
+    phase: int,
+    n: int,
+    seed: int,
+    *,
+    n_ue: int | None = None,
+    evaluation: str = "",
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """One evaluation metric of one training run against the training iteration.
+
+    `run` is the run's metrics.parquet (one row per iteration); `name` a key of LEARNING_FIGURES valid for the phase.
+    Per-UE and per-cluster figures draw one line per UE or cluster. `evaluation` describes the per-iteration
+    evaluation (episodes, slots) for the title.
+    """
+    if name not in learning_figure_names(phase):
+        raise ValueError(
+            f"learning figure {name!r} in phase {phase}: allowed {', '.join(learning_figure_names(phase))}"
+        )
+    info = LEARNING_FIGURES[name]
+    if run.empty:
+        raise ValueError("no iterations in the run's metrics")
+    if info.column not in run:
+        raise ValueError(f"column {info.column!r} missing from the run's metrics")
+    run = run.sort_values("iteration")
+    iterations = run["iteration"].to_numpy()
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in, height_in), layout="constrained")
+        ax = fig.add_subplot()
+        if info.group is None:
+            ax.plot(iterations, run[info.column].to_numpy(float), color="tab:green", marker="o", markersize=3)
+        else:
+            values = np.stack(run[info.column].to_numpy()).astype(float)  # (iterations, groups)
+            word = "UE" if info.group == "ue" else "cluster"
+            for g in range(values.shape[1]):
+                colour = _group_colour(g, values.shape[1])
+                ax.plot(iterations, values[:, g], color=colour, linewidth=1.2, label=f"{word} {g}")
+            if values.shape[1] <= MAX_GROUP_LEGEND:
+                ax.legend(fontsize="small", ncols=2 if values.shape[1] > 6 else 1, frameon=False)
+        _iteration_axis(ax, run)
+        ax.set_ylabel(info.axis_label)
+        on = f" on {evaluation}" if evaluation else ""
         ax.set_title(
-            f"Phase {phase} baselines: {info.title} ({better} is better)\n"
-            f"{statistic if statistic == 'mean' else 'IQM'} over {samples} {sample_name}, "
-            f"band: {level:.0%} bootstrap CI",
+            f"{run_title(phase, n, seed, n_ue)}: {info.title} ({_better(info.higher_is_better)})\n"
+            f"evaluated after every iteration{on}, deterministic actions",
             fontsize="medium",
         )
         ax.grid(True, alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------- the edge server's schedule
+
+
+def informative_slot(schedule: pd.DataFrame) -> tuple[int, int]:
+    """(episode, slot) worth drawing: the first episode's slot with the most offloaded tasks (ties: earliest)."""
+    if schedule.empty:
+        raise ValueError("empty schedule")
+    episode = int(schedule["episode"].min())
+    rows = schedule[schedule["episode"] == episode]
+    offloaded = rows.groupby("slot")["offload"].sum()
+    return episode, int(offloaded.idxmax())
+
+
+def schedule_figure(
+    schedule: pd.DataFrame,
+    phase: int,
+    n: int,
+    seed: int,
+    *,
+    policy: str = "learned",
+    n_ue: int | None = None,
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """Gantt view of one slot of the edge schedule (mec.evaluation.TRACE_COLUMNS rows of one policy).
+
+    Per UE a hatched bar for the upload and a solid bar for the execution on the server, and a diamond at the task's
+    deadline. Phase 1 draws every UE (local tasks as a grey bar of local execution); phase 2 draws only the offloaded
+    UEs, grouped and coloured by cluster (each cluster runs on its own share of the server CPU). The figure grows
+    with the number of rows drawn so every row stays readable.
+    """
+    episode, slot = informative_slot(schedule)
+    rows = schedule[(schedule["episode"] == episode) & (schedule["slot"] == slot)]
+    offloaded = rows["offload"].astype(bool)
+    shown = rows if phase == 1 else rows[offloaded]
+    shown = shown.sort_values(["cluster", "exec_start_s", "ue"] if phase == 2 else ["ue"])
+    n_rows = max(len(shown), 1)
+    height = max(height_in, 2.4 + 0.24 * n_rows)  # title and legend, then a readable row per UE
+    n_clusters = int(schedule["cluster"].max()) + 1
+
+    def colour(cluster: int):
+        return "tab:blue" if phase == 1 else _group_colour(cluster, n_clusters)
+
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in, height), layout="constrained")
+        ax = fig.add_subplot()
+        labels = []
+        for y, task in enumerate(shown.itertuples(index=False)):
+            if task.offload:
+                c = colour(int(task.cluster))
+                ax.barh(y, task.upload_end_s - task.upload_start_s, left=task.upload_start_s, height=0.6,
+                        color=c, alpha=0.35, hatch="///", edgecolor=c, linewidth=0.5)  # fmt: skip
+                ax.barh(y, task.exec_end_s - task.exec_start_s, left=task.exec_start_s, height=0.6, color=c)
+            else:
+                ax.barh(y, task.completion_time_s, left=0.0, height=0.6, color="0.75")
+            ax.plot(task.deadline_s, y, marker="D", color="black", markersize=4, linestyle="none")
+            labels.append(f"UE {task.ue}" + (f" (c{task.cluster})" if phase == 2 else ""))
+        if shown.empty:
+            ax.text(0.5, 0.5, "no task offloaded in this episode", transform=ax.transAxes, ha="center")
+        ax.set_yticks(range(len(labels)), labels, fontsize="small" if len(labels) <= 30 else "x-small")
+        ax.invert_yaxis()
+        ax.set_xlim(left=0.0)
+        ax.set_xlabel("Time from the start of the slot [s]")
+        handles = [
+            Patch(facecolor="0.6", alpha=0.35, hatch="///", edgecolor="0.3", label="upload"),
+            Patch(facecolor="0.3", label="execution on the edge server"),
+            Line2D([], [], marker="D", color="black", linestyle="none", markersize=4, label="deadline"),
+        ]
+        if not offloaded.all() and phase == 1:
+            handles.append(Patch(facecolor="0.75", label="local execution"))
+        if phase == 2:
+            handles += [Patch(facecolor=colour(k), label=f"cluster {k}") for k in sorted(shown["cluster"].unique())]
+        count = f"{int(offloaded.sum())} of {len(rows)} tasks offloaded"
+        title = [
+            f"{run_title(phase, n, seed, n_ue)}, policy {policy}",
+            f"edge schedule of episode {episode}, slot {slot}: {count}",
+        ]
+        if phase == 2:
+            title.append("offloaded UEs only, grouped by cluster")
+        ax.set_title("\n".join(title), fontsize="medium")
         _legend_below(fig, handles)
+        ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------- learning curves of every seed
+
+
+CURVE_PANELS = ("reward_per_slot", "mean_qos", "deadline_met_fraction", "energy_per_task_j")
+
+
+def learning_curves_figure(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    phase: int,
+    n: int,
+    *,
+    n_ue: int | None = None,
+    statistic: str = "mean",
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """Learning curves of every seed of one sweep point: 2 x 2 panels (CURVE_PANELS) against the iteration.
+
+    `runs` holds every seed's metrics.parquet rows (with a `seed` column); `curves` the long table of
+    mec.aggregate.summarise_samples over seeds per iteration (metric names without the eval/ prefix). Each seed is a
+    thin line, the `statistic` over seeds a thick one with its bootstrap CI band.
+    """
+    if statistic not in ("mean", "iqm"):
+        raise ValueError(f"statistic {statistic!r}: allowed mean, iqm")
+    seeds = sorted(runs["seed"].unique())
+    level = float(curves["ci_level"].iloc[0])
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in * 1.5, height_in * 1.6), layout="constrained")
+        axes = fig.subplots(2, 2, sharex=True)
+        for ax, metric in zip(axes.ravel(), CURVE_PANELS):
+            info = FIGURE_METRICS[metric]
+            for seed in seeds:
+                run = runs[runs["seed"] == seed].sort_values("iteration")
+                ax.plot(run["iteration"], run[f"eval/{metric}"], color="tab:green", linewidth=0.7, alpha=0.45)
+            rows = curves[curves["metric"] == metric].sort_values("iteration")
+            ax.plot(rows["iteration"], rows[statistic], color="tab:green", linewidth=2.2)
+            _ci_band(ax, rows, "iteration", statistic, "tab:green", alpha=0.2)
+            ax.set_title(f"{info.title} ({_better(info.higher_is_better)})", fontsize="medium")
+            ax.set_ylabel(info.axis_label, fontsize="small")
+            ax.grid(True, alpha=0.3)
+            _iteration_axis(ax, runs, label=ax in axes[1])
+        fig.suptitle(
+            f"{point_title(phase, n, n_ue)}: learning curves of {counted(len(seeds), 'training seed')} (evaluated after every iteration)\n"
+            f"thin: one seed; thick: {_statistic_name(statistic)} over seeds; band: {level:.0%} bootstrap CI",
+            fontsize="medium",
+        )
     return fig
 
 

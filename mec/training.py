@@ -177,6 +177,30 @@ def _comparable(config: dict) -> dict:
     return {**config, "training": {k: v for k, v in config["training"].items() if k != "iterations"}}
 
 
+def resume_point(out: Path) -> dict | None:
+    """The metadata of the checkpoint a run directory would resume from, if any."""
+    checkpoints = Path(out) / "checkpoints"
+    # .latest.old: a kill between the two renames of a checkpoint update; train() puts it back.
+    for name in ("latest", ".latest.old"):
+        if (checkpoints / name / CHECKPOINT_META).is_file():
+            return read_checkpoint_meta(checkpoints / name)
+    return None
+
+
+def stale_reason(out: Path, cfg: StudyConfig, phase: int, n: int, seed: int) -> str | None:
+    """Why a run directory cannot be resumed by this job, or None if it can (or holds nothing)."""
+    meta = resume_point(out)
+    if meta is None:
+        return None
+    if (meta["phase"], meta["n"], meta["seed"]) != (phase, n, seed):
+        return f"it holds phase {meta['phase']}, size {meta['n']}, seed {meta['seed']}"
+    if _comparable(meta["config"]) != _comparable(config_to_dict(cfg)):
+        return "it was trained with another config"
+    if meta["iteration"] > cfg.training.iterations:
+        return f"it went to iteration {meta['iteration']}, beyond training.iterations={cfg.training.iterations}"
+    return None
+
+
 def _recover_latest(ckpt_dir: Path) -> None:
     """Clean up after a kill: a kill between the two renames of _replace_dir leaves only .latest.old (put it back);
     a kill while saving or copying leaves a hidden temporary directory (remove it)."""
@@ -210,9 +234,14 @@ def train(
     out: str | os.PathLike,
     num_cpus: int | None = None,
     log: Callable[[str], None] = print,
+    restart_stale: bool = False,
 ) -> Path:
-    """Train (or resume, or skip if complete) one job; returns the run directory."""
-    out = Path(out)
+    """Train (or resume, or skip if complete) one job; returns the run directory.
+
+    A run directory left by another config, size or seed (or one trained beyond training.iterations) is an error,
+    or, with `restart_stale`, discarded and trained afresh.
+    """
+    out = Path(out).absolute()  # RLlib saves and restores checkpoints by absolute path (or URI) only
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
@@ -222,12 +251,14 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    reason = stale_reason(out, cfg, phase, n, seed)
+    if reason is not None and not restart_stale:
+        raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
+    if reason is not None:
+        log(f"{tag} discarding {out}: {reason}")
+        shutil.rmtree(out)
+        out.mkdir(parents=True)
     _recover_latest(ckpt_dir)
-    if (ckpt_dir / "latest").exists():
-        previous = read_checkpoint_meta(ckpt_dir / "latest")
-        same = (previous["phase"], previous["n"], previous["seed"]) == (phase, n, seed)
-        if not same or _comparable(previous["config"]) != _comparable(meta_base["config"]):
-            raise ValueError(f"{out}: holds a run with another config, size or seed; use a new --out or delete it")
 
     import ray
 
@@ -254,7 +285,9 @@ def train(
                 rows = done[done["iteration"] <= start_iter].to_dict("records")
             best_reward = _sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
             log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
-        episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, cfg.evaluation.seed)
+        # Validation episodes (training.eval_seed) pick the best checkpoint; the study's final evaluation uses
+        # other episodes (evaluation.seed), so the reported numbers are not selected on the data they report.
+        episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, t.eval_seed)
         scales = features.FeatureScales(cfg.scenario)
         wall_before = float(rows[-1]["wall_s"]) if rows else 0.0
         started = time.perf_counter()

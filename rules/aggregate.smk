@@ -1,14 +1,14 @@
-# Statistics over samples (evaluation episodes for the baselines, training seeds for learned policies) per
-# (phase, N or K, policy): mean, IQM and bootstrap confidence intervals.
+# Statistics over samples per (phase, N or K, policy): mean, IQM and bootstrap confidence intervals. A sample is an
+# evaluation episode for the baselines and a training seed for the learned policy (its mean over the episodes).
 
 
-rule aggregate_metrics:
+rule aggregate_baselines:
     input:
         episodes=all_baseline_episodes,
     output:
         baselines=SUMMARY_BASELINES,
     log:
-        f"{LOGS}/aggregate_metrics/baselines.log",
+        f"{LOGS}/aggregate_baselines.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -16,6 +16,29 @@ rule aggregate_metrics:
         # The default study (13 sweep points, 67 policies in all): about 5 s and under 500 MB.
         mem_mb=2000,
         runtime=15,
+    params:
+        statistics=section("statistics"),
+    script:
+        "../workflow_scripts/aggregate_baselines.py"
+
+
+rule aggregate_metrics:
+    input:
+        policy_episodes=all_policy_episodes,
+        train_metrics=all_train_metrics,
+        baseline_episodes=all_baseline_episodes,
+    output:
+        learned=SUMMARY_LEARNED,
+        learning_curves=SUMMARY_CURVES,
+        comparison=SUMMARY_COMPARISON,
+    log:
+        f"{LOGS}/aggregate_metrics.log",
+    conda:
+        "envs/mec.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         statistics=section("statistics"),
     script:

@@ -1,20 +1,21 @@
-# Figures: one per (phase, metric), each metric against N (phase 1) or K (phase 2). Only the plotting section
-# reaches these jobs, so a style change reruns them and nothing else.
+# Figures, written as PNG atomically. Only the plotting section (and, for the learning curves, the statistics
+# section) reaches these jobs, so a style change reruns them and nothing else.
 
 
-rule plot_baselines:
+rule plot_sweep:
     input:
-        summary=SUMMARY_BASELINES,
+        baselines=SUMMARY_BASELINES,
+        learned=SUMMARY_LEARNED,
     output:
         figure=report(
-            BASELINE_FIGURE,
-            caption="../report/plot_baselines.rst",
-            category="Baselines",
-            subcategory="Phase {phase}",
-            labels={"phase": "{phase}", "metric": "{metric}"},
+            SWEEP_FIGURE,
+            caption="../report/plot_sweep.rst",
+            category="Phase {phase}",
+            subcategory="Across the sweep",
+            labels={"figure": "{metric}"},
         ),
     log:
-        f"{LOGS}/plot_baselines/phase{{phase}}_{{metric}}.log",
+        f"{LOGS}/plot_sweep/phase{{phase}}_{{metric}}.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -24,4 +25,58 @@ rule plot_baselines:
     params:
         plotting=section("plotting"),
     script:
-        "../workflow_scripts/plot_baselines.py"
+        "../workflow_scripts/plot_sweep.py"
+
+
+rule plot_learning_curves:
+    input:
+        metrics=point_train_metrics,
+    output:
+        figure=report(
+            CURVES_FIGURE,
+            caption="../report/plot_learning_curves.rst",
+            category="Phase {phase}",
+            subcategory="Learning curves",
+            labels={"N or K": "{n}"},
+        ),
+    log:
+        f"{LOGS}/plot_learning_curves/phase{{phase}}_n{{n}}.log",
+    conda:
+        "envs/mec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        statistics=section("statistics"),
+        plotting=section("plotting"),
+    script:
+        "../workflow_scripts/plot_learning_curves.py"
+
+
+# Each training run's reference set in one job: evaluation metrics over learning and the edge schedule's Gantt
+# view. Phase 1 draws per-UE figures and phase 2 per-cluster ones, so the rule is stated once per phase.
+for phase in (1, 2):
+
+    rule:
+        name:
+            f"plot_run_phase{phase}"
+        input:
+            metrics=TRAIN_METRICS,
+            schedule=POLICY_SCHEDULE,
+        output:
+            **run_figure_outputs(phase),
+        log:
+            f"{LOGS}/plot_run/phase{{phase}}_n{{n}}_seed{{seed}}.log",
+        wildcard_constraints:
+            phase=str(phase),
+        conda:
+            "envs/mec.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            plotting=section("plotting"),
+        script:
+            "../workflow_scripts/plot_run.py"

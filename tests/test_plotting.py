@@ -212,3 +212,180 @@ def test_save_figure_leaves_nothing_when_writing_fails(tmp_path):
     with pytest.raises(ValueError):
         plotting.save_figure(fig, tmp_path / "fig.nosuchformat", dpi=50)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- learned policies: statistics
+
+
+def test_policy_sample_is_the_pooled_summary():
+    slots = _slots(episodes=3)
+    slots = slots[slots["policy"] == "a"]
+    sample = aggregate.policy_sample(slots)
+    assert list(sample) == list(metrics.SUMMARY_KEYS)
+    # Equal episodes: the pooled value is the mean of the episodes' own values.
+    per_episode = aggregate.per_episode_metrics(slots)
+    for key in ("reward_per_slot", "mean_qos", "energy_per_task_j"):
+        assert sample[key] == pytest.approx(per_episode[key].mean())
+
+
+def test_learning_curve_samples_drop_the_eval_prefix():
+    run = pd.DataFrame({"iteration": [1, 2], "train/ue/policy_loss": [0.1, 0.2],
+                        **{f"eval/{name}": [1.0, 2.0] for name in aggregate.CURVE_METRICS}})  # fmt: skip
+    samples = aggregate.learning_curve_samples(run)
+    assert list(samples.columns) == ["iteration", *aggregate.CURVE_METRICS]
+    with pytest.raises(ValueError, match="eval/mean_qos"):
+        aggregate.learning_curve_samples(run.drop(columns="eval/mean_qos"))
+
+
+def test_percent_of_oracle_needs_a_positive_oracle_reward():
+    np.testing.assert_allclose(aggregate.percent_of_oracle([1.0, 3.0], [2.0, 3.0]), [50.0, 100.0])
+    out = aggregate.percent_of_oracle([1.0, 1.0, 1.0], [0.0, -1.0, np.nan])
+    assert np.isnan(out).all()
+
+
+def test_comparison_table_is_wide_and_leaves_missing_metrics_nan():
+    rng = np.random.default_rng(5)
+    samples = pd.DataFrame({
+        "phase": [1] * 8 + [2] * 4, "policy": ["a"] * 4 + ["b"] * 4 + ["a"] * 4,
+        "reward_per_slot": rng.normal(2.0, 0.1, 12),
+        "percent_of_oracle": np.r_[rng.normal(95, 1, 8), np.full(4, np.nan)],
+    })  # fmt: skip
+    table = aggregate.comparison_table(samples, ["phase", "policy"], ["reward_per_slot", "percent_of_oracle"],
+                                       ci_level=0.9, resamples=200)  # fmt: skip
+    assert list(table.columns) == [
+        "phase", "policy", "samples", "reward_per_slot", "reward_per_slot_ci_low", "reward_per_slot_ci_high",
+        "percent_of_oracle", "percent_of_oracle_ci_low", "percent_of_oracle_ci_high", "ci_level",
+    ]  # fmt: skip
+    assert list(table["samples"]) == [4, 4, 4]
+    first = table.iloc[0]
+    assert first["reward_per_slot"] == pytest.approx(samples["reward_per_slot"][:4].mean())
+    assert first["reward_per_slot_ci_low"] <= first["reward_per_slot"] <= first["reward_per_slot_ci_high"]
+    assert table.iloc[2][["percent_of_oracle", "percent_of_oracle_ci_low"]].isna().all()  # phase 2: no oracle
+    names = ["reward_per_slot", "percent_of_oracle"]
+    only_phase_2 = aggregate.comparison_table(
+        samples[samples["phase"] == 2], ["phase", "policy"], names, ci_level=0.9, resamples=200
+    )
+    assert list(only_phase_2.columns) == list(table.columns) and only_phase_2["percent_of_oracle"].isna().all()
+
+
+# --------------------------------------------------------------------------- learned policies: figures
+
+
+def _run(phase: int = 1, groups: int = 3, iterations: int = 4, seed: int = 0) -> pd.DataFrame:
+    """A training run's metrics.parquet rows (the columns the figures read)."""
+    rng = np.random.default_rng(seed)
+    group = "ue" if phase == 1 else "cluster"
+    rows = []
+    for i in range(1, iterations + 1):
+        rows.append({
+            "iteration": i, "slots": 40 * i, "eval/sum_qos_per_slot": 2.0 + 0.1 * i, "eval/sum_energy_j_per_slot": 6.0,
+            f"eval/{group}_qos_per_slot": rng.uniform(0, 1, groups).tolist(),
+            f"eval/{group}_energy_j_per_slot": rng.uniform(1, 3, groups).tolist(),
+            **{f"eval/{name}": float(rng.uniform(0.5, 1.0)) for name in aggregate.CURVE_METRICS},
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_learning_figure_names_follow_the_phase():
+    assert plotting.learning_figure_names(1) == ["sum_qos", "sum_energy", "per_ue_qos", "per_ue_energy"]
+    assert plotting.learning_figure_names(2) == ["sum_qos", "sum_energy", "per_cluster_qos", "per_cluster_energy"]
+
+
+def test_learning_figure_draws_one_line_per_ue_and_whole_iterations():
+    fig = plotting.learning_figure(_run(groups=3), "per_ue_qos", 1, 3, 7, evaluation="1 episode of 20 slots")
+    (ax,) = fig.axes
+    assert len(ax.get_lines()) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["UE 0", "UE 1", "UE 2"]
+    assert "Phase 1, N = 3 UEs, seed 7: QoS of each UE (higher is better)" in ax.get_title()
+    assert "1 episode of 20 slots" in ax.get_title()
+    assert ax.get_xlabel() == "Training iteration (40 sampled slots each)"
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())
+    one = plotting.learning_figure(_run(phase=2), "sum_energy", 2, 4, 0, n_ue=12)
+    assert "Phase 2, K = 4 clusters of 12 UEs, seed 0: sum of energy per slot (lower is better)" in (
+        one.axes[0].get_title()
+    )
+    assert one.axes[0].get_ylabel().endswith("[J]")
+
+
+def test_learning_figure_rejects_a_figure_of_the_other_phase():
+    with pytest.raises(ValueError, match="per_cluster_qos"):
+        plotting.learning_figure(_run(), "per_cluster_qos", 1, 3, 0)
+    with pytest.raises(ValueError, match="no iterations"):
+        plotting.learning_figure(_run().iloc[:0], "sum_qos", 1, 3, 0)
+
+
+def _schedule(phase: int) -> pd.DataFrame:
+    """Two episodes of two slots with 4 UEs; episode 0, slot 1 offloads the most (3 tasks)."""
+    offload = {(0, 0): [1, 0, 0, 0], (0, 1): [1, 1, 0, 1], (1, 0): [1, 1, 1, 1], (1, 1): [0, 0, 0, 0]}
+    rows = []
+    for (episode, slot), flags in offload.items():
+        start = 0.0
+        for ue, off in enumerate(flags):
+            end = 0.5 + 0.1 * ue
+            rows.append({
+                "episode": episode, "slot": slot, "ue": ue, "cluster": ue % 2 if phase == 2 else 0,
+                "offload": bool(off), "upload_start_s": 0.0 if off else np.nan,
+                "upload_end_s": end if off else np.nan, "exec_start_s": max(start, end) if off else np.nan,
+                "exec_end_s": max(start, end) + 0.4 if off else np.nan,
+                "completion_time_s": max(start, end) + 0.4 if off else 1.5, "deadline_s": 2.0 + ue, "qos": 1.0,
+            })  # fmt: skip
+            if off:
+                start = max(start, end) + 0.4
+    return pd.DataFrame(rows)
+
+
+def test_schedule_figure_shows_the_busiest_slot_of_the_first_episode():
+    assert plotting.informative_slot(_schedule(1)) == (0, 1)
+    fig = plotting.schedule_figure(_schedule(1), 1, 4, 0, policy="mappo")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["UE 0", "UE 1", "UE 2", "UE 3"]
+    assert "episode 0, slot 1: 3 of 4 tasks offloaded" in ax.get_title() and "mappo" in ax.get_title()
+    assert len(ax.patches) == 3 * 2 + 1  # upload and execution of each offloaded task, one local bar
+    assert "local execution" in _legend_texts(fig) and "deadline" in _legend_texts(fig)
+
+
+def test_schedule_figure_of_phase_2_draws_only_offloaded_ues_by_cluster():
+    fig = plotting.schedule_figure(_schedule(2), 2, 2, 0, n_ue=4)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["UE 0 (c0)", "UE 1 (c1)", "UE 3 (c1)"]
+    assert {"cluster 0", "cluster 1"} <= set(_legend_texts(fig)) and "local execution" not in _legend_texts(fig)
+    assert "offloaded UEs only" in ax.get_title()
+
+
+def test_learning_curves_figure_draws_every_seed_and_the_mean_with_its_band():
+    runs = pd.concat([_run(seed=s).assign(seed=s) for s in range(3)], ignore_index=True)
+    curves = aggregate.summarise_samples(
+        aggregate.learning_curve_samples(runs),
+        by=["iteration"],
+        metric_names=aggregate.CURVE_METRICS,
+        ci_level=0.95,
+        resamples=200,
+    )
+    fig = plotting.learning_curves_figure(runs, curves, 1, 3)
+    assert len(fig.axes) == len(plotting.CURVE_PANELS) == 4
+    for ax, metric in zip(fig.axes, plotting.CURVE_PANELS):
+        assert len(ax.get_lines()) == 3 + 1 and len(ax.collections) == 1
+        mean = curves[curves["metric"] == metric].sort_values("iteration")["mean"].to_numpy()
+        np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), mean)
+    assert "learning curves of 3 training seeds" in fig.get_suptitle()
+    assert "95% bootstrap CI" in fig.get_suptitle()
+
+
+def _learned(phase: int = 1, sizes=(2, 3, 4), seeds: int = 3) -> pd.DataFrame:
+    table = _summary(phase, sizes)
+    table = table[table["policy"] == "greedy-edf"].assign(policy="mappo", samples=seeds)
+    table[["mean", "mean_ci_low", "mean_ci_high"]] += 0.05
+    return table
+
+
+def test_sweep_figure_draws_the_learned_policy_with_its_band():
+    plain = plotting.sweep_figure(_summary(), 1, "reward_per_slot")
+    fig = plotting.sweep_figure(_summary(), 1, "reward_per_slot", learned=_learned())
+    (ax,) = fig.axes
+    assert _legend_texts(fig)[0] == "mappo (learned, mean over 3 seeds)"
+    assert len(ax.collections) == len(plain.axes[0].collections) + 1
+    title = ax.get_title()
+    assert title.startswith("Phase 1, learned vs baselines: reward per slot (higher is better)")
+    assert "5 evaluation episodes" in title and "3 training seeds" in title and "95% bootstrap CI" in title
+    with pytest.raises(ValueError, match="no learned rows"):
+        plotting.sweep_figure(_summary(), 1, "reward_per_slot", learned=_learned(phase=2))

@@ -207,7 +207,7 @@ def test_a_run_with_another_seed_in_the_same_directory_is_refused(phase1_run, wo
     proc = mec(args)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
-    assert "another config, size or seed" in proc.stderr
+    assert "cannot resume this run here (it holds phase 1, size 2, seed 0)" in proc.stderr
 
 
 # --------------------------------------------------------------------------- resume
@@ -389,8 +389,10 @@ def test_restored_modules_act_like_the_live_algorithm(phase2_run, workdir, ray_s
 def test_evaluate_checkpoint_writes_summary_slots_and_schedule(phase2_run, tmp_path):
     run, _ = phase2_run
     best = run / "checkpoints" / "best"
-    proc = mec(["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--json",
-                "--out", "a.parquet", "--schedule-out", "s.parquet"], cwd=tmp_path)  # fmt: skip
+    # On the validation episodes (training.eval_seed) the checkpoint was picked on, its reward is the saved one.
+    eval_seed = str(meta(best)["config"]["training"]["eval_seed"])
+    proc = mec(["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--seed", eval_seed,
+                "--json", "--out", "a.parquet", "--schedule-out", "s.parquet"], cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     m = meta(best)

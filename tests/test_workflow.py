@@ -1,15 +1,19 @@
-"""The Snakemake workflow end to end: lint and format, the tiny study (.test/config.yaml), the report, exactly which
-jobs a config change reruns (dry runs), one-line rejection of bad configs, and killed jobs.
+"""The Snakemake workflow end to end: lint and format, the tiny study (.test/config.yaml) with training, the
+report, exactly which jobs a config change reruns (dry runs), one-line rejection of bad configs, and killed jobs
+(a killed evaluation is not trusted; a killed training job resumes from its latest checkpoint).
 
 Every run happens in a temporary copy of the workflow files (the mec package is the installed one), so the tests
 never touch the repository's results/ or .snakemake/, and the copied scripts keep their modification times: a
 changed script would itself trigger reruns (Snakemake's `code` rerun trigger) and blur what a config change does.
+One run of the whole tiny study (the module-scoped `study` fixture, about two minutes on 2 cores) serves every test
+that reads its outputs or plans a rerun from them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import struct
@@ -18,31 +22,82 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from mec import baselines, metrics
+from mec import aggregate, baselines, io, metrics
 from mec.config import DEFAULT_CONFIG, config_from_dict
 from mec.evaluation import evaluation_episodes, run_policy
-from mec.plotting import FIGURE_METRICS
+from mec.plotting import FIGURE_METRICS, SCHEDULE_FIGURE, learning_figure_names
 from mec.scenario import PhaseSetup
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "report", "profiles", ".test", "config.yaml")
 TEST_CONFIG = REPO / ".test" / "config.yaml"
-SNAKEMAKE_TIMEOUT_S = 300
+SNAKEMAKE_TIMEOUT_S = 400
 
-EVAL_OUTPUTS = ("episodes.parquet", "summary.parquet")
+# The tiny study's sweep: N in {2, 3}, K in {2, 3}, seed 0 (.test/config.yaml).
+POINTS = ((1, 2), (1, 3), (2, 2), (2, 3))
+SEEDS = (0,)
 SUMMARY = "results/summary/baselines.parquet"
+LEARNED_SUMMARIES = {f"results/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
+SUMMARIES = {SUMMARY} | LEARNED_SUMMARIES
 
 
 def eval_outputs(phase: int, n: int) -> set[str]:
-    return {f"results/phase{phase}/n{n}/baselines/{name}" for name in EVAL_OUTPUTS}
+    """Outputs of evaluate_baselines at one sweep point."""
+    return {f"results/phase{phase}/n{n}/baselines/{name}" for name in ("episodes.parquet", "summary.parquet")}
 
 
-def figures(phases=(1, 2)) -> set[str]:
-    return {f"results/figures/phase{p}/baselines_{m}.png" for p in phases for m in FIGURE_METRICS}
+def run_folder(phase: int, n: int, seed: int) -> str:
+    return f"results/phase{phase}/n{n}/seed{seed}"
+
+
+def train_outputs(phase: int, n: int, seed: int) -> set[str]:
+    run = run_folder(phase, n, seed)
+    return {f"{run}/metrics.parquet", f"{run}/run/checkpoints/final/mec_checkpoint.json"}
+
+
+def policy_outputs(phase: int, n: int, seed: int) -> set[str]:
+    """Outputs of evaluate_policy for one training job."""
+    return {f"{run_folder(phase, n, seed)}/eval/{name}" for name in ("episodes.parquet", "schedule.parquet")}
+
+
+def learning_figures(phase: int, n: int, seed: int) -> set[str]:
+    folder = f"results/figures/phase{phase}/n{n}/seed{seed}"
+    return {f"{folder}/{name}_over_learning.png" for name in learning_figure_names(phase)}
+
+
+def schedule_figure(phase: int, n: int, seed: int) -> str:
+    return f"results/figures/phase{phase}/n{n}/seed{seed}/{SCHEDULE_FIGURE}.png"
+
+
+def curve_figure(phase: int, n: int) -> str:
+    return f"results/figures/phase{phase}/n{n}/learning_curves.png"
+
+
+def sweep_figures(phases=(1, 2)) -> set[str]:
+    return {f"results/figures/phase{p}/sweep_{m}.png" for p in phases for m in FIGURE_METRICS}
+
+
+def run_outputs(phase: int, n: int, seed: int) -> set[str]:
+    """Everything one training job brings: training, evaluation and the run's figures."""
+    return (
+        train_outputs(phase, n, seed)
+        | policy_outputs(phase, n, seed)
+        | learning_figures(phase, n, seed)
+        | {schedule_figure(phase, n, seed)}
+    )
+
+
+def figures(points=POINTS, seeds=SEEDS) -> set[str]:
+    files = sweep_figures() | {curve_figure(p, n) for p, n in points}
+    for p, n in points:
+        for seed in seeds:
+            files |= learning_figures(p, n, seed) | {schedule_figure(p, n, seed)}
+    return files
 
 
 # --------------------------------------------------------------------------- helpers
@@ -186,36 +241,100 @@ def test_schema_covers_exactly_the_keys_of_mec_config():
     assert set(reward) == {"preset", "w_qos", "w_energy_per_j"}
 
 
-def test_default_study_plans_one_job_per_sweep_point(tmp_path):
-    """The full config.yaml: every N and K gets its baseline job; nothing runs (dry run)."""
-    workdir = copy_workflow(tmp_path)
-    result = snakemake(workdir, "-n", "--cores", "1", "--quiet", "rules")
-    assert result.returncode == 0, result.stderr
-    counts = dict(
+def _job_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
+    return dict(
         (parts[0], int(parts[1]))
         for parts in (line.split() for line in result.stdout.splitlines())
         if len(parts) == 2 and parts[1].isdigit()
     )
+
+
+def test_default_study_plans_one_job_per_sweep_point_and_seed(tmp_path):
+    """The full config.yaml: every N and K gets its baseline job, every (N or K, seed) its training and evaluation
+    and figures; nothing runs (dry run)."""
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "-n", "--cores", "1", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result)
+    seeds = len(DEFAULT_CONFIG.workflow.seeds)
     points = len(DEFAULT_CONFIG.phase1.n_ue) + len(DEFAULT_CONFIG.phase2.n_clusters)
     assert counts["evaluate_baselines"] == points
-    assert counts["aggregate_metrics"] == 1
-    assert counts["plot_baselines"] == 2 * len(FIGURE_METRICS)
+    assert counts["train_agents"] == counts["evaluate_policy"] == points * seeds
+    assert counts["plot_run_phase1"] == len(DEFAULT_CONFIG.phase1.n_ue) * seeds  # one job per run: its 5 figures
+    assert counts["plot_run_phase2"] == len(DEFAULT_CONFIG.phase2.n_clusters) * seeds
+    assert counts["plot_learning_curves"] == points
+    assert counts["aggregate_baselines"] == counts["aggregate_metrics"] == 1
+    assert counts["plot_sweep"] == 2 * len(FIGURE_METRICS)
+
+
+def _declared(workdir: Path, target: str) -> dict[str, int]:
+    """threads, mem_mb and runtime of the job that makes `target`, from a dry run's job display."""
+    result = snakemake(workdir, target, "-n", "--cores", "4")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    threads = re.search(r"threads: (\d+)", text)  # Snakemake shows threads only above one
+    declared = {"threads": int(threads.group(1)) if threads else 1}
+    for name in ("mem_mb", "runtime"):
+        declared[name] = int(re.search(rf"\b{name}=(\d+)", text).group(1))
+    return declared
+
+
+def test_training_jobs_declare_what_they_were_measured_to_need(tmp_path):
+    """Peaks measured with the default training section on one core (rules/common.smk): summed RSS of all a job's
+    processes 1.3 GB in phase 1 (N = 7) and 2.2 GB in phase 2 (K = 10, 100 UEs); 3.5-4.5 s and 13-14 s per
+    iteration. The declarations cover them, and phase 2 asks for more."""
+    workdir = copy_workflow(tmp_path)
+    t = DEFAULT_CONFIG.training
+    phase1 = _declared(workdir, "results/phase1/n7/seed0/metrics.parquet")
+    phase2 = _declared(workdir, "results/phase2/n10/seed0/metrics.parquet")
+    assert phase1["threads"] == phase2["threads"] == t.num_cpus
+    assert phase1["mem_mb"] >= 1300 and phase2["mem_mb"] >= 2200 and phase2["mem_mb"] > phase1["mem_mb"]
+    assert phase1["runtime"] >= t.iterations * 4.5 / 60 and phase2["runtime"] >= t.iterations * 14 / 60
+    assert phase2["runtime"] > phase1["runtime"]
 
 
 # --------------------------------------------------------------------------- the tiny study
 
 
+def all_outputs() -> set[str]:
+    files = set(SUMMARIES) | figures()
+    for phase, n in POINTS:
+        files |= eval_outputs(phase, n)
+        for seed in SEEDS:
+            files |= run_outputs(phase, n, seed)
+    return files
+
+
 def test_tiny_study_writes_every_output(study):
-    for phase, n in ((1, 2), (1, 3), (2, 2), (2, 3)):
-        for path in eval_outputs(phase, n):
-            assert (study / path).stat().st_size > 0
-    assert (study / SUMMARY).exists()
+    for path in all_outputs():
+        assert (study / path).stat().st_size > 0, path
     raw = yaml.safe_load(TEST_CONFIG.read_text())["plotting"]
     width, height = DEFAULT_CONFIG.plotting.width_in, DEFAULT_CONFIG.plotting.height_in
-    for path in figures():
+    for path in sweep_figures():
         assert (study / path).stat().st_size > 10_000, path
         assert png_size(study / path) == (round(width * raw["dpi"]), round(height * raw["dpi"]))
+    for path in figures() - sweep_figures():
+        fig_width, fig_height = png_size(study / path)  # a valid PNG, at least the configured size
+        assert fig_width >= round(width * raw["dpi"]) and fig_height >= round(height * raw["dpi"]), path
     assert not list(study.glob("results/**/*.tmp")), "temporary files left behind"
+
+
+def test_training_writes_one_metrics_row_per_iteration(study, merged_test_config):
+    cfg = config_from_dict(merged_test_config)
+    for phase, n in POINTS:
+        for seed in SEEDS:
+            run = study / run_folder(phase, n, seed)
+            history = pd.read_parquet(run / "metrics.parquet")
+            assert list(history["iteration"]) == list(range(1, cfg.training.iterations + 1))
+            group, size = ("ue", n) if phase == 1 else ("cluster", n)
+            assert all(len(values) == size for values in history[f"eval/{group}_qos_per_slot"])
+            # The output is the complete history of the run directory's own metrics.
+            pd.testing.assert_frame_equal(history, pd.read_parquet(run / "run" / "metrics.parquet"))
+            marker = io.read_provenance(run / "metrics.parquet")
+            assert (marker["phase"], marker["n"], marker["seed"]) == (phase, n, seed)
+            final = yaml.safe_load((run / "run/checkpoints/final/mec_checkpoint.json").read_text())
+            assert final["iteration"] == cfg.training.iterations
+            assert (run / "run/checkpoints/best/mec_checkpoint.json").is_file()
 
 
 def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
@@ -228,6 +347,33 @@ def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
         assert len(frame) == len(baselines.policy_names(phase)) * ev.episodes * ev.slots
         summary = pd.read_parquet(study / f"results/phase{phase}/n{n}/baselines/summary.parquet")
         assert sorted(summary["policy"]) == sorted(baselines.policy_names(phase))
+
+
+@pytest.mark.parametrize(("phase", "n"), [(1, 3), (2, 2)])
+def test_the_learned_policy_is_evaluated_like_the_baselines(study, merged_test_config, phase, n):
+    """Same schema, same seeded episodes, and the numbers of a direct evaluation of the best checkpoint."""
+    from mec.envs.features import FeatureScales
+    from mec.policy import LearnedPolicy
+    from mec.training import load_modules
+
+    cfg = config_from_dict(merged_test_config)
+    ev = cfg.evaluation
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    run = study / run_folder(phase, n, 0)
+    frame = pd.read_parquet(run / "eval/episodes.parquet")
+    assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy"]
+    assert set(frame["policy"]) == {"mappo"} and len(frame) == ev.episodes * ev.slots
+
+    episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
+    modules, meta = load_modules(run / "run/checkpoints/best")
+    expected, schedule = run_policy(cfg, setup, LearnedPolicy(modules, FeatureScales(cfg.scenario)), episodes, True)
+    pd.testing.assert_frame_equal(frame.drop(columns="policy"), expected)
+    table = pd.read_parquet(run / "eval/schedule.parquet")
+    pd.testing.assert_frame_equal(table.drop(columns="policy"), schedule)
+    # The baselines' episodes: the same tasks (deadlines) slot by slot.
+    deadlines = table.sort_values(["episode", "slot", "ue"])["deadline_s"].to_numpy()
+    np.testing.assert_allclose(deadlines, episodes.deadline_s.reshape(-1), rtol=0, atol=0)
+    assert io.read_provenance(run / "eval/episodes.parquet")["checkpoint_iteration"] == meta["iteration"]
 
 
 @pytest.mark.parametrize(("phase", "n", "policy"), [(1, 2, "all-local"), (2, 3, "greedy-edf-urgency")])
@@ -259,6 +405,38 @@ def test_summary_matches_a_direct_evaluation(study, merged_test_config, phase, n
     assert (rows["mean"] <= rows["mean_ci_high"] + 1e-12).all()
 
 
+def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
+    cfg = config_from_dict(merged_test_config)
+    learned = pd.read_parquet(study / "results/summary/learned.parquet")
+    assert list(learned.columns) == list(pd.read_parquet(study / SUMMARY).columns)
+    assert set(zip(learned["phase"], learned["n"])) == set(POINTS) and set(learned["policy"]) == {"mappo"}
+    assert set(learned["metric"]) == set(metrics.SUMMARY_KEYS) and (learned["samples"] == len(SEEDS)).all()
+    for phase, n in POINTS:
+        own = metrics.summarise(pd.read_parquet(study / run_folder(phase, n, 0) / "eval/episodes.parquet"))
+        row = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "mean_qos")]
+        assert row["mean"].item() == pytest.approx(own["mean_qos"], rel=1e-12)  # one seed: its own value
+
+    curves = pd.read_parquet(study / "results/summary/learning_curves.parquet")
+    assert len(curves) == len(POINTS) * cfg.training.iterations * len(aggregate.CURVE_METRICS)
+    history = pd.read_parquet(study / run_folder(1, 2, 0) / "metrics.parquet")
+    rows = curves[(curves["phase"] == 1) & (curves["n"] == 2) & (curves["metric"] == "reward_per_slot")]
+    np.testing.assert_allclose(rows.sort_values("iteration")["mean"], history["eval/reward_per_slot"], rtol=1e-12)
+
+    comparison = pd.read_parquet(study / "results/summary/comparison.parquet")
+    for phase, n in POINTS:
+        point = comparison[(comparison["phase"] == phase) & (comparison["n"] == n)].set_index("policy")
+        assert set(point.index) == {"mappo", *baselines.policy_names(phase)}
+        assert point.loc["mappo", "kind"] == "learned" and point.loc["mappo", "samples"] == len(SEEDS)
+        best = point["reward_per_slot"].max()
+        assert point.loc[point["rank"] == 1, "reward_per_slot"].eq(best).all()
+        if phase == 1:
+            ratio = 100 * point.loc["mappo", "reward_per_slot"] / point.loc["oracle", "reward_per_slot"]
+            assert point.loc["mappo", aggregate.PERCENT_OF_ORACLE] == pytest.approx(ratio, rel=1e-12)
+            assert point.loc["oracle", aggregate.PERCENT_OF_ORACLE] == pytest.approx(100.0)
+        else:
+            assert point[aggregate.PERCENT_OF_ORACLE].isna().all()
+
+
 def test_oracle_beats_every_heuristic_per_slot(study):
     """Every phase-1 heuristic splits the spectrum equally, where the oracle is optimal slot by slot."""
     table = pd.read_parquet(study / SUMMARY)
@@ -268,34 +446,82 @@ def test_oracle_beats_every_heuristic_per_slot(study):
         assert by_policy["oracle"] >= by_policy.drop("oracle").max() - 1e-9, n
 
 
-def test_report_bundles_the_figures(study, tmp_path):
+def test_report_bundles_every_figure_with_its_caption(study, tmp_path):
     report = tmp_path / "report.html"
     result = snakemake(study, "--configfile", ".test/config.yaml", "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text(errors="replace")
-    assert "Phase 2 baselines: reward per slot against the number of clusters K." in html
     assert "Hierarchical multi-agent reinforcement learning" in html
+    assert "Phase 2, learned policy vs baselines: reward per slot against the number of clusters K." in html
+    assert "Phase 1, N = 3 UEs: learning curves of every training seed." in html
+    assert "Phase 2, K = 2, seed 0: QoS of each cluster over learning." in html
+    assert "Phase 1, N = 2, seed 0: energy of each UE over learning." in html
+    assert "the edge server&#x27;s schedule in one slot" in html or "the edge server's schedule in one slot" in html
+    for path in figures():
+        assert Path(path).name in html, path
 
 
 # --------------------------------------------------------------------------- what a change reruns
 
 
 def _rerun_cases():
-    all_evals = set().union(*(eval_outputs(p, n) for p in (1, 2) for n in (2, 3)))
+    all_evals = set().union(*(eval_outputs(p, n) for p, n in POINTS))
     phase2_evals = eval_outputs(2, 2) | eval_outputs(2, 3)
-    downstream = {SUMMARY} | figures()
+    all_runs = set().union(*(run_outputs(p, n, s) for p, n in POINTS for s in SEEDS))
+    phase2_runs = set().union(*(run_outputs(2, n, s) for n in (2, 3) for s in SEEDS))
+    curves = {curve_figure(p, n) for p, n in POINTS}
+    learned_downstream = LEARNED_SUMMARIES | sweep_figures()
+    downstream = SUMMARIES | sweep_figures()
+    new_seed = set().union(*(run_outputs(p, n, 1) for p, n in POINTS))
+    # A run's figures are drawn by one job, its learning figures beside its schedule's.
+    run_figures = {path for path in figures() if "/seed" in path}
     return [
         pytest.param({}, set(), id="nothing-changed"),
         pytest.param({"plotting__dpi": 90}, figures(), id="plot-style-reruns-only-plots"),
         pytest.param({"plotting__style": "ggplot"}, figures(), id="plot-theme-reruns-only-plots"),
-        pytest.param({"statistics__ci_level": 0.9}, downstream, id="statistics-rerun-aggregate-and-plots"),
-        pytest.param({"phase2__n_clusters": [2, 3, 4]}, eval_outputs(2, 4) | downstream, id="new-K-adds-only-its-jobs"),
-        pytest.param({"phase1__n_ue": [2]}, downstream, id="dropped-N-reruns-only-aggregate-and-plots"),
-        pytest.param({"scenario__server__cpu_ghz": 5.0}, all_evals | downstream, id="scenario-reruns-both-phases"),
-        pytest.param({"phase2__theta_min": 0.02}, phase2_evals | downstream, id="phase2-reruns-only-phase2"),
-        pytest.param({"training__iterations": 3}, set(), id="training-leaves-baselines-alone"),
-        pytest.param({"workflow__seeds": [0, 1]}, set(), id="seeds-leave-baselines-alone"),
-        pytest.param({"workflow__phases": [1]}, {SUMMARY} | figures((1,)), id="dropped-phase-reruns-only-downstream"),
+        pytest.param({"statistics__ci_level": 0.9}, downstream | curves, id="statistics-rerun-aggregates-and-plots"),
+        pytest.param(
+            {"training__lr": 1.0e-3},
+            all_runs | curves | learned_downstream,
+            id="training-hyperparameter-reruns-training-not-baselines",
+        ),
+        pytest.param(
+            {"training__iterations": 3},
+            all_runs | curves | learned_downstream,
+            id="more-iterations-rerun-training-not-baselines",
+        ),
+        pytest.param(
+            {"evaluation__episodes": 3},
+            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | downstream,
+            id="evaluation-episodes-rerun-evaluations-not-training",
+        ),
+        pytest.param(
+            # Training selects its best checkpoint on training.eval_seed's episodes, so the test episodes' seed
+            # changes evaluations only.
+            {"evaluation__seed": 7},
+            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | downstream,
+            id="evaluation-seed-reruns-evaluations-not-training",
+        ),
+        pytest.param(
+            {"workflow__seeds": [0, 1]}, new_seed | curves | learned_downstream, id="new-seed-adds-only-its-jobs"
+        ),
+        pytest.param(
+            {"phase2__n_clusters": [2, 3, 4]},
+            eval_outputs(2, 4) | run_outputs(2, 4, 0) | {curve_figure(2, 4)} | downstream,
+            id="new-K-adds-only-its-jobs",
+        ),
+        pytest.param({"phase1__n_ue": [2]}, downstream, id="dropped-N-reruns-only-aggregates-and-sweep-plots"),
+        pytest.param(
+            {"scenario__server__cpu_ghz": 5.0}, all_evals | all_runs | curves | downstream, id="scenario-reruns-all"
+        ),
+        pytest.param(
+            {"phase2__theta_min": 0.02},
+            phase2_evals | phase2_runs | {curve_figure(2, 2), curve_figure(2, 3)} | downstream,
+            id="phase2-reruns-only-phase2",
+        ),
+        pytest.param(
+            {"workflow__phases": [1]}, downstream - sweep_figures((2,)), id="dropped-phase-reruns-only-downstream"
+        ),
     ]
 
 
@@ -316,7 +542,29 @@ def test_slurm_profile_plans_the_same_jobs(study, tmp_path):
     configfile = write_config(tmp_path / "changed.yaml", tiny_config(plotting__dpi=90))
     result = snakemake(study, "-n", "--workflow-profile", "profiles/slurm", "--configfile", str(configfile))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "plot_baselines" in result.stdout and "evaluate_baselines" not in result.stdout
+    assert "plot_sweep" in result.stdout and "plot_run_phase2" in result.stdout
+    assert "evaluate_baselines" not in result.stdout and "train_agents" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "rules"),
+    [
+        pytest.param("baselines", {"evaluate_baselines", "aggregate_baselines"}, id="baselines-without-training"),
+        pytest.param(
+            "phase1",
+            {"train_agents", "evaluate_policy", "plot_run_phase1", "plot_learning_curves"},
+            id="phase1-without-phase2",
+        ),
+    ],
+)
+def test_partial_targets_plan_only_their_jobs(tmp_path, target, rules):
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, target, "-n", "--cores", "1", "--quiet", "rules", "--configfile", ".test/config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result)
+    assert set(counts) - {"total", target} == rules
+    if target == "phase1":
+        assert counts["train_agents"] == 2  # N = 2 and 3, seed 0; no phase-2 job
 
 
 # --------------------------------------------------------------------------- bad configs
@@ -385,3 +633,59 @@ def test_a_job_killed_mid_way_leaves_no_output_snakemake_would_trust(tmp_path):
     assert "Incomplete files:" in output and episodes in output.split("Incomplete files:")[1]
     # With the default profile (rerun-incomplete) the job simply runs again.
     assert eval_outputs(2, 3) <= pending_outputs(workdir, workdir / ".test/config.yaml")
+
+
+def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
+    """SIGKILL Snakemake and its training job right after the first iteration's checkpoint: no output exists, the
+    run directory keeps the checkpoint, and the rerun resumes from it and ends with one metrics row per
+    iteration."""
+    workdir = copy_workflow(tmp_path)
+    script = workdir / "workflow_scripts" / "train_agents.py"
+    call = "    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)"
+    assert call in script.read_text()
+    # This copy only: hold the job once it has logged its first iteration (logged after that iteration's
+    # checkpoint is in place), so the kill lands mid-way, every time.
+    hold = (
+        "    def log_and_hold(line):\n"
+        "        log.info(line)\n"
+        "        if ' iter 1/' in line:\n"
+        "            time.sleep(600)\n"
+        "\n"
+        "    import time\n"
+        "    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log_and_hold, restart_stale=True)"
+    )
+    script.write_text(script.read_text().replace(call, hold))
+    run = workdir / run_folder(1, 2, 0)
+    target = f"{run_folder(1, 2, 0)}/metrics.parquet"
+    job_log = workdir / "results/logs/train_agents/phase1_n2_seed0.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", ".test/config.yaml"],
+        cwd=workdir,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while process.poll() is None and time.monotonic() < deadline:
+            if job_log.exists() and " iter 1/" in job_log.read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "snakemake ended before the first iteration"
+        assert " iter 1/" in job_log.read_text(errors="replace"), "the job did not reach its first iteration"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert not (workdir / target).exists()
+    assert not (run / "run/checkpoints/final/mec_checkpoint.json").exists()
+    assert yaml.safe_load((run / "run/checkpoints/latest/mec_checkpoint.json").read_text())["iteration"] == 1
+
+    shutil.copy2(REPO / "workflow_scripts" / "train_agents.py", script)
+    assert snakemake(workdir, "--unlock").returncode == 0  # the lock a crash leaves behind
+    result = snakemake(workdir, target, "--cores", "1", "--configfile", ".test/config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming after iteration 1" in job_log.read_text()
+    iterations = yaml.safe_load(TEST_CONFIG.read_text())["training"]["iterations"]
+    assert list(pd.read_parquet(workdir / target)["iteration"]) == list(range(1, iterations + 1))

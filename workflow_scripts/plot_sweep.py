@@ -1,4 +1,5 @@
-"""Rule plot_baselines: one metric of one phase's baselines against N or K, written as a PNG atomically."""
+"""Rule plot_sweep: one metric of one phase against N or K, the learned policy beside every baseline and the
+oracle, written as a PNG atomically."""
 
 import logging
 import sys
@@ -14,15 +15,16 @@ import pandas as pd  # noqa: E402
 
 from mec import plotting  # noqa: E402
 
-log = logging.getLogger("plot_baselines")
+log = logging.getLogger("plot_sweep")
 
 
 def main(smk) -> None:
     look = smk.params.plotting
     fig = plotting.sweep_figure(
-        pd.read_parquet(smk.input.summary),
+        pd.read_parquet(smk.input.baselines),
         int(smk.wildcards.phase),
         smk.wildcards.metric,
+        learned=pd.read_parquet(smk.input.learned),
         style=look["style"],
         width_in=look["width_in"],
         height_in=look["height_in"],

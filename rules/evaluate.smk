@@ -1,0 +1,29 @@
+# The learned policy of each training job on the evaluation episodes of its sweep point: the same seeded episodes,
+# schema and metric definitions as evaluate_baselines.
+
+
+rule evaluate_policy:
+    input:
+        # The best checkpoint lies beside the final one; the marker says training is complete.
+        final=FINAL_CHECKPOINT,
+        metrics=TRAIN_METRICS,
+    output:
+        episodes=POLICY_EPISODES,
+        schedule=POLICY_SCHEDULE,
+    log:
+        f"{LOGS}/evaluate_policy/phase{{phase}}_n{{n}}_seed{{seed}}.log",
+    conda:
+        "envs/mec.yaml"
+    threads: 1
+    resources:
+        # Measured on the default study's largest job (phase 2, K = 10: 5 episodes x 200 slots x 100 UEs, with the
+        # schedule trace): about 7 s and 650 MB (all processes) on one core. Runtime is in minutes.
+        mem_mb=1000,
+        runtime=10,
+    params:
+        scenario=section("scenario"),
+        reward=section("reward"),
+        phase_section=phase_section,
+        evaluation=section("evaluation"),
+    script:
+        "../workflow_scripts/evaluate_policy.py"

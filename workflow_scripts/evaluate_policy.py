@@ -1,0 +1,89 @@
+"""Rule evaluate_policy: one training job's learned policy on its sweep point's evaluation episodes.
+
+The best checkpoint (by the per-iteration evaluation reward) is restored without building the RLlib Algorithm
+(mec.training.load_modules) and run for every agent at once (mec.policy.LearnedPolicy) on the same seeded episodes
+as evaluate_baselines, through the same mec.evaluation.run_policy. Writes one row per (episode, slot) with the
+baselines' schema (mec.metrics.SLOT_COLUMNS plus `policy`) and the per-task schedule (mec.evaluation.TRACE_COLUMNS
+plus `policy`).
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+# One thread per job, as the rule declares; set before torch and numpy start their thread pools.
+os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import torch  # noqa: E402
+
+from mec import io, metrics, training  # noqa: E402
+from mec.config import config_from_dict  # noqa: E402
+from mec.envs.features import FeatureScales  # noqa: E402
+from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
+from mec.policy import LearnedPolicy  # noqa: E402
+from mec.scenario import PhaseSetup  # noqa: E402
+
+log = logging.getLogger("evaluate_policy")
+
+# The learned policy's name in every table and figure, by the critic it was trained with (training.critic).
+POLICY_NAMES = {"central": "mappo", "local": "ippo"}
+
+
+def main(smk) -> None:
+    torch.set_num_threads(smk.threads)
+    phase, n, seed = int(smk.wildcards.phase), int(smk.wildcards.n), int(smk.wildcards.seed)
+    sections = {
+        "scenario": smk.params.scenario,
+        "reward": smk.params.reward,
+        f"phase{phase}": smk.params.phase_section,
+        "evaluation": smk.params.evaluation,
+    }
+    cfg = config_from_dict(sections)
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    checkpoint = Path(smk.input.final).parent.parent / "best"
+    modules, meta = training.load_modules(checkpoint)
+    if (meta["phase"], meta["n"], meta["seed"]) != (phase, n, seed):
+        raise ValueError(f"{checkpoint}: holds phase {meta['phase']}, size {meta['n']}, seed {meta['seed']}")
+    name = POLICY_NAMES[meta["config"]["training"]["critic"]]
+    policy = LearnedPolicy(modules, FeatureScales(cfg.scenario), name=name)
+    ev = cfg.evaluation
+    episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
+    frame, schedule = run_policy(cfg, setup, policy, episodes, trace=True)
+    summary = metrics.summarise(frame)
+    log.info(
+        "%s from %s (iteration %d): reward/slot %.4f  QoS %.4f  E/task %.4f J  offload %.2f",
+        name,
+        checkpoint,
+        meta["iteration"],
+        summary["reward_per_slot"],
+        summary["mean_qos"],
+        summary["energy_per_task_j"],
+        summary["offload_fraction"],
+    )
+    provenance = {
+        "config": sections,
+        "phase": phase,
+        "n": n,
+        "n_ue": setup.n_ue,
+        "n_clusters": setup.n_clusters,
+        "seed": ev.seed,
+        "training_seed": seed,
+        "policy": name,
+        "checkpoint": str(checkpoint),
+        "checkpoint_iteration": meta["iteration"],
+    }
+    io.write_parquet(frame.assign(policy=name), smk.output.episodes, provenance)
+    io.write_parquet(schedule.assign(policy=name), smk.output.schedule, provenance)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        filename=snakemake.log[0],  # noqa: F821
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    main(snakemake)  # noqa: F821

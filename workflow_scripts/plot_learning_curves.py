@@ -1,0 +1,58 @@
+"""Rule plot_learning_curves: the learning curves of every seed of one sweep point with the mean over seeds and its
+bootstrap CI band (the statistics of learning_curves.parquet, mec.aggregate), written as a PNG atomically."""
+
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import aggregate, io, plotting  # noqa: E402
+
+log = logging.getLogger("plot_learning_curves")
+
+
+def main(smk) -> None:
+    look, stats = smk.params.plotting, smk.params.statistics
+    phase = int(smk.wildcards.phase)
+    runs = pd.concat(
+        [pd.read_parquet(path).assign(seed=io.read_provenance(path)["seed"]) for path in smk.input.metrics],
+        ignore_index=True,
+    )
+    curves = aggregate.summarise_samples(
+        aggregate.learning_curve_samples(runs),
+        by=["iteration"],
+        metric_names=aggregate.CURVE_METRICS,
+        ci_level=stats["ci_level"],
+        resamples=stats["bootstrap_resamples"],
+        seed=stats["seed"],
+    )
+    config = io.read_provenance(smk.input.metrics[0])["config"]
+    fig = plotting.learning_curves_figure(
+        runs,
+        curves,
+        phase,
+        int(smk.wildcards.n),
+        n_ue=config["phase2"]["n_users"] if phase == 2 else None,
+        style=look["style"],
+        width_in=look["width_in"],
+        height_in=look["height_in"],
+    )
+    plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
+    log.info("wrote %s", smk.output.figure)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        filename=snakemake.log[0],  # noqa: F821
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    main(snakemake)  # noqa: F821

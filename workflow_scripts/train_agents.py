@@ -1,0 +1,61 @@
+"""Rule train_agents: train, or resume, the MAPPO agents of one (phase, N or K, seed) job (mec.training.train).
+
+mec.training keeps its run directory (params.run_dir: its own metrics, checkpoints and resume state) apart from
+the rule's outputs. Snakemake deletes a job's outputs before it reruns it and after it fails, but never the run
+directory, so a job that was killed, timed out or failed resumes from its latest checkpoint. A run directory that
+another config left behind (a changed hyperparameter, fewer iterations) is discarded first: resuming it would mix
+two studies. More iterations than before extend the run. Once training is complete, the learning history is
+copied atomically to the output metrics.parquet; the final checkpoint's marker is the other output.
+"""
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+# The job's threads, as the rule declares (training.num_cpus); set before torch and numpy start their thread pools.
+os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
+# Every job starts its own local Ray instance in its own temp dir (mec.training), never a cluster that RAY_ADDRESS
+# would point ray.init() at: concurrent jobs on one machine must not share one.
+os.environ.pop("RAY_ADDRESS", None)
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+from mec import io, training  # noqa: E402
+from mec.config import config_from_dict  # noqa: E402
+
+log = logging.getLogger("train_agents")
+
+
+def main(smk) -> None:
+    phase, n, seed = int(smk.wildcards.phase), int(smk.wildcards.n), int(smk.wildcards.seed)
+    cfg = config_from_dict(
+        {
+            "scenario": smk.params.scenario,
+            "reward": smk.params.reward,
+            f"phase{phase}": smk.params.phase_section,
+            "training": smk.params.training,
+        }
+    )
+    run_dir = Path(smk.params.run_dir).absolute()  # RLlib saves checkpoints to absolute paths (or URIs) only
+    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
+    io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / "metrics.parquet", tmp))
+    if not Path(smk.output.final).is_file():
+        raise RuntimeError(f"training ended without its final checkpoint {smk.output.final}")
+    log.info("wrote %s", smk.output.metrics)
+
+
+if __name__ == "__main__":
+    # Ray, RLlib and torch warn on stdout/stderr directly: into the job's log as well, not onto the console. Every
+    # writer appends, so their lines interleave instead of overwriting each other.
+    log_fd = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)  # noqa: F821
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    logging.basicConfig(
+        filename=snakemake.log[0],  # noqa: F821
+        filemode="a",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    main(snakemake)  # noqa: F821
