@@ -7,6 +7,7 @@ then renamed), so a killed job never leaves a file a later stage would trust.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import tempfile
@@ -71,3 +72,13 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
+    """Send this process's log records (INFO and up, timestamped) to a job's log file."""
+    logging.basicConfig(
+        filename=str(path),
+        filemode="a" if append else "w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )

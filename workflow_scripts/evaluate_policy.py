@@ -80,10 +80,5 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        filename=snakemake.log[0],  # noqa: F821
-        filemode="w",
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    io.log_to_file(snakemake.log[0])  # noqa: F821
     main(snakemake)  # noqa: F821

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from mec import plotting  # noqa: E402
+from mec import io, plotting  # noqa: E402
 
 log = logging.getLogger("plot_sweep")
 
@@ -34,10 +34,5 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        filename=snakemake.log[0],  # noqa: F821
-        filemode="w",
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    io.log_to_file(snakemake.log[0])  # noqa: F821
     main(snakemake)  # noqa: F821

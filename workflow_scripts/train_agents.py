@@ -52,10 +52,5 @@ if __name__ == "__main__":
     log_fd = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)  # noqa: F821
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    logging.basicConfig(
-        filename=snakemake.log[0],  # noqa: F821
-        filemode="a",
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    io.log_to_file(snakemake.log[0], append=True)  # noqa: F821
     main(snakemake)  # noqa: F821
