@@ -245,19 +245,19 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    if run_is_complete(out, t.iterations):
-        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
-    meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    # Staleness first: a complete run of another config must not pass for this one.
     reason = stale_reason(out, cfg, phase, n, seed)
     if reason is not None and not restart_stale:
         raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
     if reason is not None:
         log(f"{tag} discarding {out}: {reason}")
         shutil.rmtree(out)
-        out.mkdir(parents=True)
+    if run_is_complete(out, t.iterations):
+        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
     _recover_latest(ckpt_dir)
 
     import ray

@@ -210,6 +210,16 @@ def test_a_run_with_another_seed_in_the_same_directory_is_refused(phase1_run, wo
     assert "cannot resume this run here (it holds phase 1, size 2, seed 0)" in proc.stderr
 
 
+def test_a_complete_run_of_another_config_is_not_taken_for_this_one(phase1_run, workdir, tmp_path):
+    run, _ = phase1_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)  # complete: checkpoints/final is there
+    proc = mec(train_args(workdir, 1, 2, copy, "--set", "training.lr=0.001"))
+    assert proc.returncode == 2
+    assert "not retrained" not in proc.stdout
+    assert "cannot resume this run here (it was trained with another config)" in proc.stderr
+
+
 # --------------------------------------------------------------------------- resume
 
 
