@@ -62,6 +62,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_size_flags(parser: argparse.ArgumentParser, required: bool) -> None:
+    size = parser.add_mutually_exclusive_group(required=required)
+    size.add_argument("--n-ue", type=_positive_int, help="phase 1: number of UEs (the oracle allows up to 8)")
+    size.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
+
+
 def _load(args) -> StudyConfig:
     if args.config is not None:
         return load_config(args.config, args.overrides)
@@ -85,9 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--phase", type=int, choices=(1, 2), help="1: N UEs, one server; 2: clusters (not with "
                     "--checkpoint, which knows its phase)")  # fmt: skip
-    size = ev.add_mutually_exclusive_group()
-    size.add_argument("--n-ue", type=_positive_int, help="phase 1: number of UEs (the oracle allows up to 8)")
-    size.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
+    _add_size_flags(ev, required=False)
     source = ev.add_mutually_exclusive_group(required=True)
     source.add_argument("--policy", help="a heuristic or the oracle; an unknown name lists the valid ones")
     source.add_argument(
@@ -114,9 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the same command resumes from the latest checkpoint; a finished run is not retrained.",
     )
     tr.add_argument("--phase", type=int, choices=(1, 2), required=True, help="1: N UEs, one server; 2: clusters")
-    tsize = tr.add_mutually_exclusive_group(required=True)
-    tsize.add_argument("--n-ue", type=_positive_int, help="phase 1: number of UEs")
-    tsize.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
+    _add_size_flags(tr, required=True)
     tr.add_argument("--seed", type=_seed, required=True, help="training seed (networks, exploration, episodes)")
     tr.add_argument("--out", type=Path, required=True, help="run directory")
     tr.add_argument("--num-cpus", type=_positive_int, help="CPUs Ray may use (default: training.num_cpus)")

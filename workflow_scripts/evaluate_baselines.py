@@ -26,11 +26,6 @@ from mec.scenario import PhaseSetup  # noqa: E402
 log = logging.getLogger("evaluate_baselines")
 
 
-def policies(phase: int, n_ue: int) -> list[str]:
-    """Every policy of the phase; the oracle only where its exhaustive search is affordable."""
-    return baselines.evaluated_policy_names(phase, n_ue)
-
-
 def main(smk) -> None:
     phase, n = int(smk.wildcards.phase), int(smk.wildcards.n)
     sections = {
@@ -44,7 +39,7 @@ def main(smk) -> None:
     ev = cfg.evaluation
     episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
     frames, summaries = [], []
-    for name in policies(phase, setup.n_ue):
+    for name in baselines.evaluated_policy_names(phase, setup.n_ue):
         started = time.perf_counter()
         frame = run_policy(cfg, setup, baselines.make_policy(name, phase), episodes)
         summary = metrics.summarise(frame)
