@@ -96,7 +96,7 @@ def _ppo(env_cls, cfg, phase, n, critic):
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
         .training(learner_class=FleetPPOLearner, use_kl_loss=False, gamma=0.0,
                   train_batch_size_per_learner=t.train_batch_slots * len(roles),
-                  minibatch_size=t.minibatch_size * len(roles), num_epochs=t.num_epochs)  # fmt: skip
+                  minibatch_size=t.minibatch_size, num_epochs=t.num_epochs)  # fmt: skip
         .debugging(seed=0, log_level="ERROR")
     )
 

@@ -92,7 +92,9 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
             entropy_coeff=t.entropy_coeff,
             vf_loss_coeff=t.vf_loss_coeff,
             train_batch_size_per_learner=t.train_batch_slots * stages,
-            minibatch_size=t.minibatch_size * stages,
+            # RLlib slices each module's batch into minibatches of this size; every role module has exactly one
+            # sample per slot, so this is the number of slots per minibatch.
+            minibatch_size=t.minibatch_size,
             num_epochs=t.num_epochs,
         )
         .debugging(seed=seed, log_level="ERROR")

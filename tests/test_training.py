@@ -466,3 +466,18 @@ def test_evaluate_checkpoint_errors_are_one_line_and_exit_2(phase2_run, tmp_path
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1, err
+
+
+def test_minibatches_are_counted_in_slots_per_role_module():
+    # RLlib slices each module's own batch; a role module has one sample per slot, so training.minibatch_size
+    # slots per minibatch means exactly that number (not times the number of roles), and the batch is
+    # train_batch_slots env slots = train_batch_slots * stages env steps.
+    from mec.config import config_from_dict
+    from mec.training import build_ppo_config
+
+    cfg = config_from_dict(
+        {"phase2": {"n_users": 8, "n_clusters": [2]}, "training": {"train_batch_slots": 40, "minibatch_size": 10}}
+    )
+    ppo = build_ppo_config(cfg, 2, 2, seed=0)
+    assert ppo.minibatch_size == 10
+    assert ppo.train_batch_size_per_learner == 40 * 3
