@@ -589,6 +589,12 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     return _section(StudyConfig, DEFAULT_CONFIG, raw, "")
 
 
+def config_from_sections(phase: int, phase_section: Mapping[str, Any], **sections: Any) -> StudyConfig:
+    """The config of one workflow job from the sections it receives as params: the job's own phase section (under
+    `phase<phase>`) and any others by name; everything else takes the defaults."""
+    return config_from_dict({**sections, f"phase{phase}": phase_section})
+
+
 def config_to_dict(cfg: StudyConfig) -> dict[str, Any]:
     """Plain YAML-friendly data; the reward is written as weights so the result is self-describing."""
 

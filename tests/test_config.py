@@ -364,3 +364,14 @@ def test_directory_is_unreadable(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_config_from_sections_puts_the_phase_section_under_its_name():
+    from mec.config import config_from_sections
+
+    cfg = config_from_sections(2, {"n_users": 12, "n_clusters": [3]}, evaluation={"episodes": 2})
+    assert cfg.phase2.n_users == 12 and cfg.phase2.n_clusters == (3,)
+    assert cfg.evaluation.episodes == 2
+    assert cfg.phase1 == config_from_dict({}).phase1  # untouched sections keep the defaults
+    with pytest.raises(ConfigError, match="phase1.n_ue"):
+        config_from_sections(1, {"n_ue": [0]})

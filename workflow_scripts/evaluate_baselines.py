@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import baselines, io, metrics  # noqa: E402
-from mec.config import config_from_dict  # noqa: E402
+from mec.config import config_from_sections, config_to_dict  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 
@@ -28,13 +28,8 @@ log = logging.getLogger("evaluate_baselines")
 
 def main(smk) -> None:
     phase, n = int(smk.wildcards.phase), int(smk.wildcards.n)
-    sections = {
-        "scenario": smk.params.scenario,
-        "reward": smk.params.reward,
-        f"phase{phase}": smk.params.phase_section,
-        "evaluation": smk.params.evaluation,
-    }
-    cfg = config_from_dict(sections)
+    p = smk.params
+    cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, evaluation=p.evaluation)
     setup = PhaseSetup.from_config(cfg, phase, n)
     ev = cfg.evaluation
     episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
@@ -55,7 +50,7 @@ def main(smk) -> None:
             time.perf_counter() - started,
         )
     provenance = {
-        "config": sections,
+        "config": config_to_dict(cfg),
         "phase": phase,
         "n": n,
         "n_ue": setup.n_ue,

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import torch  # noqa: E402
 
 from mec import io, metrics, training  # noqa: E402
-from mec.config import config_from_dict  # noqa: E402
+from mec.config import config_from_sections, config_to_dict  # noqa: E402
 from mec.envs.features import FeatureScales  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
 from mec.policy import LearnedPolicy  # noqa: E402
@@ -35,13 +35,8 @@ POLICY_NAMES = {"central": "mappo", "local": "ippo"}
 def main(smk) -> None:
     torch.set_num_threads(smk.threads)
     phase, n, seed = int(smk.wildcards.phase), int(smk.wildcards.n), int(smk.wildcards.seed)
-    sections = {
-        "scenario": smk.params.scenario,
-        "reward": smk.params.reward,
-        f"phase{phase}": smk.params.phase_section,
-        "evaluation": smk.params.evaluation,
-    }
-    cfg = config_from_dict(sections)
+    p = smk.params
+    cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, evaluation=p.evaluation)
     setup = PhaseSetup.from_config(cfg, phase, n)
     checkpoint = Path(smk.input.final).parent.parent / "best"
     modules, meta = training.load_modules(checkpoint)
@@ -64,7 +59,7 @@ def main(smk) -> None:
         summary["offload_fraction"],
     )
     provenance = {
-        "config": sections,
+        "config": config_to_dict(cfg),
         "phase": phase,
         "n": n,
         "n_ue": setup.n_ue,

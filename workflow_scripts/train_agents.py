@@ -23,21 +23,15 @@ os.environ.pop("RAY_ADDRESS", None)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from mec import io, training  # noqa: E402
-from mec.config import config_from_dict  # noqa: E402
+from mec.config import config_from_sections  # noqa: E402
 
 log = logging.getLogger("train_agents")
 
 
 def main(smk) -> None:
     phase, n, seed = int(smk.wildcards.phase), int(smk.wildcards.n), int(smk.wildcards.seed)
-    cfg = config_from_dict(
-        {
-            "scenario": smk.params.scenario,
-            "reward": smk.params.reward,
-            f"phase{phase}": smk.params.phase_section,
-            "training": smk.params.training,
-        }
-    )
+    p = smk.params
+    cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, training=p.training)
     run_dir = Path(smk.params.run_dir).absolute()  # RLlib saves checkpoints to absolute paths (or URIs) only
     training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
     io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / "metrics.parquet", tmp))
