@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from mec import baselines, io, metrics
 from mec.config import ConfigError, StudyConfig, config_from_dict, config_to_dict, load_config
-from mec.evaluation import evaluation_episodes, run_policy
+from mec.evaluation import evaluation_episodes, run_baselines, run_policy
 from mec.scenario import PhaseSetup
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -224,22 +223,13 @@ def _compare(args) -> int:
         for n in sizes:
             setup = PhaseSetup.from_config(cfg, phase, n)
             episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
-            for name in baselines.evaluated_policy_names(phase, setup.n_ue):
-                started = time.perf_counter()
-                frame = run_policy(cfg, setup, baselines.make_policy(name, phase, 0), episodes)
-                summary = {"phase": phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name,
-                           **metrics.summarise(frame)}  # fmt: skip
-                summaries.append(summary)
-                frames.append(frame.assign(phase=phase, n_ue=setup.n_ue, n_clusters=setup.n_clusters, policy=name))
-                print(
-                    f"phase {phase} {'N' if phase == 1 else 'K'}={n:<3d} {name:<32s} "
-                    f"reward/slot {summary['reward_per_slot']:8.3f}  QoS {summary['mean_qos']:.3f}  "
-                    f"E/task {summary['energy_per_task_j']:.3f} J  ({time.perf_counter() - started:.1f} s)",
-                    flush=True,
-                )
+            label = f"phase {phase} {'N' if phase == 1 else 'K'}={n:<3d} "
+            slots, summary = run_baselines(cfg, setup, episodes, log=lambda line: print(label + line, flush=True))
+            summaries.append(summary)
+            frames.append(slots.assign(phase=phase, n_ue=setup.n_ue, n_clusters=setup.n_clusters))
         provenance = {"config": config_to_dict(cfg), "seed": ev.seed}
         io.write_parquet(pd.concat(frames, ignore_index=True), args.out / f"phase{phase}_slots.parquet", provenance)
-    table = pd.DataFrame(summaries)
+    table = pd.concat(summaries, ignore_index=True)
     io.write_parquet(table, args.out / "summary.parquet", {"config": config_to_dict(cfg), "seed": ev.seed})
     best = table.loc[table.groupby(["phase", "n_ue", "n_clusters"])["reward_per_slot"].idxmax()]
     print("\nbest policy per sweep point (reward per slot):")

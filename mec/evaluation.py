@@ -6,10 +6,14 @@ UEs, clusters and tasks. A policy's own randomness comes from a separate seed.
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from mec import metrics
+from mec import baselines
 from mec.baselines import Policy
 from mec.config import StudyConfig
 from mec.scenario import EpisodeBatch, PhaseSetup, episode_seeds, sample_episodes
@@ -82,3 +86,26 @@ def run_policy(
         return slots
     schedule = pd.DataFrame({name: np.concatenate([t[name] for t in traces]) for name in TRACE_COLUMNS})
     return slots, schedule.sort_values(["episode", "slot", "ue"], ignore_index=True)
+
+
+def run_baselines(
+    cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch, log: Callable[[str], None] = lambda line: None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every baseline of the sweep point (the oracle where it is exact) on the same episodes.
+
+    Returns the per-slot rows of all policies (with a `policy` column) and one summary row per policy; `log` gets one
+    line per policy.
+    """
+    frames, summaries = [], []
+    for name in baselines.evaluated_policy_names(setup.phase, setup.n_ue):
+        started = time.perf_counter()
+        frame = run_policy(cfg, setup, baselines.make_policy(name, setup.phase), episodes)
+        summary = metrics.summarise(frame)
+        frames.append(frame.assign(policy=name))
+        summaries.append({"phase": setup.phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name,
+                          **summary})  # fmt: skip
+        log(
+            f"{name:<32s} reward/slot {summary['reward_per_slot']:9.4f}  QoS {summary['mean_qos']:.4f}  "
+            f"E/task {summary['energy_per_task_j']:.4f} J  ({time.perf_counter() - started:.1f} s)"
+        )
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(summaries)

@@ -599,10 +599,10 @@ def test_a_job_killed_mid_way_leaves_no_output_snakemake_would_trust(tmp_path):
     output's name (atomic writes)."""
     workdir = copy_workflow(tmp_path)
     script = workdir / "workflow_scripts" / "evaluate_baselines.py"
-    last_write = "    io.write_parquet(pd.DataFrame(summaries), smk.output.summary, provenance)"
+    last_write = "    io.write_parquet(summary, smk.output.summary, provenance)"
     assert last_write in script.read_text()
     # This copy only: hold the job between its two writes so the kill lands mid-way, every time.
-    script.write_text(script.read_text().replace(last_write, "    time.sleep(600)\n" + last_write))
+    script.write_text(script.read_text().replace(last_write, "    __import__('time').sleep(600)\n" + last_write))
     target = "results/phase2/n3/baselines/summary.parquet"
     first = workdir / "results/phase2/n3/baselines/episodes.parquet"
     process = subprocess.Popen(

@@ -8,7 +8,6 @@ exactly what Snakemake tracks.
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 # One thread per job, as the rule declares; set before numpy and scikit-learn (k-means) start their thread pools.
@@ -16,11 +15,10 @@ os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
-from mec import baselines, io, metrics  # noqa: E402
+from mec import io  # noqa: E402
 from mec.config import config_from_sections, config_to_dict  # noqa: E402
-from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
+from mec.evaluation import evaluation_episodes, run_baselines  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 
 log = logging.getLogger("evaluate_baselines")
@@ -33,22 +31,7 @@ def main(smk) -> None:
     setup = PhaseSetup.from_config(cfg, phase, n)
     ev = cfg.evaluation
     episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
-    frames, summaries = [], []
-    for name in baselines.evaluated_policy_names(phase, setup.n_ue):
-        started = time.perf_counter()
-        frame = run_policy(cfg, setup, baselines.make_policy(name, phase), episodes)
-        summary = metrics.summarise(frame)
-        frames.append(frame.assign(policy=name))
-        point = {"phase": phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name}
-        summaries.append({**point, **summary})
-        log.info(
-            "%-28s reward/slot %9.4f  QoS %.4f  E/task %.4f J  (%.1f s)",
-            name,
-            summary["reward_per_slot"],
-            summary["mean_qos"],
-            summary["energy_per_task_j"],
-            time.perf_counter() - started,
-        )
+    slots, summary = run_baselines(cfg, setup, episodes, log=log.info)
     provenance = {
         "config": config_to_dict(cfg),
         "phase": phase,
@@ -59,8 +42,8 @@ def main(smk) -> None:
     }
     # Each file appears under its name only when complete (atomic writes), and Snakemake treats the job as
     # incomplete until it has finished, so a job killed between the two writes reruns.
-    io.write_parquet(pd.concat(frames, ignore_index=True), smk.output.episodes, provenance)
-    io.write_parquet(pd.DataFrame(summaries), smk.output.summary, provenance)
+    io.write_parquet(slots, smk.output.episodes, provenance)
+    io.write_parquet(summary, smk.output.summary, provenance)
 
 
 if __name__ == "__main__":
