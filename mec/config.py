@@ -131,6 +131,7 @@ class Phase2Config:
     theta_min: float
     phi_min: float
     kmeans_n_init: int
+    coordinator: str  # "learned": a coordinator agent splits the server CPU; "equal": equal split (ablation)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,8 @@ class TrainingConfig:
     num_cpus: int  # CPUs Ray may use in this job
     num_env_runners: int  # 0: sample in the driver process
     use_gpu: bool  # use a GPU for learning if one is present
+    backend: str  # "rllib" (MAPPO, one policy per role) or "sb3" (Stable-Baselines3 PPO on a single-agent view)
+    ray_address: str  # "": start a private Ray instance; else the address of a running Ray cluster to join
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,8 @@ class StudyConfig:
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
 CRITICS = ("central", "local")
+COORDINATORS = ("learned", "equal")
+BACKENDS = ("rllib", "sb3")
 
 # "reference" reproduces the spec sheet's weighting, under which energy is numerically invisible
 # next to QoS; "study" makes energy a real trade-off (see config.yaml for the arithmetic).
@@ -237,6 +242,7 @@ DEFAULT_CONFIG = StudyConfig(
         theta_min=0.01,
         phi_min=0.02,
         kmeans_n_init=10,
+        coordinator="learned",
     ),
     evaluation=EvaluationConfig(episodes=5, slots=200, seed=12345),
     training=TrainingConfig(
@@ -259,6 +265,8 @@ DEFAULT_CONFIG = StudyConfig(
         num_cpus=1,
         num_env_runners=0,
         use_gpu=False,
+        backend="rllib",
+        ray_address="",
     ),
     workflow=WorkflowConfig(seeds=(0, 1, 2, 3, 4), phases=(1, 2)),
     statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000, seed=0),
@@ -422,6 +430,16 @@ def _reward(key: str, value: Any) -> RewardConfig:
     return reward
 
 
+_RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5})$")
+
+
+def _ray_address(key: str, value: Any) -> str:
+    """Empty (a private Ray instance per job), "auto" (the cluster this node belongs to) or host:port."""
+    if not isinstance(value, str) or (value and not _RAY_ADDRESS.match(value)):
+        _fail(key, value, '"" (a private Ray instance), "auto", "host:port" or "ray://host:port"')
+    return value
+
+
 # --------------------------------------------------------------------------- cross-field checks
 
 
@@ -492,6 +510,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "theta_min": _fraction,
         "phi_min": _fraction,
         "kmeans_n_init": _integer(1),
+        "coordinator": _choice(COORDINATORS),
     },
     EvaluationConfig: {"episodes": _integer(1), "slots": _integer(1), "seed": _integer(0)},
     TrainingConfig: {
@@ -514,6 +533,8 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "num_cpus": _integer(1),
         "num_env_runners": _integer(0),
         "use_gpu": _boolean,
+        "backend": _choice(BACKENDS),
+        "ray_address": _ray_address,
     },
     WorkflowConfig: {"seeds": _int_tuple(0), "phases": _int_tuple(1, 2)},
     StatisticsConfig: {

@@ -48,7 +48,8 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
 
     from mec.modules import RoleModule
 
-    roles = ["ue", "scheduler"] + (["coordinator"] if phase == 2 else [])
+    # No coordinator module in phase 1, nor in phase 2's no-coordinator ablation (phase2.coordinator = "equal").
+    roles = ["ue", "scheduler"] + (["coordinator"] if phase == 2 and cfg.phase2.coordinator == "learned" else [])
     t = cfg.training
     return {
         role: RLModuleSpec(

@@ -458,3 +458,44 @@ def test_feature_lists_match_the_spaces_and_the_docs():
     assert p2.observation_spaces["schedulers"]["obs"].shape == (12, len(features.SCHEDULER_FEATURES))
     assert p2.observation_spaces["ues"]["state"].shape == (12, len(features.STATE_FEATURES))
     assert p2.observation_spaces["coordinator"]["obs"].shape == (3, len(features.COORDINATOR_FEATURES))
+
+
+@ALL
+def test_no_coordinator_ablation_plays_the_equal_cpu_split_without_a_coordinator_stage(view):
+    """phase2.coordinator = equal: no coordinator agent or stage, and every slot is exactly the slot a learned
+    coordinator would give with equal logits (equal shares 1/K)."""
+    ablation = make_env(view, 2, config={**PHASE2_CONFIG, "phase2": {"n_users": 12, "coordinator": "equal"}})
+    full = make_env(view, 2)
+    assert "coordinator" not in ablation.possible_agents and "coordinator" in full.possible_agents
+    assert "coordinator" not in ablation.action_spaces and "coordinator" not in ablation.observation_spaces
+    ue_stage = ["ues"] if view == "fleet" else [f"ue_{i}" for i in range(ablation.n_ue)]
+    obs_a, _ = ablation.reset(seed=3)
+    assert sorted(obs_a) == sorted(ue_stage)  # the slot opens with the UEs' stage
+    full.reset(seed=3)
+    obs_f, _, _, _, _ = step_coordinator(full, np.zeros(full.n_k))
+    assert set(obs_a) == set(obs_f)
+    for agent in obs_a:  # the UEs see their cluster's CPU share 1/K in both
+        assert_same(obs_a[agent], obs_f[agent])
+    rng = np.random.default_rng(0)
+    for _ in range(SLOTS):
+        actions = random_actions(ablation, ue_stage, rng)
+        ablation.step(actions)
+        full.step(actions)
+        sched = [a for a in ablation.possible_agents if a not in ue_stage]
+        actions = random_actions(ablation, sched, rng)
+        _, reward_a, _, _, _ = ablation.step(actions)
+        _, reward_f, _, _, _ = full.step(actions)
+        assert reward_a[sched[0]] == pytest.approx(reward_f[sched[0]], rel=1e-12)
+        np.testing.assert_allclose(ablation.last_result.cpu_share, np.full((1, ablation.n_k), 1 / ablation.n_k))
+        if ablation.episode_over:
+            break
+        step_coordinator(full, np.zeros(full.n_k))
+
+
+def test_no_coordinator_ablation_trains_no_coordinator_module():
+    from mec.config import config_from_dict
+    from mec.training import module_specs
+
+    cfg = config_from_dict({"phase2": {"coordinator": "equal"}})
+    assert sorted(module_specs(cfg, 2)) == ["scheduler", "ue"]
+    assert sorted(module_specs(config_from_dict({}), 2)) == ["coordinator", "scheduler", "ue"]

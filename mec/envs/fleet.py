@@ -45,7 +45,7 @@ class FleetEnv(MECEnv):
             ),
             "schedulers": gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (n,), np.float32),
         }
-        if self.phase == 2:
+        if self.has_coordinator:
             self.observation_spaces["coordinator"] = obs((k, len(features.COORDINATOR_FEATURES)))
             self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (k,), np.float32)
         self.possible_agents = [a for a in ("coordinator", "ues", "schedulers") if a in self.action_spaces]

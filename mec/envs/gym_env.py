@@ -98,7 +98,7 @@ class MECGymEnv(gym.Env):
         self.core = make_core(phase, n, config, episode_slots)
         core = self.core
         self.phase, self.n_ue, self.n_k, self.n_rows = core.phase, core.n_ue, core.n_k, core.n_rows
-        self.roles = (["coordinator"] if self.phase == 2 else []) + ["ue", "scheduler"]
+        self.roles = (["coordinator"] if core.has_coordinator else []) + ["ue", "scheduler"]
         self._table_key = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
         low, high = -4.0, core.obs_high
         obs = {
@@ -122,7 +122,7 @@ class MECGymEnv(gym.Env):
                 np.float32,
             ),
         }
-        if self.phase == 2:
+        if core.has_coordinator:
             obs["coordinator"] = core.observation_spaces["coordinator"]
             act["coordinator"] = core.action_spaces["coordinator"]
         self.observation_space = gym.spaces.Dict(obs)

@@ -79,7 +79,13 @@ class MECEnv(MultiAgentEnv):
         self.scales = features.FeatureScales(self.cfg.scenario)
         self.ue_ids = [ue_id(i) for i in range(self.n_ue)]
         self.scheduler_ids = [scheduler_id(self.phase, k) for k in range(self.n_k)]
-        self.stages: list[list[str]] = ([["coordinator"]] if self.phase == 2 else []) + [self.ue_ids, self.scheduler_ids]
+        # Phase 2 with phase2.coordinator = "equal" (the no-coordinator ablation) has no coordinator stage: every
+        # cluster keeps the equal CPU split that each slot starts with.
+        self.has_coordinator = self.phase == 2 and self.cfg.phase2.coordinator == "learned"
+        self.stages: list[list[str]] = ([["coordinator"]] if self.has_coordinator else []) + [
+            self.ue_ids,
+            self.scheduler_ids,
+        ]
         self.possible_agents = [a for stage in self.stages for a in stage]
         self.agents = list(self.possible_agents)
 
@@ -91,7 +97,7 @@ class MECEnv(MultiAgentEnv):
         sched_act = gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (self.n_rows,), np.float32)
         self.observation_spaces = {a: ue_obs for a in self.ue_ids} | {a: sched_obs for a in self.scheduler_ids}
         self.action_spaces = {a: ue_act for a in self.ue_ids} | {a: sched_act for a in self.scheduler_ids}
-        if self.phase == 2:
+        if self.has_coordinator:
             self.observation_spaces["coordinator"] = gym.spaces.Box(
                 -4.0, self.obs_high, (self.n_k, len(features.COORDINATOR_FEATURES)), np.float32
             )
