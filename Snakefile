@@ -21,6 +21,8 @@ include: "rules/common.smk"
 with one_line_config_errors():
     validate(config, "config/schema.yaml")
     STUDY = config_from_dict(config)
+    # Every variant's config (workflow.variants, workflow.w_energy, tuning.grid), validated the same way.
+    VARIANTS = variant_configs(STUDY)
 
 
 include: "rules/baselines.smk"
@@ -28,6 +30,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
+include: "rules/variants.smk"
 
 
 rule all:
@@ -60,4 +63,33 @@ rule baselines:
 rule figures:
     input:
         figure_output(),
+    localrule: True
+
+
+# Targets across variants of the study (workflow.variants and the keys after it in config.yaml); none is part of
+# the default target. ablations, compare_backends: the variants' training and evaluation, a table and a figure per
+# phase comparing each with the study. pareto: the QoS-energy trade-off over workflow.w_energy. tune: the
+# hyperparameter grid of the tuning section, ranked by validation reward. readme_results: the README's results
+# section from the summary tables (it rewrites README.md between its markers, hence not in `all`).
+rule ablations:
+    input:
+        comparison_output("ablations"),
+    localrule: True
+
+
+rule compare_backends:
+    input:
+        comparison_output("backends"),
+    localrule: True
+
+
+rule pareto:
+    input:
+        pareto_output,
+    localrule: True
+
+
+rule tune:
+    input:
+        tuning_output,
     localrule: True

@@ -196,3 +196,140 @@ def comparison_table(
         stats_of = long.set_index(by)[["mean", "mean_ci_low", "mean_ci_high"]]
         table = table.join(stats_of.set_axis(columns, axis=1))
     return table.reset_index().assign(ci_level=ci_level)
+
+
+# --------------------------------------------------------------------------- across variants of the study
+
+LOCAL_SEARCH = "local-search"  # the per-slot local search (mec.optimiser): a reference, not a heuristic
+STUDY = "study"  # the label of the study itself beside its variants
+VARIANT_METRICS = ("reward_per_slot", "mean_qos", "deadline_met_fraction", "energy_per_task_j")
+
+
+def baseline_kind(policy: str) -> str:
+    """'oracle', 'search' (the local-search reference) or 'heuristic'."""
+    if policy == ORACLE:
+        return "oracle"
+    return "search" if policy == LOCAL_SEARCH else "heuristic"
+
+
+def variant_comparison(studies: Sequence[dict], learned: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The learned policy of the study and of each variant side by side: the rows of each one's learned summary
+    (summarise_samples layout, VARIANT_METRICS only) with columns `study` (its label) and `description` (what it
+    overrides). `studies` holds a dict with keys study and description per table of `learned`, in the same order."""
+    if len(studies) != len(learned):
+        raise ValueError(f"{len(studies)} studies but {len(learned)} learned summaries")
+    frames = []
+    for study, table in zip(studies, learned):
+        rows = table[table["metric"].isin(VARIANT_METRICS)]
+        frames.append(rows.assign(study=study["study"], description=study["description"]))
+    table = pd.concat(frames, ignore_index=True)
+    order = {study["study"]: i for i, study in enumerate(studies)}
+    table = table.assign(_order=table["study"].map(order))
+    return table.sort_values(["_order", "phase", "n", "metric"], ignore_index=True).drop(columns="_order")
+
+
+def pareto_table(studies: Sequence[dict], learned: Sequence[pd.DataFrame], baselines: Sequence[pd.DataFrame]):
+    """Mean QoS, energy per task and reward per slot of every policy at every energy weight of the trade-off axis.
+
+    `studies` holds per weight a dict with keys study (the variant's label) and w_energy, in the order of `learned`
+    and `baselines` (summarise_samples layout: over training seeds, over evaluation episodes). Returns the long rows
+    of those three metrics with columns w_energy, study and kind (learned, oracle, search, heuristic).
+    """
+    if not len(studies) == len(learned) == len(baselines):
+        raise ValueError(f"{len(studies)} weights, {len(learned)} learned and {len(baselines)} baseline summaries")
+    metric_names = ("mean_qos", "energy_per_task_j", "reward_per_slot")
+    frames = []
+    for study, own, base in zip(studies, learned, baselines):
+        tag = {"w_energy": float(study["w_energy"]), "study": study["study"]}
+        frames.append(own.assign(kind="learned", **tag))
+        frames.append(base.assign(kind=base["policy"].map(baseline_kind), **tag))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[table["metric"].isin(metric_names)]
+    return table.sort_values(["phase", "n", "w_energy", "kind", "policy", "metric"], ignore_index=True)
+
+
+def pareto_front(qos: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point dominates (as much QoS or more for as little energy or less, better in
+    one of them): higher QoS and lower energy are better."""
+    qos, energy = np.asarray(qos, float), np.asarray(energy, float)
+    no_worse = (qos[None, :] >= qos[:, None]) & (energy[None, :] <= energy[:, None])
+    better = (qos[None, :] > qos[:, None]) | (energy[None, :] < energy[:, None])
+    return ~(no_worse & better).any(axis=1)
+
+
+# --------------------------------------------------------------------------- hyperparameter sweep
+
+VALIDATION_REWARD = f"{EVAL_PREFIX}reward_per_slot"  # evaluated on training.eval_seed's episodes every iteration
+TUNING_COLUMNS = (
+    "rank",
+    "variant",
+    "seeds",
+    "validation_reward",
+    "validation_reward_ci_low",
+    "validation_reward_ci_high",
+    "final_validation_reward",
+    "final_validation_reward_ci_low",
+    "final_validation_reward_ci_high",
+    "best_iteration",
+    "ci_level",
+)
+
+
+def tuning_sample(run: pd.DataFrame) -> dict[str, float]:
+    """One tuning run's scores from its metrics.parquet: the validation reward of its best checkpoint (the highest
+    per-iteration evaluation on training.eval_seed's episodes, the checkpoint the study would evaluate; ties: the
+    earliest), that checkpoint's iteration, and the last iteration's validation reward."""
+    if run.empty:
+        raise ValueError("tuning run without iterations")
+    run = run.sort_values("iteration")
+    reward = run[VALIDATION_REWARD].to_numpy(float)
+    best = int(np.argmax(reward))
+    return {
+        "best_validation_reward": float(reward[best]),
+        "best_iteration": int(run["iteration"].iloc[best]),
+        "final_validation_reward": float(reward[-1]),
+    }
+
+
+def rank_tuning(
+    samples: pd.DataFrame,
+    grid_keys: Sequence[str],
+    *,
+    ci_level: float,
+    resamples: int,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """One row per grid point, best first: its grid values, the mean over seeds of the best checkpoint's validation
+    reward (the ranking score) and of the last iteration's, each with its bootstrap CI over seeds, and the mean
+    iteration of the best checkpoint.
+
+    `samples` holds one row per tuning run: variant, seed, best_validation_reward, best_iteration,
+    final_validation_reward and a column per grid key. Ranked by the validation reward; ties by the final
+    validation reward, then by the variant's name. Test episodes (evaluation.seed) never enter: a grid point is
+    chosen on validation episodes only.
+    """
+    grid_keys = list(grid_keys)
+    rows = []
+    for variant, group in samples.groupby("variant", sort=True):
+        values = group[["best_validation_reward", "final_validation_reward"]].to_numpy(float).T
+        est = interval_estimates(values, ci_level, resamples, seed)
+        first = group.iloc[0]
+        rows.append({
+            "variant": variant,
+            **{key: first[key] for key in grid_keys},
+            "seeds": len(group),
+            "validation_reward": float(est["mean"][0]),
+            "validation_reward_ci_low": float(est["mean_ci_low"][0]),
+            "validation_reward_ci_high": float(est["mean_ci_high"][0]),
+            "final_validation_reward": float(est["mean"][1]),
+            "final_validation_reward_ci_low": float(est["mean_ci_low"][1]),
+            "final_validation_reward_ci_high": float(est["mean_ci_high"][1]),
+            "best_iteration": float(group["best_iteration"].mean()),
+            "ci_level": ci_level,
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    table = table.sort_values(
+        ["validation_reward", "final_validation_reward", "variant"], ascending=[False, False, True], ignore_index=True
+    )
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table[["rank", "variant", *grid_keys, *TUNING_COLUMNS[2:]]]

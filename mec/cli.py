@@ -1,4 +1,4 @@
-"""The `mec` command: `python -m mec evaluate ...` and `python -m mec compare ...`."""
+"""The `mec` command: `python -m mec evaluate ...`, `python -m mec train ...` and `python -m mec compare ...`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mec import baselines, io, metrics
-from mec.config import ConfigError, StudyConfig, config_from_dict, config_to_dict, load_config
+from mec.config import BACKENDS, ConfigError, StudyConfig, config_from_dict, config_to_dict, load_config
 from mec.evaluation import evaluation_episodes, run_baselines, run_policy
 from mec.scenario import PhaseSetup
 
@@ -111,16 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser(
         "train",
-        help="train the MAPPO agents of one (phase, N or K, seed) job; resumes if interrupted",
-        description="Train one job with the hyperparameters of the config's training section. Writes "
-        "OUT/metrics.parquet (one row per iteration) and OUT/checkpoints/{latest,best,final,iter_<i>}. Rerunning "
-        "the same command resumes from the latest checkpoint; a finished run is not retrained.",
+        help="train the agents of one (phase, N or K, seed) job; resumes if interrupted",
+        description="Train one job with the hyperparameters of the config's training section, with RLlib MAPPO "
+        "or Stable-Baselines3 PPO (--backend). Writes OUT/metrics.parquet (one row per iteration) and "
+        "OUT/checkpoints/{latest,best,final,iter_<i>}. Rerunning the same command resumes from the latest "
+        "checkpoint; a finished run is not retrained.",
     )
     tr.add_argument("--phase", type=int, choices=(1, 2), required=True, help="1: N UEs, one server; 2: clusters")
     _add_size_flags(tr, required=True)
     tr.add_argument("--seed", type=_seed, required=True, help="training seed (networks, exploration, episodes)")
     tr.add_argument("--out", type=Path, required=True, help="run directory")
-    tr.add_argument("--num-cpus", type=_positive_int, help="CPUs Ray may use (default: training.num_cpus)")
+    tr.add_argument("--num-cpus", type=_positive_int, help="CPUs Ray (rllib) or torch (sb3) may use (default: "
+                    "training.num_cpus)")  # fmt: skip
+    tr.add_argument("--backend", choices=BACKENDS, help="rllib: MAPPO, one policy per role; sb3: Stable-Baselines3 "
+                    "PPO on the joint decision of each slot (default: training.backend)")  # fmt: skip
     _add_config_flags(tr)
 
     cmp_ = sub.add_parser(
@@ -158,23 +162,27 @@ def _make_policy(name: str, setup: PhaseSetup, seed: int):
 
 
 def _checkpoint_policy(args):
+    from mec import backends
     from mec.config import apply_overrides
-    from mec.envs.features import FeatureScales
-    from mec.policy import LearnedPolicy
-    from mec.training import load_modules
+    from mec.training import read_checkpoint_meta
 
     if args.phase is not None or args.n_ue is not None or args.n_clusters is not None:
         raise CliError("--checkpoint knows its phase and size; drop --phase/--n-ue/--n-clusters")
     if not args.checkpoint.is_dir():
         raise CliError(f"--checkpoint {args.checkpoint}: no such directory")
     try:
-        modules, meta = load_modules(args.checkpoint)
+        meta = read_checkpoint_meta(args.checkpoint)
+        if args.config is None:  # the checkpoint's own config, with --set on top
+            cfg = config_from_dict(apply_overrides(meta["config"], args.overrides))
+        else:
+            cfg = _load(args)
+        # Either backend's checkpoint (RLlib role modules or an SB3 joint policy), by the backend it records.
+        name = f"{backends.policy_name(meta)}-seed{meta['seed']}-iter{meta['iteration']}"
+        policy, meta = backends.load_policy(args.checkpoint, cfg, name=name)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    cfg = _load(args) if args.config is not None else config_from_dict(apply_overrides(meta["config"], args.overrides))
     setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
-    name = f"mappo-seed{meta['seed']}-iter{meta['iteration']}"
-    return cfg, setup, LearnedPolicy(modules, FeatureScales(cfg.scenario), name=name), name
+    return cfg, setup, policy, name
 
 
 def _evaluate(args) -> int:
@@ -240,8 +248,10 @@ def _compare(args) -> int:
 
 
 def _train(args) -> int:
-    from mec.training import train
+    from mec.backends import train
 
+    if args.backend is not None:
+        args.overrides.append(f"training.backend={args.backend}")
     cfg = _load(args)
     n = args.n_ue if args.phase == 1 else args.n_clusters
     _setup(cfg, args.phase, args.n_ue, args.n_clusters)

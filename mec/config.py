@@ -10,6 +10,7 @@ what would have been accepted.
 from __future__ import annotations
 
 import copy
+import itertools
 import dataclasses
 import math
 import numbers
@@ -28,6 +29,7 @@ __all__ = [
     "ChannelConfig",
     "ConfigError",
     "EvaluationConfig",
+    "FrozenMap",
     "Phase1Config",
     "Phase2Config",
     "Range",
@@ -36,11 +38,19 @@ __all__ = [
     "ServerConfig",
     "StudyConfig",
     "TaskConfig",
+    "TuningConfig",
     "UEConfig",
+    "Variant",
+    "WorkflowConfig",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "study_variants",
+    "study_without_variants",
+    "variant_config",
+    "variant_configs",
+    "w_energy_variant_name",
 ]
 
 
@@ -160,6 +170,7 @@ class TrainingConfig:
     vf_loss_coeff: float
     hidden: tuple[int, ...]  # hidden layer widths of every actor and critic MLP
     critic: str  # "central" (MAPPO) or "local" (IPPO ablation)
+    ue_credit: str  # "marginal": each UE's own contribution to the slot reward; "shared": the critic's advantage
     checkpoint_every: int  # periodic checkpoint every this many iterations
     num_cpus: int  # CPUs Ray may use in this job
     num_env_runners: int  # 0: sample in the driver process
@@ -168,12 +179,73 @@ class TrainingConfig:
     ray_address: str  # "": start a private Ray instance; else the address of a running Ray cluster to join
 
 
+class FrozenMap(Mapping):
+    """A read-only, hashable mapping, so that config values which are mappings themselves (a variant's overrides,
+    the tuning grid) keep StudyConfig frozen and hashable. Lists inside are stored as tuples, mappings as FrozenMaps;
+    config_to_dict turns them back into plain dicts and lists."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = {key: _freeze(value) for key, value in dict(data or {}).items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value if isinstance(value, FrozenMap) else FrozenMap(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(item) for item in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """The sweep the workflow expands: training seeds and phases."""
+    """The sweep the workflow expands, and the named variants of the study it can run beside it.
+
+    A variant is the study with some config keys overridden (dotted key -> value); its outputs live under
+    results/variants/<name>/ and are built only by the targets that ask for them (never by the default `all`).
+    """
 
     seeds: tuple[int, ...]
     phases: tuple[int, ...]
+    variants: FrozenMap  # variant name -> FrozenMap(dotted config key -> value)
+    ablations: tuple[str, ...]  # variants the `ablations` target runs and compares with the study
+    backend_variants: tuple[str, ...]  # variants (another training.backend) the `compare_backends` target compares
+    w_energy: tuple[float, ...]  # reward.w_energy_per_j values of the QoS-energy trade-off (`pareto` target)
+    w_energy_overrides: FrozenMap  # overrides every trade-off variant also applies (e.g. fewer sizes or seeds)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The hyperparameter sweep of the `tune` target: a grid of training values, each trained on one sweep point
+    with its own seeds and iterations, ranked by the validation reward (training.eval_seed's episodes)."""
+
+    phase: int
+    n: int  # N (phase 1) or K (phase 2) of the sweep point tuned on
+    seeds: tuple[int, ...]  # training seeds per grid point
+    iterations: int  # PPO iterations per tuning run (training.iterations of the tuning variants)
+    grid: FrozenMap  # "training.<key>" -> tuple of values; the grid is their product
 
 
 @dataclass(frozen=True)
@@ -202,10 +274,12 @@ class StudyConfig:
     workflow: WorkflowConfig
     statistics: StatisticsConfig
     plotting: PlottingConfig
+    tuning: TuningConfig
 
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
 CRITICS = ("central", "local")
+UE_CREDITS = ("marginal", "shared")
 COORDINATORS = ("learned", "equal")
 BACKENDS = ("rllib", "sb3")
 
@@ -261,6 +335,7 @@ DEFAULT_CONFIG = StudyConfig(
         vf_loss_coeff=0.5,
         hidden=(64, 64),
         critic="central",
+        ue_credit="marginal",
         checkpoint_every=10,
         num_cpus=1,
         num_env_runners=0,
@@ -268,9 +343,39 @@ DEFAULT_CONFIG = StudyConfig(
         backend="rllib",
         ray_address="",
     ),
-    workflow=WorkflowConfig(seeds=(0, 1, 2, 3, 4), phases=(1, 2)),
+    workflow=WorkflowConfig(
+        seeds=(0, 1, 2, 3, 4),
+        phases=(1, 2),
+        variants=FrozenMap(
+            {
+                "ippo": {"training.critic": "local"},
+                "no_coordinator": {"phase2.coordinator": "equal", "workflow.phases": [2]},
+                "flat": {"phase2.n_clusters": [1], "workflow.phases": [2]},
+                "sb3": {"training.backend": "sb3"},
+            }
+        ),
+        ablations=("ippo", "no_coordinator", "flat"),
+        backend_variants=("sb3",),
+        w_energy=(0.0, 0.05, 0.1, 0.2, 0.5),
+        w_energy_overrides=FrozenMap(
+            {"phase1.n_ue": [3, 7], "phase2.n_clusters": [4, 10], "workflow.seeds": [0, 1, 2]}
+        ),
+    ),
     statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000, seed=0),
     plotting=PlottingConfig(dpi=150, style="default", width_in=6.4, height_in=4.0),
+    tuning=TuningConfig(
+        phase=1,
+        n=5,
+        seeds=(100, 101),
+        iterations=60,
+        grid=FrozenMap(
+            {
+                "training.lr": [1e-4, 3e-4, 1e-3],
+                "training.entropy_coeff": [0.0, 0.005, 0.02],
+                "training.minibatch_size": [125, 250],
+            }
+        ),
+    ),
 )
 
 # --------------------------------------------------------------------------- field parsers
@@ -440,7 +545,135 @@ def _ray_address(key: str, value: Any) -> str:
     return value
 
 
+# --------------------------------------------------------------------------- workflow variants and tuning (parsers)
+
+VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# Names of the variants the workflow derives itself; a declared variant may not start with them.
+W_ENERGY_PREFIX = "w_energy_"
+TUNING_PREFIX = "tune_"
+# The keys that declare variants. A variant is one study, not a family of studies: it may override anything else
+# (workflow.seeds and workflow.phases included), never these.
+_FAMILY_KEYS = (
+    "workflow.variants",
+    "workflow.ablations",
+    "workflow.backend_variants",
+    "workflow.w_energy",
+    "workflow.w_energy_overrides",
+    "tuning",
+)
+
+
+def _dotted_key(key: str, name: Any, forbidden: Sequence[str]) -> str:
+    """One override key: dotted (a.b.c), no empty part, outside the `forbidden` keys and their sub-keys."""
+    if not isinstance(name, str) or not name or any(not part.strip() for part in name.split(".")):
+        _fail(_join(key, name), name, "a dotted config key such as training.critic")
+    for bad in forbidden:
+        if name == bad or name.startswith(bad + ".") or bad.startswith(name + "."):
+            raise ConfigError(
+                f"{_where(_join(key, name))}: cannot be overridden here; allowed: any key except "
+                f"{', '.join(forbidden)}"
+            )
+    return name
+
+
+def _overrides_parser(forbidden: Sequence[str]) -> Parser:
+    """A mapping of dotted config keys to values; the values are checked when the variant's config is built."""
+
+    def parse(key: str, value: Any) -> FrozenMap:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            _fail(key, value, "a mapping of dotted config keys to values, e.g. {training.critic: local}")
+        for name in value:
+            _dotted_key(key, name, forbidden)
+        return FrozenMap(value)
+
+    return parse
+
+
+_variant_overrides = _overrides_parser(_FAMILY_KEYS)
+_w_energy_overrides = _overrides_parser((*_FAMILY_KEYS, "reward"))
+
+
+def _variants(key: str, value: Any) -> FrozenMap:
+    """Variant name -> overrides. Names become folder names (results/variants/<name>/)."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        _fail(key, value, "a mapping of variant names to overrides, e.g. {ippo: {training.critic: local}}")
+    allowed = f"a name matching {VARIANT_NAME.pattern} not starting with {W_ENERGY_PREFIX} or {TUNING_PREFIX}"
+    for name, overrides in value.items():
+        reserved = isinstance(name, str) and name.startswith((W_ENERGY_PREFIX, TUNING_PREFIX))
+        if not isinstance(name, str) or not VARIANT_NAME.match(name) or reserved:
+            _fail(f"{key} name", name, allowed)
+        if not overrides:
+            _fail(_join(key, name), overrides, "a non-empty mapping of dotted config keys to values")
+        _variant_overrides(_join(key, name), overrides)
+    return FrozenMap(value)
+
+
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        value = []
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "a list of variant names")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            _fail(f"{key}[{i}]", item, "a variant name")
+    repeated = sorted({item for item in value if list(value).count(item) > 1})
+    if repeated:
+        _fail(key, list(value), f"distinct variant names (repeated: {', '.join(repeated)})")
+    return tuple(value)
+
+
+def _weights(key: str, value: Any) -> tuple[float, ...]:
+    """Distinct energy weights >= 0; empty means no trade-off axis."""
+    if value is None:
+        value = []
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "a list of distinct numbers >= 0")
+    items = tuple(_non_negative(f"{key}[{i}]", item) for i, item in enumerate(value))
+    if len(set(items)) != len(items):
+        _fail(key, list(value), "a list of distinct numbers >= 0")
+    return items
+
+
+# Every training key but the iterations, which tuning.iterations sets for the whole sweep.
+_TUNED_TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingConfig) if field.name != "iterations")
+
+
+def _phase(key: str, value: Any) -> int:
+    if not _is_int(value) or value not in (1, 2):
+        _fail(key, value, "1 or 2")
+    return int(value)
+
+
+def _grid(key: str, value: Any) -> FrozenMap:
+    """training.<key> -> non-empty list of distinct values; empty: no tuning sweep."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        _fail(key, value, "a mapping of training keys to lists of values, e.g. {training.lr: [1.0e-4, 3.0e-4]}")
+    allowed = "one of " + ", ".join(f"training.{name}" for name in _TUNED_TRAINING_KEYS)
+    keys = {f"training.{name}" for name in _TUNED_TRAINING_KEYS}
+    for name, values in value.items():
+        if name not in keys:
+            _fail(f"{key} key", name, allowed + " (tuning.iterations sets the iterations)")
+        frozen = _freeze(values)
+        if not isinstance(values, (list, tuple)) or not values or len(set(frozen)) != len(frozen):
+            _fail(_join(key, name), values, "a non-empty list of distinct values")
+    return FrozenMap(value)
+
+
 # --------------------------------------------------------------------------- cross-field checks
+
+
+def _check_workflow(cfg: WorkflowConfig, key: str) -> None:
+    for field in ("ablations", "backend_variants"):
+        for i, name in enumerate(getattr(cfg, field)):
+            if name not in cfg.variants:
+                declared = ", ".join(cfg.variants)
+                _fail(f"{_join(key, field)}[{i}]", name, f"a name declared in workflow.variants: {declared}")
 
 
 def _check_phase1(cfg: Phase1Config, key: str) -> None:
@@ -490,6 +723,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "workflow": WorkflowConfig,
         "statistics": StatisticsConfig,
         "plotting": PlottingConfig,
+        "tuning": TuningConfig,
     },
     ScenarioConfig: {
         "task": TaskConfig,
@@ -529,6 +763,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "vf_loss_coeff": _non_negative,
         "hidden": _int_tuple(1, None, distinct=False),
         "critic": _choice(CRITICS),
+        "ue_credit": _choice(UE_CREDITS),
         "checkpoint_every": _integer(1),
         "num_cpus": _integer(1),
         "num_env_runners": _integer(0),
@@ -536,7 +771,22 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "backend": _choice(BACKENDS),
         "ray_address": _ray_address,
     },
-    WorkflowConfig: {"seeds": _int_tuple(0), "phases": _int_tuple(1, 2)},
+    WorkflowConfig: {
+        "seeds": _int_tuple(0),
+        "phases": _int_tuple(1, 2),
+        "variants": _variants,
+        "ablations": _names,
+        "backend_variants": _names,
+        "w_energy": _weights,
+        "w_energy_overrides": _w_energy_overrides,
+    },
+    TuningConfig: {
+        "phase": _phase,
+        "n": _integer(1),
+        "seeds": _int_tuple(0),
+        "iterations": _integer(1),
+        "grid": _grid,
+    },
     StatisticsConfig: {
         "ci_level": _real("a number in (0, 1)", lambda x: 0 < x < 1),
         "bootstrap_resamples": _integer(100),
@@ -546,6 +796,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
 }
 
 _CHECKS: dict[type, Callable[[Any, str], None]] = {
+    WorkflowConfig: _check_workflow,
     Phase1Config: _check_phase1,
     Phase2Config: _check_phase2,
 }
@@ -622,6 +873,8 @@ def config_to_dict(cfg: StudyConfig) -> dict[str, Any]:
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Mapping):  # variant overrides, the tuning grid
+            return {key: plain(item) for key, item in value.items()}
         if isinstance(value, (tuple, list)):
             return [plain(item) for item in value]
         return value
@@ -687,3 +940,143 @@ def load_config(path: str | PathLike[str], overrides: Sequence[str] = ()) -> Stu
         return config_from_dict(apply_overrides(raw, overrides))
     except ConfigError as exc:
         raise ConfigError(f"config file '{path}': {exc}") from exc
+
+
+# --------------------------------------------------------------------------- workflow variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One named variant of the study: the study's config with `overrides` (dotted key -> value) applied.
+
+    `origin` is the config key that declares it; `axes` the values that set it apart within its family (the energy
+    weight on the trade-off axis, the grid point in tuning; empty for a variant declared by name).
+    """
+
+    name: str
+    origin: str
+    overrides: FrozenMap
+    axes: FrozenMap
+
+    @property
+    def description(self) -> str:
+        """'training.critic=local, workflow.phases=[2]'."""
+        return ", ".join(f"{key}={_show_value(value)}" for key, value in self.overrides.items())
+
+
+def _show_value(value: Any) -> str:
+    value = _thaw(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_show_value(item) for item in value) + "]"
+    return str(value)
+
+
+def _name_part(value: Any) -> str:
+    """A grid value as part of a folder name: 0.0003, 250, 64x64, true."""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (list, tuple)):
+        text = "x".join(_name_part(item) for item in value)
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+
+
+def w_energy_variant_name(w_energy: float) -> str:
+    return f"{W_ENERGY_PREFIX}{float(w_energy)!r}"
+
+
+def _size_key(phase: int) -> str:
+    return "phase1.n_ue" if phase == 1 else "phase2.n_clusters"
+
+
+def study_variants(cfg: StudyConfig) -> dict[str, Variant]:
+    """Every variant the workflow can build, by name: those of workflow.variants, one per energy weight of
+    workflow.w_energy (w_energy_<w>) and one per point of the tuning grid (tune_<key><value>_...)."""
+    found = {
+        name: Variant(name, f"workflow.variants.{name}", FrozenMap(overrides), FrozenMap())
+        for name, overrides in cfg.workflow.variants.items()
+    }
+    for w in cfg.workflow.w_energy:
+        axes = {"reward.w_energy_per_j": w}
+        overrides = {**cfg.workflow.w_energy_overrides, **axes}
+        name = w_energy_variant_name(w)
+        found[name] = Variant(name, "workflow.w_energy", FrozenMap(overrides), FrozenMap(axes))
+    t = cfg.tuning
+    setup = {
+        "workflow.phases": [t.phase],
+        "workflow.seeds": list(t.seeds),
+        _size_key(t.phase): [t.n],
+        "training.iterations": t.iterations,
+    }
+    keys = list(t.grid)
+    for values in itertools.product(*(t.grid[key] for key in keys)) if keys else ():
+        axes = dict(zip(keys, values))
+        name = TUNING_PREFIX + "_".join(f"{key.split('.')[-1]}{_name_part(value)}" for key, value in axes.items())
+        if name in found:
+            raise ConfigError(f"config key 'tuning.grid': two grid points share the folder name {name!r}")
+        found[name] = Variant(name, "tuning.grid", FrozenMap({**setup, **axes}), FrozenMap(axes))
+    return found
+
+
+def _without_families(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config dict whose variant-declaring keys are empty: a variant's config declares no variants of its own."""
+    workflow = dict(raw.get("workflow") or {})
+    workflow.update(variants={}, ablations=[], backend_variants=[], w_energy=[], w_energy_overrides={})
+    tuning = dict(raw.get("tuning") or {})
+    tuning["grid"] = {}
+    return {**raw, "workflow": workflow, "tuning": tuning}
+
+
+def study_without_variants(cfg: StudyConfig) -> StudyConfig:
+    """The study itself, with no variants declared: what a variant's config is compared against (a variant equal to
+    it is the study itself)."""
+    return config_from_dict(_without_families(config_to_dict(cfg)))
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if parts == ["reward", "preset"]:  # a preset replaces the weights (mec.config takes one or the other)
+        raw["reward"] = {"preset": value}
+        return
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif not isinstance(child, Mapping):
+            prefix = ".".join(parts[: depth + 1])
+            raise ConfigError(f"override {dotted!r}: '{prefix}' is {_show(child)}, not a mapping")
+        node[part] = child = dict(child)
+        node = child
+    node[parts[-1]] = value
+
+
+def variant_config(cfg: StudyConfig, variant: Variant) -> StudyConfig:
+    """The variant's validated config: the study's, variant-declaring keys emptied, overrides applied. A bad value
+    fails with one line naming the variant, where it is declared and the key."""
+    raw = _without_families(config_to_dict(cfg))
+    try:
+        for dotted, value in variant.overrides.items():
+            _set_dotted(raw, dotted, _thaw(value))
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"variant '{variant.name}' ({variant.origin}): {exc}") from exc
+
+
+def variant_configs(cfg: StudyConfig) -> dict[str, StudyConfig]:
+    """Every variant's validated config by name (study_variants); also checks that each of
+    workflow.backend_variants trains with another backend than the study."""
+    configs = {name: variant_config(cfg, variant) for name, variant in study_variants(cfg).items()}
+    for i, name in enumerate(cfg.workflow.backend_variants):
+        if configs[name].training.backend == cfg.training.backend:
+            _fail(
+                f"workflow.backend_variants[{i}]",
+                name,
+                f"a variant whose training.backend differs from the study's ({cfg.training.backend})",
+            )
+    return configs

@@ -47,11 +47,12 @@ FIGURE_METRICS: dict[str, MetricInfo] = {
     "energy_per_task_j": MetricInfo("energy per task", "Energy per task (UE + server) [J]", False),
 }
 RANK_METRIC = "reward_per_slot"  # the study's objective: highlighted policies are the best by it
-REFERENCE_POLICIES = ("oracle", "all-local", "all-offload", "random")
+REFERENCE_POLICIES = ("oracle", "local-search", "all-local", "all-offload", "random")
 
 # One fixed look per role, so the same policy looks the same in every figure.
 _REFERENCE_STYLE = {
     "oracle": {"color": "black", "linestyle": "--", "marker": "*"},
+    "local-search": {"color": "tab:brown", "linestyle": "-.", "marker": "X"},
     "all-local": {"color": "tab:gray", "linestyle": "-", "marker": "s"},
     "all-offload": {"color": "tab:blue", "linestyle": "-", "marker": "o"},
     "random": {"color": "tab:olive", "linestyle": ":", "marker": "x"},
@@ -510,6 +511,198 @@ def learning_curves_figure(
             f"thin: one seed; thick: {_statistic_name(statistic)} over seeds; band: {level:.0%} bootstrap CI",
             fontsize="medium",
         )
+    return fig
+
+
+# --------------------------------------------------------------------------- variants of the study
+
+# The study's learned policy keeps the learned green; each variant gets the next colour of this cycle.
+_VARIANT_COLOURS = ("tab:purple", "tab:orange", "tab:blue", "tab:red", "tab:brown", "tab:pink", "tab:olive")
+_VARIANT_MARKERS = ("s", "^", "D", "v", "o", "<", ">")
+
+
+def _study_label(study: str, policies: list[str], seeds: int) -> str:
+    name = "the study" if study == "study" else study
+    return f"{name}: {', '.join(policies)} ({counted(seeds, 'seed')})"
+
+
+def comparison_figure(
+    table: pd.DataFrame,
+    phase: int,
+    *,
+    title: str,
+    baselines: pd.DataFrame | None = None,
+    metric: str = "reward_per_slot",
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """The learned policy of the study and of each of its variants against N or K: mean over training seeds with
+    its bootstrap CI (a band along a sweep; error bars where a variant has a single point, e.g. a flat phase 2 at
+    K = 1).
+
+    `table` is mec.aggregate.variant_comparison's (column `study`, the study itself first). `baselines`, the study's
+    baseline summary, adds the oracle and local search where they ran and the best heuristic over the sweep (by mean
+    reward per slot) as dashed references.
+    """
+    if metric not in FIGURE_METRICS:
+        raise ValueError(f"metric {metric!r}: allowed {', '.join(FIGURE_METRICS)}")
+    info = FIGURE_METRICS[metric]
+    rows = table[(table["phase"] == phase) & (table["metric"] == metric)]
+    if rows.empty:
+        raise ValueError(f"no rows for phase {phase}, metric {metric!r} in the comparison table")
+    studies = list(dict.fromkeys(rows["study"]))
+    sizes = set(rows["n"])
+    level = float(rows["ci_level"].iloc[0])
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in, height_in), layout="constrained")
+        ax = fig.add_subplot()
+        handles = []
+        for i, study in enumerate(studies):
+            own = rows[rows["study"] == study].sort_values("n")
+            if study == "study":
+                look = dict(_LEARNED_STYLE)
+            else:
+                j = (i - 1) % len(_VARIANT_COLOURS)
+                look = {"color": _VARIANT_COLOURS[j], "marker": _VARIANT_MARKERS[j], "linestyle": "-", "linewidth": 1.8}
+            label = _study_label(study, sorted(own["policy"].unique()), int(own["samples"].max()))
+            if len(own) == 1:
+                point = own.iloc[0]
+                low, high = point["mean_ci_low"], point["mean_ci_high"]
+                error = None if pd.isna(low) else [[point["mean"] - low], [high - point["mean"]]]
+                container = ax.errorbar(point["n"], point["mean"], yerr=error, capsize=4, zorder=5, label=label,
+                                        **{**look, "linestyle": "none"})  # fmt: skip
+                handles.append(container)
+            else:
+                handles += ax.plot(own["n"], own["mean"], label=label, zorder=5, **look)
+                _ci_band(ax, own, "n", "mean", look["color"], alpha=0.2)
+        if baselines is not None:
+            base = baselines[(baselines["phase"] == phase) & (baselines["metric"] == metric)]
+            searches = ("oracle", "local-search")  # optimisers, not heuristics
+            references = [name for name in searches if name in set(base["policy"])]
+            heuristics = base[~base["policy"].isin(searches)]
+            if not heuristics.empty:
+                score = heuristics.groupby("policy")["mean"].mean()
+                references.append(sorted(score.index, key=lambda name: (-score[name], name))[0])
+            for name in references:
+                own = base[base["policy"] == name].sort_values("n")
+                look = _REFERENCE_STYLE.get(name, {"color": "0.35", "linestyle": ":", "marker": "."})
+                label = name if name in _REFERENCE_STYLE else f"{name} (best heuristic over the sweep)"
+                handles += ax.plot(own["n"], own["mean"], label=label, linewidth=1.2, markersize=4, zorder=3,
+                                   **{**look, "linestyle": "--" if name != "local-search" else "-."})  # fmt: skip
+                _ci_band(ax, own, "n", "mean", look["color"], alpha=0.1)
+                sizes |= set(own["n"])
+        ax.set_xticks(sorted(sizes))
+        ax.set_xlabel(sweep_label(phase))
+        ax.set_ylabel(info.axis_label)
+        ax.set_title(
+            f"Phase {phase}, {title}: {info.title} ({_better(info.higher_is_better)})\n"
+            f"learned: mean over training seeds; bands and bars: {level:.0%} bootstrap CI",
+            fontsize="medium",
+        )
+        ax.grid(True, alpha=0.3)
+        _legend_below(fig, handles)
+    return fig
+
+
+def _pareto_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (w_energy, kind, policy) with mean QoS and energy per task and their CIs."""
+    # unstack, not pivot_table: an interval that is NaN throughout (a single seed) keeps its column.
+    keys = ["w_energy", "kind", "policy", "metric"]
+    wide = rows.set_index(keys)[["mean", "mean_ci_low", "mean_ci_high"]].unstack("metric")
+    wide.columns = [f"{metric}{'' if stat == 'mean' else stat.removeprefix('mean')}" for stat, metric in wide.columns]
+    return wide.reset_index().sort_values(["kind", "policy", "w_energy"], ignore_index=True)
+
+
+def _errors(points: pd.DataFrame, metric: str):
+    low, high = points[f"{metric}_ci_low"].to_numpy(float), points[f"{metric}_ci_high"].to_numpy(float)
+    if np.isnan(low).all():
+        return None
+    mean = points[metric].to_numpy(float)
+    return np.nan_to_num(np.vstack([mean - low, high - mean]))
+
+
+def pareto_figure(
+    table: pd.DataFrame,
+    phase: int,
+    *,
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """Mean QoS against energy per task at every energy weight w of the trade-off axis: one panel per N or K.
+
+    The learned policy trained at each w is a green point with its bootstrap CI over seeds on both axes, joined in
+    order of w (each labelled with its w); the oracle and local search (each optimising the reward of that w) are
+    joined likewise; every heuristic at every w is a grey dot and the heuristics' Pareto front (no heuristic has
+    more QoS for less energy) a grey step line; all-local and all-offload (which do not depend on w) are marked.
+    `table` is mec.aggregate.pareto_table's.
+    """
+    from mec.aggregate import pareto_front  # noqa: PLC0415 - see offload_rule (scipy, the simulator)
+
+    rows = table[table["phase"] == phase]
+    if rows.empty:
+        raise ValueError(f"no rows for phase {phase} in the trade-off table")
+    sizes = sorted(rows["n"].unique())
+    weights = sorted(rows["w_energy"].unique())
+    columns = min(len(sizes), 2)
+    panels = (len(sizes) + columns - 1) // columns
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in * (1 if columns == 1 else 1.6), height_in * (0.4 + 0.75 * panels)),
+                     layout="constrained")  # fmt: skip
+        axes = np.atleast_1d(fig.subplots(panels, columns, squeeze=False).ravel())
+        handles: dict[str, object] = {}
+        for ax, n in zip(axes, sizes):
+            points = _pareto_points(rows[rows["n"] == n])
+            heuristics = points[points["kind"] == "heuristic"]
+            if not heuristics.empty:
+                handles["heuristics"] = ax.scatter(heuristics["energy_per_task_j"], heuristics["mean_qos"], s=9,
+                                                   color="0.65", zorder=1,
+                                                   label="heuristics, every w (grey)")  # fmt: skip
+                front = heuristics[pareto_front(heuristics["mean_qos"], heuristics["energy_per_task_j"])]
+                front = front.sort_values("energy_per_task_j")
+                (handles["front"],) = ax.step(front["energy_per_task_j"], front["mean_qos"], where="post",
+                                              color="0.45", linestyle="--", linewidth=1.0, zorder=2,
+                                              label="heuristics' Pareto front")  # fmt: skip
+                for name in ("all-local", "all-offload"):
+                    own = heuristics[heuristics["policy"] == name]
+                    if not own.empty:
+                        look = _REFERENCE_STYLE[name]
+                        (handles[name],) = ax.plot(own["energy_per_task_j"].iloc[:1], own["mean_qos"].iloc[:1],
+                                                   linestyle="none", marker=look["marker"], color=look["color"],
+                                                   markersize=7, zorder=3, label=name)  # fmt: skip
+            for kind, name in (("oracle", "oracle"), ("search", "local-search")):
+                own = points[points["kind"] == kind].sort_values("w_energy")
+                if not own.empty:
+                    look = _REFERENCE_STYLE[name]
+                    (handles[name],) = ax.plot(own["energy_per_task_j"], own["mean_qos"], zorder=4, linewidth=1.2,
+                                               label=f"{name} (each w)", **look)  # fmt: skip
+            for policy, own in points[points["kind"] == "learned"].groupby("policy", sort=True):
+                own = own.sort_values("w_energy")
+                handles[f"learned {policy}"] = ax.errorbar(
+                    own["energy_per_task_j"], own["mean_qos"], xerr=_errors(own, "energy_per_task_j"),
+                    yerr=_errors(own, "mean_qos"), capsize=3, zorder=5, label=f"{policy} (learned, each w)",
+                    **_LEARNED_STYLE,
+                )  # fmt: skip
+                for point in own.itertuples(index=False):
+                    ax.annotate(f"w={point.w_energy:g}", (point.energy_per_task_j, point.mean_qos), fontsize="x-small",
+                                xytext=(4, 4), textcoords="offset points", color="tab:green")  # fmt: skip
+            n_ue = int(rows.loc[rows["n"] == n, "n_ue"].iloc[0]) if phase == 2 else None
+            ax.set_title(point_title(phase, int(n), n_ue), fontsize="medium")
+            ax.set_xlabel("Energy per task [J] (lower is better)")
+            ax.set_ylabel("Mean QoS per task (higher is better)")
+            ax.grid(True, alpha=0.3)
+        for ax in axes[len(sizes):]:
+            ax.set_visible(False)
+        level = float(rows["ci_level"].iloc[0])
+        shown = ", ".join(f"{w:g}" for w in weights)
+        fig.suptitle(
+            f"Phase {phase}: QoS-energy trade-off over the energy weight w [1/J] ({shown})\n"
+            f"learned: mean over training seeds, bars: {level:.0%} bootstrap CI; baselines: mean over evaluation "
+            "episodes",
+            fontsize="medium",
+        )
+        _legend_below(fig, list(handles.values()))
     return fig
 
 

@@ -19,6 +19,7 @@ is a direct event-by-event restatement in plain numpy/Python that the tests hold
 from __future__ import annotations
 
 import functools
+import dataclasses
 from dataclasses import dataclass
 
 import numba
@@ -314,6 +315,28 @@ def resolve_slot(state: SlotState, decisions: Decisions) -> SlotResult:
         p.carry_over_queue, p.slot_s, tasks, cpu_share, free_next, reward,
     )  # fmt: skip
     return SlotResult(offload, state.cluster, state.deadline_s, tasks, cpu_share, free_next, reward)
+
+
+def local_counterfactual_rewards(state: SlotState, decisions: Decisions) -> np.ndarray:
+    """(B, N) slot reward with UE i alone switched to local execution, every other decision (spectrum weights,
+    priorities, CPU weights) kept; the actual reward where UE i already runs locally."""
+    n_b, n = state.batch_size, state.n_ue
+    actual = resolve_slot(state, decisions).reward
+    rows = np.repeat(np.arange(n_b), n)
+
+    def tile(x):
+        return np.ascontiguousarray(np.asarray(x)[rows])
+
+    fields = ("data_bits", "cycles", "deadline_s", "distance_m", "cpu_hz", "gain", "cluster", "server_free_s")
+    tiled = dataclasses.replace(state, **{name: tile(getattr(state, name)) for name in fields})
+    offload = tile(decisions.offload).copy()
+    offload[np.arange(n_b * n), np.tile(np.arange(n), n_b)] = False
+    result = resolve_slot(
+        tiled,
+        Decisions(offload, tile(decisions.spectrum_weight), tile(decisions.priority), tile(decisions.cpu_weight)),
+    )
+    flipped = result.reward.reshape(n_b, n)
+    return np.where(np.asarray(decisions.offload, dtype=bool), flipped, actual[:, None])
 
 
 def uplink(state: SlotState, offload: np.ndarray, spectrum_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

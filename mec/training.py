@@ -43,24 +43,35 @@ def env_config(cfg: StudyConfig, phase: int, n: int) -> dict:
     return {"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": cfg.training.episode_slots}
 
 
+def trained_roles(cfg: StudyConfig, phase: int) -> list[str]:
+    """The learning roles of a job, in a fixed order (also the order of the loss columns in metrics.parquet).
+
+    No coordinator in phase 1, nor in phase 2's no-coordinator ablation (phase2.coordinator = "equal")."""
+    return ["ue", "scheduler"] + (["coordinator"] if phase == 2 and cfg.phase2.coordinator == "learned" else [])
+
+
 def module_specs(cfg: StudyConfig, phase: int) -> dict:
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from mec.modules import RoleModule
 
-    # No coordinator module in phase 1, nor in phase 2's no-coordinator ablation (phase2.coordinator = "equal").
-    roles = ["ue", "scheduler"] + (["coordinator"] if phase == 2 and cfg.phase2.coordinator == "learned" else [])
     t = cfg.training
     return {
         role: RLModuleSpec(
             module_class=RoleModule, model_config={"role": role, "hidden": list(t.hidden), "critic": t.critic}
         )
-        for role in roles
+        for role in trained_roles(cfg, phase)
     }
 
 
 def _map_agent(agent_id, *args, **kwargs):
     return ROLE_OF_AGENT[agent_id]
+
+
+def _marginal_credit(*args, **kwargs):
+    from mec.modules import MarginalCredit
+
+    return MarginalCredit()
 
 
 def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
@@ -97,6 +108,7 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
             # sample per slot, so this is the number of slots per minibatch.
             minibatch_size=t.minibatch_size,
             num_epochs=t.num_epochs,
+            learner_connector=_marginal_credit if t.ue_credit == "marginal" else None,
         )
         .debugging(seed=seed, log_level="ERROR")
         .reporting(metrics_num_episodes_for_smoothing=1)
@@ -148,14 +160,41 @@ def read_checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
         raise ValueError(f"checkpoint {checkpoint}: {CHECKPOINT_META} is corrupt ({exc.msg})") from None
 
 
-def _learner_row(result: dict) -> dict:
-    row = {}
+def _learner_row(result: dict, roles: list[str]) -> dict:
+    """RLlib's per-module losses as {role: {loss key: value}} (absent keys are left out)."""
+    losses: dict[str, dict] = {}
     for module_id, values in result.get("learners", {}).items():
-        if isinstance(values, dict) and "policy_loss" in values:
-            for key in LOSS_KEYS:
-                if key in values:
-                    row[f"train/{module_id}/{key}"] = float(values[key])
-    return row
+        if module_id in roles and isinstance(values, dict) and "policy_loss" in values:
+            losses[module_id] = {key: float(values[key]) for key in LOSS_KEYS if key in values}
+    return losses
+
+
+def metrics_row(
+    *,
+    iteration: int,
+    env_steps: int,
+    slots: int,
+    wall_s: float,
+    episode_return_mean: float,
+    roles: list[str],
+    losses: dict[str, dict],
+    summary: dict,
+    frame: pd.DataFrame,
+    phase: int,
+) -> dict:
+    """One metrics.parquet row, the same columns for every backend: a loss column per (role of `roles`, LOSS_KEYS)
+    in that order, NaN where the backend has no such loss (e.g. one joint policy instead of role modules)."""
+    row = {
+        "iteration": iteration,
+        "env_steps": int(env_steps),
+        "slots": int(slots),
+        "wall_s": float(wall_s),
+        "train/episode_return_mean": float(episode_return_mean),
+    }
+    for role in roles:
+        for key in LOSS_KEYS:
+            row[f"train/{role}/{key}"] = float(losses.get(role, {}).get(key, np.nan))
+    return {**row, **_eval_row(summary, frame, phase)}
 
 
 def _eval_row(summary: dict, frame: pd.DataFrame, phase: int) -> dict:
@@ -260,21 +299,36 @@ def train(
         return out
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
-    meta_base = {"phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    meta_base = {"backend": "rllib", "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
     _recover_latest(ckpt_dir)
 
     import ray
+    import torch
 
-    ray_tmp = tempfile.mkdtemp(prefix="ray-mec-", dir="/tmp")  # short path: Ray's socket names must fit
-    ray.init(
-        num_cpus=num_cpus or t.num_cpus,
-        num_gpus=None if t.use_gpu else 0,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        _temp_dir=ray_tmp,
-        configure_logging=True,
-    )
+    # The job's cores (the rule's threads on a cluster): Ray's CPUs and torch's threads in this process, no more.
+    cpus = num_cpus or t.num_cpus
+    torch.set_num_threads(cpus)
+    ray_tmp = None
+    if t.ray_address:
+        # Join a running Ray cluster (e.g. one started across the nodes of a SLURM allocation): its size, temp dir
+        # and dashboard are the cluster's own. ray.shutdown() in `finally` only disconnects this driver; the cluster
+        # stays up for whoever started it.
+        ray.init(address=t.ray_address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+        nodes = len([node for node in ray.nodes() if node["Alive"]])
+        log(f"{tag} Ray: joined the cluster at {t.ray_address} ({ray.cluster_resources().get('CPU', 0):g} CPUs on "
+            f"{nodes} nodes); torch uses {torch.get_num_threads()} threads here")  # fmt: skip
+    else:
+        ray_tmp = tempfile.mkdtemp(prefix="ray-mec-", dir="/tmp")  # short path: Ray's socket names must fit
+        ray.init(
+            num_cpus=cpus,
+            num_gpus=None if t.use_gpu else 0,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            _temp_dir=ray_tmp,
+            configure_logging=True,
+        )
+        log(f"{tag} Ray: a private instance with {cpus} CPUs; torch uses {torch.get_num_threads()} threads")
     try:
         algo = build_ppo_config(cfg, phase, n, seed).build_algo()
         rows: list[dict] = []
@@ -300,15 +354,19 @@ def train(
             frame = run_policy(cfg, setup, LearnedPolicy(modules, scales), episodes)
             summary = metrics.summarise(frame)
             wall = wall_before + time.perf_counter() - started
-            row = {
-                "iteration": iteration,
-                "env_steps": int(result["env_runners"].get("num_env_steps_sampled_lifetime", 0)),
-                "slots": iteration * t.train_batch_slots,
-                "wall_s": wall,
-                "train/episode_return_mean": float(result["env_runners"].get("episode_return_mean", np.nan)),
-                **_learner_row(result),
-                **_eval_row(summary, frame, phase),
-            }
+            roles = trained_roles(cfg, phase)
+            row = metrics_row(
+                iteration=iteration,
+                env_steps=result["env_runners"].get("num_env_steps_sampled_lifetime", 0),
+                slots=iteration * t.train_batch_slots,
+                wall_s=wall,
+                episode_return_mean=result["env_runners"].get("episode_return_mean", np.nan),
+                roles=roles,
+                losses=_learner_row(result, roles),
+                summary=summary,
+                frame=frame,
+                phase=phase,
+            )
             reward = summary["reward_per_slot"]
             # Metrics first, then the checkpoint: a kill in between reruns this iteration from the previous
             # checkpoint and replaces its row, so rows and checkpoints never disagree.
@@ -330,7 +388,8 @@ def train(
         algo.stop()
     finally:
         ray.shutdown()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        if ray_tmp is not None:
+            shutil.rmtree(ray_tmp, ignore_errors=True)
     return out
 
 

@@ -8,7 +8,7 @@ rule aggregate_baselines:
     output:
         baselines=SUMMARY_BASELINES,
     log:
-        f"{LOGS}/aggregate_baselines.log",
+        f"{LOGS}/{{variant_dir}}aggregate_baselines.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -32,7 +32,7 @@ rule aggregate_metrics:
         learning_curves=SUMMARY_CURVES,
         comparison=SUMMARY_COMPARISON,
     log:
-        f"{LOGS}/aggregate_metrics.log",
+        f"{LOGS}/{{variant_dir}}aggregate_metrics.log",
     conda:
         "envs/mec.yaml"
     threads: 1

@@ -6,7 +6,7 @@ rule evaluate_baselines:
         episodes=BASELINE_EPISODES,
         summary=BASELINE_SUMMARY,
     log:
-        f"{LOGS}/evaluate_baselines/phase{{phase}}_n{{n}}.log",
+        f"{LOGS}/evaluate_baselines/{{variant_dir}}phase{{phase}}_n{{n}}.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -17,10 +17,10 @@ rule evaluate_baselines:
         runtime=15,
     params:
         # Only the sections that change the numbers: training, workflow, statistics and plotting edits (and the
-        # other phase's section) leave these jobs alone.
+        # other phase's section, and the phase-2 coordinator the heuristics never use) leave these jobs alone.
         scenario=section("scenario"),
         reward=section("reward"),
-        phase_section=phase_section,
+        phase_section=baseline_phase_section,
         evaluation=section("evaluation"),
     script:
         "../workflow_scripts/evaluate_baselines.py"

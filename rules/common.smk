@@ -1,22 +1,49 @@
 # Config checks, the study's output paths and the functions that build target lists and rule params.
 import contextlib
 import copy
+import functools
 import math
+import os
 import sys
 
 import jsonschema
 from snakemake.exceptions import WorkflowError
 
 from mec import plotting
-from mec.config import ConfigError, config_from_dict, config_to_dict
+from mec.config import (
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    study_variants,
+    study_without_variants,
+    variant_configs,
+)
 
-# A reward section given on the command line (--configfile, --config) replaces config.yaml's instead of being merged
-# into it, as `python -m mec --set reward=...` does: a preset merged with config.yaml's explicit weights would be
-# rejected (mec.config takes one or the other, never both).
-if "reward" in workflow.config_settings.overwrite_config:
-    config["reward"] = copy.deepcopy(
-        workflow.config_settings.overwrite_config["reward"]
-    )
+# Sections whose value is a mapping of free keys, given on the command line (--configfile, --config), replace
+# config.yaml's instead of being merged into it key by key. A reward preset merged with config.yaml's explicit weights
+# would be rejected (mec.config takes one or the other, never both, as `python -m mec --set reward=...` does), and a
+# variant, the trade-off overrides or the tuning grid merged with config.yaml's would keep keys the user left out.
+REPLACED_ON_OVERRIDE = (
+    ("reward",),
+    ("workflow", "variants"),
+    ("workflow", "w_energy_overrides"),
+    ("tuning", "grid"),
+)
+
+
+def _replace_from_overrides(config, overrides):
+    for keys in REPLACED_ON_OVERRIDE:
+        given = overrides
+        for key in keys:
+            given = given.get(key) if isinstance(given, dict) else None
+        if given is not None:
+            node = config
+            for key in keys[:-1]:
+                node = node[key]
+            node[keys[-1]] = copy.deepcopy(given)
+
+
+_replace_from_overrides(config, workflow.config_settings.overwrite_config)
 
 
 def _schema_problem(exc):
@@ -67,35 +94,56 @@ def one_line_config_errors():
 
 # --------------------------------------------------------------------------- paths (defined once)
 
-BASELINE_EPISODES = "results/phase{phase}/n{n}/baselines/episodes.parquet"
-BASELINE_SUMMARY = "results/phase{phase}/n{n}/baselines/summary.parquet"
+# {variant_dir} is "" for the study itself and "variants/<name>/" for a variant of it (workflow.variants, the
+# trade-off axis workflow.w_energy, the tuning grid): the same rules build both, and the study's paths stay as they
+# are.
+BASELINE_EPISODES = "results/{variant_dir}phase{phase}/n{n}/baselines/episodes.parquet"
+BASELINE_SUMMARY = "results/{variant_dir}phase{phase}/n{n}/baselines/summary.parquet"
 # One training job's folder. run/ is mec.training's run directory (its own metrics, checkpoints, resume state); it
 # is not an output, so Snakemake never deletes it and a rerun of a killed job resumes from its latest checkpoint.
 # The job's outputs are the complete learning history (a copy written once training is complete) and the final
 # checkpoint's marker.
-RUN = "results/phase{phase}/n{n}/seed{seed}"
+RUN = "results/{variant_dir}phase{phase}/n{n}/seed{seed}"
 TRAIN_METRICS = f"{RUN}/metrics.parquet"
 FINAL_CHECKPOINT = f"{RUN}/run/checkpoints/final/mec_checkpoint.json"
 POLICY_EPISODES = f"{RUN}/eval/episodes.parquet"
 POLICY_SCHEDULE = f"{RUN}/eval/schedule.parquet"
-SUMMARY_BASELINES = "results/summary/baselines.parquet"
-SUMMARY_LEARNED = "results/summary/learned.parquet"
-SUMMARY_CURVES = "results/summary/learning_curves.parquet"
-SUMMARY_COMPARISON = "results/summary/comparison.parquet"
-SWEEP_FIGURE = "results/figures/phase{phase}/sweep_{metric}.png"
-CURVES_FIGURE = "results/figures/phase{phase}/n{n}/learning_curves.png"
-RUN_FIGURES = "results/figures/phase{phase}/n{n}/seed{seed}"
+SUMMARY_BASELINES = "results/{variant_dir}summary/baselines.parquet"
+SUMMARY_LEARNED = "results/{variant_dir}summary/learned.parquet"
+SUMMARY_CURVES = "results/{variant_dir}summary/learning_curves.parquet"
+SUMMARY_COMPARISON = "results/{variant_dir}summary/comparison.parquet"
+SWEEP_FIGURE = "results/{variant_dir}figures/phase{phase}/sweep_{metric}.png"
+CURVES_FIGURE = "results/{variant_dir}figures/phase{phase}/n{n}/learning_curves.png"
+RUN_FIGURES = "results/{variant_dir}figures/phase{phase}/n{n}/seed{seed}"
 # {name}: a key of mec.plotting.LEARNING_FIGURES, filled in per phase (run_figure_paths), never a wildcard.
 LEARNING_FIGURE = f"{RUN_FIGURES}/{{name}}_over_learning.png"
 SCHEDULE_FIGURE = f"{RUN_FIGURES}/{plotting.SCHEDULE_FIGURE}.png"
+# Results across variants. {comparison}: "ablations" (workflow.ablations) or "backends" (workflow.backend_variants).
+COMPARISON_TABLE = "results/summary/{comparison}.parquet"
+COMPARISON_MARKDOWN = "results/summary/{comparison}.md"
+COMPARISON_FIGURE = "results/figures/phase{phase}/{comparison}.png"
+PARETO_TABLE = "results/summary/pareto.parquet"
+PARETO_FIGURE = "results/figures/phase{phase}/pareto.png"
+TUNING_TABLE = "results/summary/tuning.parquet"
+TUNING_MARKDOWN = "results/summary/tuning.md"
+# The README's results section: written here, spliced into README.md between its markers, with copies of the
+# figures it shows under docs/results/ (results/ is not in git; the README must show its figures anywhere).
+README = "README.md"
+README_RESULTS = "results/README_results.md"
+README_FIGURES = "docs/results"
 LOGS = "results/logs"
+VARIANTS_DIR = "variants/{}/"
+# A comparison's name -> the key of the workflow section that names its variants.
+COMPARISONS = {"ablations": "ablations", "backends": "backend_variants"}
 
 
 wildcard_constraints:
+    variant_dir="(variants/[A-Za-z0-9_.+-]+/)?",
     phase="1|2",
     n="[1-9][0-9]*",
     seed="[0-9]+",
     metric="|".join(plotting.FIGURE_METRICS),
+    comparison="|".join(COMPARISONS),
 
 
 # --------------------------------------------------------------------------- resources of a training job
@@ -119,15 +167,19 @@ TRAIN_MEMORY_SAFETY = 1.25
 
 def job_n_ue(wildcards):
     """UEs of the job's scenario: N in phase 1, phase2.n_users in phase 2."""
-    return int(wildcards.n) if int(wildcards.phase) == 1 else STUDY.phase2.n_users
+    return (
+        int(wildcards.n)
+        if int(wildcards.phase) == 1
+        else study_of(wildcards).phase2.n_users
+    )
 
 
 def train_runtime_min(wildcards, attempt):
     """Wall-clock limit of a training job; a retry (e.g. after a cluster time-out) gets more, and resumes."""
-    t = STUDY.training
+    t = study_of(wildcards).training
     scale = t.train_batch_slots / 1000
     if int(wildcards.phase) == 2:
-        scale *= STUDY.phase2.n_users / 100
+        scale *= study_of(wildcards).phase2.n_users / 100
     seconds = (
         TRAIN_START_S + t.iterations * TRAIN_ITERATION_S[int(wildcards.phase)] * scale
     )
@@ -135,7 +187,7 @@ def train_runtime_min(wildcards, attempt):
 
 
 def train_mem_mb(wildcards, attempt):
-    t = STUDY.training
+    t = study_of(wildcards).training
     mb = (
         TRAIN_BASE_MB
         + TRAIN_MB_PER_ENV_RUNNER * t.num_env_runners
@@ -144,75 +196,238 @@ def train_mem_mb(wildcards, attempt):
     return math.ceil(TRAIN_MEMORY_SAFETY * mb) * attempt
 
 
+def train_threads(wildcards):
+    """training.num_cpus of the job's study or variant."""
+    return study_of(wildcards).training.num_cpus
+
+
+# --------------------------------------------------------------------------- the study and its variants
+
+# VARIANTS (name -> validated StudyConfig) is set by the Snakefile next to STUDY, with the same one-line errors.
+
+
+@functools.cache
+def variant_specs():
+    """name -> mec.config.Variant (where it is declared, its overrides, its axis values)."""
+    return study_variants(STUDY)
+
+
+@functools.cache
+def study_itself():
+    """The study without its variant declarations: a variant with this config is the study itself."""
+    return study_without_variants(STUDY)
+
+
+def variant_dir(name):
+    """Folder prefix of a variant's outputs (None: the study): "" where its config is the study's own, so that a
+    trade-off weight equal to the study's is the study's results, not a copy of them."""
+    if name is None or VARIANTS[name] == study_itself():
+        return ""
+    return VARIANTS_DIR.format(name)
+
+
+def variant_of(wildcards):
+    """The variant a job belongs to (None: the study), from its {variant_dir}; a job without one is the study's."""
+    prefix = getattr(wildcards, "variant_dir", "")
+    if not prefix:
+        return None
+    name = prefix.removeprefix("variants/").removesuffix("/")
+    if name not in VARIANTS:
+        raise WorkflowError(
+            f"results/{prefix}: no variant named {name!r}; declared: {', '.join(VARIANTS) or 'none'}"
+        )
+    return name
+
+
+def study_of(wildcards):
+    """The validated config of the job's study or variant."""
+    name = variant_of(wildcards)
+    return STUDY if name is None else VARIANTS[name]
+
+
+def config_of(name):
+    return STUDY if name is None else VARIANTS[name]
+
+
 # --------------------------------------------------------------------------- sweep
 
 
-def sweep_sizes(phase):
+def sweep_sizes(phase, cfg=None):
     """N (UEs) of phase 1 or K (clusters) of phase 2."""
-    return STUDY.phase1.n_ue if phase == 1 else STUDY.phase2.n_clusters
+    cfg = cfg or STUDY
+    return cfg.phase1.n_ue if phase == 1 else cfg.phase2.n_clusters
 
 
-def sweep_points(phases=None):
+def sweep_points(phases=None, cfg=None):
     """(phase, n) of every configured sweep point (of `phases`, default workflow.phases)."""
-    return [(p, n) for p in phases or STUDY.workflow.phases for n in sweep_sizes(p)]
+    cfg = cfg or STUDY
+    return [(p, n) for p in phases or cfg.workflow.phases for n in sweep_sizes(p, cfg)]
 
 
-def runs(phases=None):
+def runs(phases=None, cfg=None):
     """(phase, n, seed) of every training job."""
-    return [(p, n, s) for p, n in sweep_points(phases) for s in STUDY.workflow.seeds]
+    cfg = cfg or STUDY
+    return [(p, n, s) for p, n in sweep_points(phases, cfg) for s in cfg.workflow.seeds]
 
 
-def study_sections():
+# --------------------------------------------------------------------------- rule params
+
+# Phase-section keys that only the learned agents read: the heuristics choose their own CPU split, so a
+# no-coordinator variant shares the study's baselines.
+BASELINE_BLIND_KEYS = ("coordinator",)
+
+
+@functools.cache
+def study_sections(cfg):
     """The validated config with every default filled in: params built from it do not change when a user writes
     out a default value or swaps a reward preset for the same weights."""
-    return config_to_dict(STUDY)
+    return config_to_dict(cfg)
 
 
-def section(name):
-    """One section of the validated config, as plain data for a rule's params."""
-    return study_sections()[name]
-
-
-def phase_section(wildcards):
-    """The job's own phase section, its sweep list cut down to the job's N or K: adding a sweep value must not
-    change the params (and so rerun) the jobs of the other values."""
-    phase, n = int(wildcards.phase), int(wildcards.n)
-    own = dict(section(f"phase{phase}"))
+def own_phase_section(cfg, phase, n):
+    """The phase section cut down to one N or K: adding a sweep value must not change the params (and so rerun)
+    the jobs of the other values."""
+    own = dict(study_sections(cfg)[f"phase{phase}"])
     own["n_ue" if phase == 1 else "n_clusters"] = [n]
     return own
 
 
-def per_point(path, phases=None):
-    return [path.format(phase=p, n=n) for p, n in sweep_points(phases)]
+def param_value(cfg, name, phase, n):
+    """The value of the param `name` of a job of `cfg` at (phase, n): a config section, or the phase section."""
+    if name == "phase_section":
+        return own_phase_section(cfg, phase, n)
+    if name == "baseline_phase_section":
+        own = own_phase_section(cfg, phase, n)
+        return {k: v for k, v in own.items() if k not in BASELINE_BLIND_KEYS}
+    return study_sections(cfg)[name]
 
 
-def per_run(path, phases=None):
-    return [path.format(phase=p, n=n, seed=s) for p, n, s in runs(phases)]
+def section(name):
+    """A param of a rule, one section of the job's (study's or variant's) validated config as plain data."""
+
+    def of_job(wildcards):
+        return study_sections(study_of(wildcards))[name]
+
+    return of_job
+
+
+def phase_section(wildcards):
+    """The job's own phase section, its sweep list cut down to the job's N or K."""
+    return param_value(
+        study_of(wildcards), "phase_section", int(wildcards.phase), int(wildcards.n)
+    )
+
+
+def baseline_phase_section(wildcards):
+    """phase_section without the keys the heuristics never read (BASELINE_BLIND_KEYS)."""
+    return param_value(
+        study_of(wildcards),
+        "baseline_phase_section",
+        int(wildcards.phase),
+        int(wildcards.n),
+    )
+
+
+# The params of each job that a variant may share with the study (as the rules in rules/*.smk declare them). A
+# variant's job whose params equal those of the study's own job at the same point (and seed) is that job: the
+# variant reads its outputs instead of running it again.
+JOB_PARAMS = {
+    "evaluate_baselines": (
+        "scenario",
+        "reward",
+        "baseline_phase_section",
+        "evaluation",
+    ),
+    "train_agents": ("scenario", "reward", "phase_section", "training"),
+    "evaluate_policy": ("scenario", "reward", "phase_section", "evaluation"),
+}
+
+
+def is_study_job(name, rules, phase, n, seed=None):
+    """Whether variant `name`'s jobs of `rules` at (phase, n[, seed]) are the study's own jobs."""
+    if (phase, n) not in sweep_points() or (
+        seed is not None and seed not in STUDY.workflow.seeds
+    ):
+        return False
+    return all(
+        param_value(VARIANTS[name], param, phase, n)
+        == param_value(STUDY, param, phase, n)
+        for rule in rules
+        for param in JOB_PARAMS[rule]
+    )
+
+
+def baseline_dir(name, phase, n):
+    """Where variant `name`'s baselines at (phase, n) are: the study's where they are the same jobs."""
+    if name is None or is_study_job(name, ["evaluate_baselines"], phase, n):
+        return ""
+    return variant_dir(name)
+
+
+def run_dir(name, phase, n, seed):
+    """Where variant `name`'s training run (and its evaluation) at (phase, n, seed) is."""
+    rules = ["train_agents", "evaluate_policy"]
+    if name is None or is_study_job(name, rules, phase, n, seed):
+        return ""
+    return variant_dir(name)
+
+
+def baseline_files(path, name=None):
+    """`path` at every sweep point of the study or of variant `name`, in the folder of the job that makes it."""
+    return [
+        path.format(variant_dir=baseline_dir(name, p, n), phase=p, n=n)
+        for p, n in sweep_points(cfg=config_of(name))
+    ]
+
+
+def run_files(path, name=None):
+    """`path` of every training job of the study or of variant `name`, in the folder of the job that makes it."""
+    return [
+        path.format(variant_dir=run_dir(name, p, n, s), phase=p, n=n, seed=s)
+        for p, n, s in runs(cfg=config_of(name))
+    ]
 
 
 def all_baseline_episodes(wildcards):
     """The per-slot tables of every configured sweep point."""
-    return per_point(BASELINE_EPISODES)
+    return baseline_files(BASELINE_EPISODES, variant_of(wildcards))
 
 
 def all_policy_episodes(wildcards):
     """The learned policy's per-slot tables of every training job."""
-    return per_run(POLICY_EPISODES)
+    return run_files(POLICY_EPISODES, variant_of(wildcards))
 
 
 def all_train_metrics(wildcards):
-    return per_run(TRAIN_METRICS)
+    return run_files(TRAIN_METRICS, variant_of(wildcards))
 
 
 def point_train_metrics(wildcards):
     """The learning histories of every seed of one sweep point."""
+    name, phase, n = variant_of(wildcards), int(wildcards.phase), int(wildcards.n)
     return [
-        TRAIN_METRICS.format(phase=wildcards.phase, n=wildcards.n, seed=s)
-        for s in STUDY.workflow.seeds
+        TRAIN_METRICS.format(
+            variant_dir=run_dir(name, phase, n, s), phase=phase, n=n, seed=s
+        )
+        for s in config_of(name).workflow.seeds
     ]
 
 
-# --------------------------------------------------------------------------- targets
+# --------------------------------------------------------------------------- targets of the study
+
+
+def per_point(path, phases=None):
+    return [path.format(variant_dir="", phase=p, n=n) for p, n in sweep_points(phases)]
+
+
+def per_run(path, phases=None):
+    return [
+        path.format(variant_dir="", phase=p, n=n, seed=s) for p, n, s in runs(phases)
+    ]
+
+
+def study_file(path, **wildcards):
+    return path.format(variant_dir="", **wildcards)
 
 
 def run_figure_paths(phase):
@@ -238,7 +453,7 @@ def run_figure_outputs(phase):
 
 def run_figures(phase, n, seed):
     return [
-        path.format(phase=phase, n=n, seed=seed)
+        path.format(variant_dir="", phase=phase, n=n, seed=seed)
         for path in run_figure_paths(phase).values()
     ]
 
@@ -246,7 +461,9 @@ def run_figures(phase, n, seed):
 def baseline_output():
     """Every heuristic (and the oracle) at every sweep point, and their summary."""
     return (
-        per_point(BASELINE_EPISODES) + per_point(BASELINE_SUMMARY) + [SUMMARY_BASELINES]
+        per_point(BASELINE_EPISODES)
+        + per_point(BASELINE_SUMMARY)
+        + [study_file(SUMMARY_BASELINES)]
     )
 
 
@@ -264,7 +481,10 @@ def phase_output(phase):
 
 def figure_output():
     files = expand(
-        SWEEP_FIGURE, phase=STUDY.workflow.phases, metric=list(plotting.FIGURE_METRICS)
+        SWEEP_FIGURE,
+        variant_dir="",
+        phase=STUDY.workflow.phases,
+        metric=list(plotting.FIGURE_METRICS),
     )
     files += per_point(CURVES_FIGURE)
     for p, n, seed in runs():
@@ -274,7 +494,201 @@ def figure_output():
 
 def final_output():
     """Everything `snakemake` (rule all) builds."""
-    files = baseline_output() + [SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
+    learned = [SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
+    files = baseline_output() + [study_file(path) for path in learned]
     for phase in STUDY.workflow.phases:
         files += phase_output(phase)
     return list(dict.fromkeys(files + figure_output()))
+
+
+# --------------------------------------------------------------------------- targets across variants
+
+
+def _need(names, key, target):
+    """Stop with one line when a target's variant family is empty in the config."""
+    if not names:
+        print(
+            f"Error: target {target}: config key '{key}' is empty; allowed: a non-empty {key} (config.yaml)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    return names
+
+
+def variant_summaries(name, baselines=False):
+    """The summaries of variant `name` (its learned policy over seeds; with `baselines`, its baselines too)."""
+    folder = variant_dir(name)
+    paths = [SUMMARY_LEARNED] + ([SUMMARY_BASELINES] if baselines else [])
+    return [path.format(variant_dir=folder) for path in paths]
+
+
+def comparison_variants(comparison):
+    """The variants a comparison (ablations, backends) sets beside the study, by the workflow key naming them."""
+    key = COMPARISONS[comparison]
+    return _need(
+        list(getattr(STUDY.workflow, key)), f"workflow.{key}", f"compare {comparison}"
+    )
+
+
+def comparison_phases(names):
+    """The phases a comparison or a family of variants covers."""
+    return sorted({p for name in names for p in config_of(name).workflow.phases})
+
+
+def comparison_inputs(wildcards):
+    """The study's learned summary and baselines, then each variant's learned summary (in params' order)."""
+    names = comparison_variants(wildcards.comparison)
+    return {
+        "learned": [study_file(SUMMARY_LEARNED)]
+        + [variant_summaries(name)[0] for name in names],
+        "baselines": study_file(SUMMARY_BASELINES),
+    }
+
+
+def comparison_studies(wildcards):
+    """Label, folder and overrides of every study in the comparison, in the order of comparison_inputs."""
+    names = comparison_variants(wildcards.comparison)
+    specs = variant_specs()
+    return [{"study": "study", "variant_dir": "", "description": "config.yaml"}] + [
+        {
+            "study": name,
+            "variant_dir": variant_dir(name),
+            "description": specs[name].description,
+        }
+        for name in names
+    ]
+
+
+def comparison_output(comparison):
+    def files(wildcards):
+        names = comparison_variants(comparison)
+        paths = [
+            COMPARISON_TABLE.format(comparison=comparison),
+            COMPARISON_MARKDOWN.format(comparison=comparison),
+        ]
+        return paths + [
+            COMPARISON_FIGURE.format(phase=p, comparison=comparison)
+            for p in comparison_phases(names)
+        ]
+
+    return files
+
+
+def w_energy_variants():
+    """The trade-off axis's variants (w_energy_<w>), in the order of workflow.w_energy."""
+    names = [
+        name
+        for name, spec in variant_specs().items()
+        if spec.origin == "workflow.w_energy"
+    ]
+    return _need(names, "workflow.w_energy", "pareto")
+
+
+def pareto_inputs(wildcards):
+    return {
+        "learned": [variant_summaries(name)[0] for name in w_energy_variants()],
+        "baselines": [
+            variant_summaries(name, baselines=True)[1] for name in w_energy_variants()
+        ],
+    }
+
+
+def pareto_studies(wildcards):
+    """Label, energy weight and folder of every point of the trade-off axis, in the order of pareto_inputs."""
+    return [
+        {
+            "study": name,
+            "w_energy": VARIANTS[name].reward.w_energy_per_j,
+            "variant_dir": variant_dir(name),
+        }
+        for name in w_energy_variants()
+    ]
+
+
+def pareto_output(wildcards):
+    phases = comparison_phases(w_energy_variants())
+    return [PARETO_TABLE] + [PARETO_FIGURE.format(phase=p) for p in phases]
+
+
+def tuning_variants():
+    names = [
+        name for name, spec in variant_specs().items() if spec.origin == "tuning.grid"
+    ]
+    return _need(names, "tuning.grid", "tune")
+
+
+def tuning_runs(wildcards):
+    """Every tuning run: its variant, grid values and seed, in the order of tuning_inputs."""
+    specs = variant_specs()
+    return [
+        {
+            "variant": name,
+            "seed": s,
+            "grid": dict(specs[name].axes),
+            "variant_dir": run_dir(name, p, n, s),
+        }
+        for name in tuning_variants()
+        for p, n, s in runs(cfg=VARIANTS[name])
+    ]
+
+
+def tuning_inputs(wildcards):
+    return [
+        TRAIN_METRICS.format(
+            variant_dir=run["variant_dir"],
+            phase=STUDY.tuning.phase,
+            n=STUDY.tuning.n,
+            seed=run["seed"],
+        )
+        for run in tuning_runs(wildcards)
+    ]
+
+
+def tuning_output(wildcards):
+    tuning_variants()
+    return [TUNING_TABLE, TUNING_MARKDOWN]
+
+
+# The README's results show what has been built beside the study: each of these tables when it exists and its
+# family is configured (a stale one is brought up to date first, as any input), with its figures.
+README_OPTIONAL = {
+    "ablations": (
+        "workflow.ablations",
+        COMPARISON_TABLE.format(comparison="ablations"),
+    ),
+    "backends": (
+        "workflow.backend_variants",
+        COMPARISON_TABLE.format(comparison="backends"),
+    ),
+    "pareto": ("workflow.w_energy", PARETO_TABLE),
+    "tuning": ("tuning.grid", TUNING_TABLE),
+}
+
+
+def _configured(dotted):
+    section, key = dotted.split(".")
+    return bool(getattr(getattr(STUDY, section), key))
+
+
+def readme_inputs(wildcards):
+    """The study's comparison and reward sweep figures, and every optional table (and its figures) on disk."""
+    files = {
+        "comparison": study_file(SUMMARY_COMPARISON),
+        "figures": [
+            study_file(SWEEP_FIGURE, phase=p, metric="reward_per_slot")
+            for p in STUDY.workflow.phases
+        ],
+    }
+    for name, (key, path) in README_OPTIONAL.items():
+        if _configured(key) and os.path.exists(path):
+            files[name] = path
+    if "pareto" in files:
+        phases = comparison_phases(w_energy_variants())
+        files["figures"] += [PARETO_FIGURE.format(phase=p) for p in phases]
+    for comparison in ("ablations", "backends"):
+        if comparison in files:
+            phases = comparison_phases(comparison_variants(comparison))
+            files["figures"] += [
+                COMPARISON_FIGURE.format(phase=p, comparison=comparison) for p in phases
+            ]
+    return files

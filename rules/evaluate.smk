@@ -11,7 +11,7 @@ rule evaluate_policy:
         episodes=POLICY_EPISODES,
         schedule=POLICY_SCHEDULE,
     log:
-        f"{LOGS}/evaluate_policy/phase{{phase}}_n{{n}}_seed{{seed}}.log",
+        f"{LOGS}/evaluate_policy/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
     conda:
         "envs/mec.yaml"
     threads: 1

@@ -15,7 +15,7 @@ rule plot_sweep:
             labels={"figure": "{metric}"},
         ),
     log:
-        f"{LOGS}/plot_sweep/phase{{phase}}_{{metric}}.log",
+        f"{LOGS}/plot_sweep/{{variant_dir}}phase{{phase}}_{{metric}}.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -40,7 +40,7 @@ rule plot_learning_curves:
             labels={"N or K": "{n}"},
         ),
     log:
-        f"{LOGS}/plot_learning_curves/phase{{phase}}_n{{n}}.log",
+        f"{LOGS}/plot_learning_curves/{{variant_dir}}phase{{phase}}_n{{n}}.log",
     conda:
         "envs/mec.yaml"
     threads: 1
@@ -67,7 +67,7 @@ for phase in (1, 2):
         output:
             **run_figure_outputs(phase),
         log:
-            f"{LOGS}/plot_run/phase{{phase}}_n{{n}}_seed{{seed}}.log",
+            f"{LOGS}/plot_run/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
         wildcard_constraints:
             phase=str(phase),
         conda:

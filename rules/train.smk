@@ -7,10 +7,10 @@ rule train_agents:
         metrics=TRAIN_METRICS,
         final=FINAL_CHECKPOINT,
     log:
-        f"{LOGS}/train_agents/phase{{phase}}_n{{n}}_seed{{seed}}.log",
+        f"{LOGS}/train_agents/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
     conda:
         "envs/mec.yaml"
-    threads: section("training")["num_cpus"]
+    threads: train_threads
     resources:
         # Measured, with their scaling, in rules/common.smk.
         mem_mb=train_mem_mb,

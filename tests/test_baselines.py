@@ -31,7 +31,7 @@ G = 1e-8
 
 
 def _expected_names(phase):
-    base = {"all-local", "all-offload", "random"}
+    base = {"all-local", "all-offload", "random", "local-search"}
     if phase == 1:
         return base | {"oracle"} | {f"{o}-{s}" for o, s in itertools.product(OFFLOAD_RULES, SERVER_ORDERS)}
     return base | {f"{o}-{s}-{c}" for o, s, c in itertools.product(OFFLOAD_RULES, SERVER_ORDERS, CPU_SPLITS)}
@@ -43,7 +43,7 @@ def test_policy_names(phase):
     assert len(names) == len(set(names))
     assert set(names) == _expected_names(phase)
     # 3 offload rules x 5 orders (x 3 splits) + all-local, all-offload, random (+ oracle)
-    assert len(names) == (3 * 5 + 4 if phase == 1 else 3 * 5 * 3 + 3)
+    assert len(names) == (3 * 5 + 5 if phase == 1 else 3 * 5 * 3 + 4)
     assert ("oracle" in names) == (phase == 1)
     for name in names:
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name

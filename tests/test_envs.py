@@ -499,3 +499,79 @@ def test_no_coordinator_ablation_trains_no_coordinator_module():
     cfg = config_from_dict({"phase2": {"coordinator": "equal"}})
     assert sorted(module_specs(cfg, 2)) == ["scheduler", "ue"]
     assert sorted(module_specs(config_from_dict({}), 2)) == ["coordinator", "scheduler", "ue"]
+
+
+def test_energy_ratio_and_queue_ahead_features_by_hand():
+    """Two clusters of a 4-UE slot, worked out by hand. Local time / deadline: UE0 2.0, UE1 0.5, UE2 1.0, UE3 1.0
+    (UE2 and UE3 tie; the lower index counts as needier). UE0, UE1, UE2 share cluster 0 (phi 0.5), UE3 is alone."""
+    from conftest import build_params, build_state
+
+    from mec.config import config_from_dict
+
+    params = build_params(phase=2, n=2, server_cpu_hz=4e9, server_power_w=5.0, kappa=1e-27, tx_power_w=0.2)
+    gcycles = np.array([2.0, 1.0, 3.0, 2.0])
+    cpu_ghz = np.array([0.5, 1.0, 1.0, 0.5])
+    state = build_state(
+        params,
+        data_bits=[1e6] * 4,
+        cycles=gcycles * 1e9,
+        deadline_s=[2.0, 2.0, 3.0, 4.0],
+        cpu_hz=cpu_ghz * 1e9,
+        gain=[1e-8] * 4,
+        cluster=[0, 0, 0, 1],
+    )
+    scales = features.FeatureScales(config_from_dict({}).scenario)
+    x = features.ue_features(state, np.array([[0.5, 0.5]]), scales)[0]
+    queue = x[:, features.UE_FEATURES.index("queue_ahead_over_deadline")]
+    # Execution at 2 GHz (cluster 0) / 2 GHz (cluster 1): UE0 1 s, UE1 0.5 s, UE2 1.5 s, UE3 1 s.
+    # Needier tasks ahead in the same cluster: UE0 none; UE1: UE0 and UE2 (1 + 1.5 s); UE2: UE0 (1 s); UE3 none.
+    np.testing.assert_allclose(queue, [0.0, 2.5 / 2.0, 1.0 / 3.0, 0.0], rtol=1e-6)
+    ratio = x[:, features.UE_FEATURES.index("local_over_offload_energy")]
+    rate = 5e6 * np.log2(1 + 0.2 * 1e-8 / (params.noise_w_per_hz * 5e6))  # a quarter of the 20 MHz band
+    upload_j = 0.2 * 1e6 / rate
+    local_j = 1e-27 * gcycles * 1e9 * (cpu_ghz * 1e9) ** 2  # kappa C f^2: 0.5, 1, 3, 0.5 J
+    offload_j = 5.0 * gcycles / 4.0 + upload_j  # P C / F: 2.5, 1.25, 3.75, 2.5 J
+    np.testing.assert_allclose(ratio, local_j / offload_j, rtol=1e-5)
+
+
+@PHASES
+def test_fleet_env_hands_each_ue_its_marginal_credit_with_its_next_observation(phase):
+    """training.ue_credit = marginal: the `ues` info that comes with the UEs' next observation (the next slot's UE
+    stage, or the final observations) holds (R - R with UE i local) / N, 0 for the UEs that ran locally."""
+    from mec.envs.fleet import CREDIT_KEY
+    from mec.simulator import local_counterfactual_rewards
+
+    env = make_env("fleet", phase, slots=3)
+    assert env.marginal_credit
+    env.reset(seed=8)
+    rng = np.random.default_rng(1)
+    for slot in range(3):
+        if phase == 2:
+            _, _, _, _, infos = step_coordinator(env, rng.uniform(-1, 1, env.n_k))
+            if slot > 0:  # phase 2: the credit of the last slot arrives with the coordinator's step
+                np.testing.assert_allclose(infos["ues"][CREDIT_KEY], expected, rtol=1e-6, atol=1e-7)
+        offload = np.array([1, 0] + [1] * (env.n_ue - 2))
+        _, _, _, _, infos = step_ues(env, offload, rng.uniform(0.2, 1, env.n_ue))
+        assert CREDIT_KEY not in infos.get("ues", {})
+        state = env.sim.state()
+        scores = rng.uniform(-1, 1, env.n_ue).astype(np.float32)
+        decisions = Decisions(env._offload, env._spectrum, scores[None].astype(float), env._cpu_weight)
+        expected = (
+            resolve_slot(state, decisions).reward[0] - local_counterfactual_rewards(state, decisions)[0]
+        ) / env.n_ue
+        assert expected[1] == 0 and np.abs(expected).max() > 0
+        _, rewards, _, truncated, infos = env.step({"schedulers": scores})
+        assert rewards["ues"] == pytest.approx(resolve_slot(state, decisions).reward[0] / env.n_ue)
+        if phase == 1 or truncated["__all__"]:
+            np.testing.assert_allclose(infos["ues"][CREDIT_KEY], expected, rtol=1e-6, atol=1e-7)
+        else:
+            assert "ues" not in infos
+    shared = make_env("fleet", phase, config={**PHASES_CONFIG[phase], "training": {"ue_credit": "shared"}})
+    shared.reset(seed=8)
+    assert not shared.marginal_credit
+    for agents in expected_stages(shared):
+        _, _, _, _, infos = shared.step(random_actions(shared, agents, rng))
+        assert infos == {}
+
+
+PHASES_CONFIG = {1: {}, 2: PHASE2_CONFIG}

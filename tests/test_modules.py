@@ -435,3 +435,36 @@ def test_ratio_uses_the_std_that_sampled_the_actions(learner):
         assert policy_loss == pytest.approx(expected_policy_loss(module, "scheduler", batch, old_row, clip), rel=1e-4)
     finally:
         module.load_state_dict(state)
+
+
+def test_ue_rows_take_their_standardised_marginal_credit_as_advantage(learner):
+    """With a CREDIT_KEY column (training.ue_credit = marginal) UE row (t, i) uses (c_ti - mean) / std over the
+    minibatch's rows in place of the shared advantage of step t."""
+    from mec.envs.fleet import CREDIT_KEY
+
+    lrn, conf = learner
+    module = lrn.module["ue"].unwrapped()
+    batch = learner_batch(module, "ue", seed=12)
+    credit = torch.from_numpy(np.random.default_rng(3).normal(0.02, 0.05, (8, 3)).astype(np.float32))
+    batch = {**batch, CREDIT_KEY: credit}
+    with torch.no_grad():
+        old_row = hand_row_logp(module, "ue", batch[Columns.ACTION_DIST_INPUTS], batch[Columns.ACTIONS])
+    clip = conf.get_config_for_module("ue").clip_param
+    adv = (credit - credit.mean()) / credit.std(unbiased=False)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    try:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            for p in module.actor.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+            new_row = hand_row_logp(module, "ue", module.forward_train(batch)[Columns.ACTION_DIST_INPUTS],
+                                    batch[Columns.ACTIONS])  # fmt: skip
+        ratio = torch.exp(new_row - old_row)
+        expected = float(-torch.min(adv * ratio, adv * ratio.clamp(1 - clip, 1 + clip)).mean())
+        _, policy_loss = loss_parts(lrn, conf, "ue", batch)
+        assert policy_loss == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        # The shared advantage would give another loss.
+        _, shared_loss = loss_parts(lrn, conf, "ue", {k: v for k, v in batch.items() if k != CREDIT_KEY})
+        assert abs(shared_loss - policy_loss) > 1e-3
+    finally:
+        module.load_state_dict(state)

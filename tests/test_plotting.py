@@ -389,3 +389,91 @@ def test_sweep_figure_draws_the_learned_policy_with_its_band():
     assert "5 evaluation episodes" in title and "3 training seeds" in title and "95% bootstrap CI" in title
     with pytest.raises(ValueError, match="no learned rows"):
         plotting.sweep_figure(_summary(), 1, "reward_per_slot", learned=_learned(phase=2))
+
+
+# --------------------------------------------------------------------------- variants of the study: figures
+
+
+def _variant_table() -> pd.DataFrame:
+    """The study (K = 2, 3, 4), IPPO on the same sweep and a flat phase 2 (K = 1 only)."""
+    study = _summary(phase=2)
+    study = study[study["policy"] == "greedy-edf"].assign(policy="mappo", samples=3)
+    ippo = study.assign(policy="ippo", mean=study["mean"] - 0.5)
+    flat = study[study["n"] == 2].assign(n=1, policy="mappo")
+    studies = [
+        {"study": "study", "description": "config.yaml"},
+        {"study": "ippo", "description": "training.critic=local"},
+        {"study": "flat", "description": "phase2.n_clusters=[1]"},
+    ]
+    return aggregate.variant_comparison(studies, [study, ippo, flat])
+
+
+def test_comparison_figure_draws_every_study_with_its_interval():
+    table = _variant_table()
+    baselines = _summary(phase=2)
+    fig = plotting.comparison_figure(table, 2, title="ablations vs the study", baselines=baselines)
+    (ax,) = fig.axes
+    legend = _legend_texts(fig)
+    assert legend[:3] == ["the study: mappo (3 seeds)", "ippo: ippo (3 seeds)", "flat: mappo (3 seeds)"]
+    # References from the baselines: the oracle and the best heuristic over the sweep (greedy-edf; greedy-sjf is
+    # 1e-9 behind it).
+    assert legend[3:] == ["oracle", "greedy-edf (best heuristic over the sweep)"]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    reward = table[(table["metric"] == "reward_per_slot") & (table["study"] == "ippo")].sort_values("n")
+    np.testing.assert_allclose(lines["ippo: ippo (3 seeds)"].get_ydata(), reward["mean"])
+    # Bands: the two sweeps of the learned policies and the two references; the single-point flat study gets error
+    # bars at K = 1.
+    assert len([c for c in ax.collections if c.__class__.__name__ == "FillBetweenPolyCollection"]) == 4
+    flat = [c for c in ax.containers if c.get_label() == "flat: mappo (3 seeds)"]
+    assert len(flat) == 1 and flat[0].has_yerr
+    assert list(ax.get_xticks()) == [1, 2, 3, 4]
+    assert ax.get_xlabel() == "Number of clusters K"
+    assert ax.get_title().startswith("Phase 2, ablations vs the study: reward per slot (higher is better)")
+    assert "95% bootstrap CI" in ax.get_title()
+    with pytest.raises(ValueError, match="no rows for phase 1"):
+        plotting.comparison_figure(table, 1, title="ablations")
+
+
+def _pareto_table(phase: int = 1) -> pd.DataFrame:
+    """Three energy weights; the learned policy and the oracle trade QoS for energy as w grows."""
+    studies, learned, baselines = [], [], []
+    for w in (0.0, 0.1, 0.5):
+        studies.append({"study": f"w_energy_{w!r}", "w_energy": w})
+        table = _summary(phase=phase, sizes=(2, 3))
+        qos = table["metric"] == "mean_qos"
+        energy = table["metric"] == "energy_per_task_j"
+        table.loc[qos, "mean"] = 0.95 - 0.2 * w - 0.01 * table.loc[qos, "mean"]
+        table.loc[energy, "mean"] = 3.0 - 2 * w + 0.1 * table.loc[energy, "mean"]
+        for side in ("mean_ci_low", "mean_ci_high"):
+            table.loc[qos | energy, side] = table.loc[qos | energy, "mean"] + (0.01 if side.endswith("high") else -0.01)
+        baselines.append(table)
+        learned.append(table[table["policy"] == "greedy-edf"].assign(policy="mappo", samples=3))
+    return aggregate.pareto_table(studies, learned, baselines)
+
+
+def test_pareto_figure_draws_the_learned_front_beside_the_baselines():
+    table = _pareto_table()
+    fig = plotting.pareto_figure(table, 1)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["Phase 1, N = 2 UEs", "Phase 1, N = 3 UEs"]
+    ax = panels[0]
+    assert ax.get_xlabel() == "Energy per task [J] (lower is better)"
+    assert ax.get_ylabel() == "Mean QoS per task (higher is better)"
+    (learned,) = [c for c in ax.containers if c.get_label() == "mappo (learned, each w)"]
+    assert learned.has_xerr and learned.has_yerr
+    line = learned.lines[0]
+    points = table[(table["kind"] == "learned") & (table["n"] == 2)].pivot_table(
+        index="w_energy", columns="metric", values="mean"
+    )
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), float), points["energy_per_task_j"])
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), points["mean_qos"])
+    assert [t.get_text() for t in ax.texts] == ["w=0", "w=0.1", "w=0.5"]
+    legend = _legend_texts(fig)
+    assert {"heuristics, every w (grey)", "heuristics' Pareto front", "all-local", "all-offload", "oracle (each w)",
+            "mappo (learned, each w)"} == set(legend)  # fmt: skip
+    heuristics = table[(table["kind"] == "heuristic") & (table["n"] == 2)]
+    (dots,) = [c for c in ax.collections if c.get_label() == "heuristics, every w (grey)"]
+    assert len(dots.get_offsets()) == heuristics["policy"].nunique() * 3
+    assert "energy weight w [1/J] (0, 0.1, 0.5)" in fig.get_suptitle()
+    with pytest.raises(ValueError, match="no rows for phase 2"):
+        plotting.pareto_figure(table, 2)

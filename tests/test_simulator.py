@@ -480,3 +480,29 @@ def test_simulator_is_deterministic_and_episodes_are_independent(phase, n, overr
     # the check is not vacuous: the rule offloads some tasks and keeps others local
     offload = np.concatenate([r.offload for r in batch])
     assert offload.any() and (~offload).any()
+
+
+@pytest.mark.parametrize(("phase", "n", "overrides"), [(1, 5, {}), (2, 3, {"phase2": {"n_users": 12, "kmeans_n_init": 1}})])
+def test_local_counterfactual_rewards_replay_each_slot_with_one_ue_local(phase, n, overrides):
+    """Entry (b, i): the reward of slot b with UE i switched to local and every other decision kept, computed here
+    one slot and one UE at a time with the reference resolver; the actual reward where UE i already runs locally."""
+    from mec.simulator import local_counterfactual_rewards
+
+    cfg = config_from_dict(overrides)
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    state, dec = _random_slots(np.random.default_rng(5), cfg, setup, 6)
+    got = local_counterfactual_rewards(state, dec)
+    assert got.shape == (6, setup.n_ue)
+    fields = ("data_bits", "cycles", "deadline_s", "distance_m", "cpu_hz", "gain", "cluster", "server_free_s")
+    for b in range(6):
+        one = dataclasses.replace(state, **{f: getattr(state, f)[b : b + 1] for f in fields})
+        parts = [x[b : b + 1] for x in (dec.offload, dec.spectrum_weight, dec.priority, dec.cpu_weight)]
+        actual = resolve_slot_reference(one, Decisions(*parts)).reward[0]
+        for i in range(setup.n_ue):
+            offload = parts[0].copy()
+            offload[0, i] = False
+            expected = resolve_slot_reference(one, Decisions(offload, *parts[1:])).reward[0]
+            assert got[b, i] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+            if not dec.offload[b, i]:
+                assert got[b, i] == pytest.approx(actual, rel=1e-12, abs=1e-12)
+    assert dec.offload.any() and (got != resolve_slot(state, dec).reward[:, None]).any()

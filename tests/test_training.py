@@ -481,3 +481,40 @@ def test_minibatches_are_counted_in_slots_per_role_module():
     ppo = build_ppo_config(cfg, 2, 2, seed=0)
     assert ppo.minibatch_size == 10
     assert ppo.train_batch_size_per_learner == 40 * 3
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_marginal_credit_reaches_the_ue_loss_aligned_with_its_actions(ray_session, monkeypatch, phase):
+    """One real training iteration: the UE module's batch carries the fleet env's credit row for row, so UEs that
+    ran locally have credit exactly 0 and offloading UEs almost never do (the loss-masked bootstrap step aside)."""
+    from ray.rllib.core.columns import Columns
+
+    from mec import modules
+    from mec.config import config_from_dict
+    from mec.envs.fleet import CREDIT_KEY
+    from mec.training import build_ppo_config
+
+    seen = []
+    original = modules.FleetPPOLearner.compute_loss_for_module
+
+    def recording(self, *, module_id, config, batch, fwd_out):
+        if module_id == "ue":
+            credit = batch[CREDIT_KEY]
+            offload = batch[Columns.ACTIONS]["offload"].reshape(credit.shape) > 0.5
+            live = batch[Columns.LOSS_MASK].bool()[:, None].expand_as(offload)
+            seen.append((int((~offload & live & (credit != 0)).sum()), int((offload & live & (credit != 0)).sum()),
+                         int((offload & live).sum())))  # fmt: skip
+        return original(self, module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+
+    monkeypatch.setattr(modules.FleetPPOLearner, "compute_loss_for_module", recording)
+    cfg = config_from_dict({"phase2": {"n_users": 8, "n_clusters": [2]}, "training": {
+        "train_batch_slots": 40, "minibatch_size": 20, "num_epochs": 1, "episode_slots": 15, "hidden": [8]}})  # fmt: skip
+    algo = build_ppo_config(cfg, phase, 3 if phase == 1 else 2, seed=0).build_algo()
+    try:
+        algo.train()
+    finally:
+        algo.stop()
+    assert seen
+    local_with_credit, offload_with_credit, offloads = map(sum, zip(*seen))
+    assert local_with_credit == 0
+    assert offloads > 20 and offload_with_credit >= 0.9 * offloads

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mec import aggregate, baselines, io, metrics
+from mec import aggregate, baselines, io, markdown, metrics
 from mec.config import DEFAULT_CONFIG, config_from_dict
 from mec.evaluation import evaluation_episodes, run_policy
 from mec.plotting import FIGURE_METRICS, SCHEDULE_FIGURE, learning_figure_names
@@ -522,6 +522,22 @@ def _rerun_cases():
         pytest.param(
             {"workflow__phases": [1]}, downstream - sweep_figures((2,)), id="dropped-phase-reruns-only-downstream"
         ),
+        # Variants of the study (workflow.variants, the trade-off axis, the tuning grid) are other targets' jobs.
+        pytest.param(
+            {
+                "workflow__variants": {"ippo": {"training.critic": "local", "training.lr": 1.0e-3}},
+                "workflow__ablations": ["ippo"],
+                "workflow__backend_variants": [],
+            },
+            set(),
+            id="variants-leave-the-study-alone",
+        ),
+        pytest.param({"workflow__w_energy": [0.0, 0.3]}, set(), id="trade-off-axis-leaves-the-study-alone"),
+        pytest.param(
+            {"tuning__iterations": 5, "tuning__grid": {"training.lr": [1.0e-4]}},
+            set(),
+            id="tuning-grid-leaves-the-study-alone",
+        ),
     ]
 
 
@@ -641,7 +657,7 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
     iteration."""
     workdir = copy_workflow(tmp_path)
     script = workdir / "workflow_scripts" / "train_agents.py"
-    call = "    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)"
+    call = "    backends.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)"
     assert call in script.read_text()
     # This copy only: hold the job once it has logged its first iteration (logged after that iteration's
     # checkpoint is in place), so the kill lands mid-way, every time.
@@ -652,7 +668,7 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
         "            time.sleep(600)\n"
         "\n"
         "    import time\n"
-        "    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log_and_hold, restart_stale=True)"
+        "    backends.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log_and_hold, restart_stale=True)"
     )
     script.write_text(script.read_text().replace(call, hold))
     run = workdir / run_folder(1, 2, 0)
@@ -689,3 +705,38 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
     assert "resuming after iteration 1" in job_log.read_text()
     iterations = yaml.safe_load(TEST_CONFIG.read_text())["training"]["iterations"]
     assert list(pd.read_parquet(workdir / target)["iteration"]) == list(range(1, iterations + 1))
+
+
+# --------------------------------------------------------------------------- the README's results section
+
+
+def test_readme_results_splices_the_studys_tables_into_the_readme(study):
+    """readme_results on the finished tiny study: the section between the README's markers is the generated one,
+    its numbers are the comparison table's, its figures are copied beside it, the rest of the README is untouched,
+    and a second run changes nothing."""
+    readme = study / "README.md"
+    shutil.copy2(REPO / "README.md", readme)
+    original = readme.read_text()
+    result = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = readme.read_text()
+    head, rest = original.split(markdown.README_START)
+    _, tail = rest.split(markdown.README_END)
+    assert text.startswith(head + markdown.README_START) and text.endswith(markdown.README_END + tail)
+    section = text.split(markdown.README_START)[1].split(markdown.README_END)[0]
+    generated = (study / "results/README_results.md").read_text()
+    assert section.strip() == generated.strip()
+    comparison = pd.read_parquet(study / "results/summary/comparison.parquet")
+    for phase, n in POINTS:
+        row = comparison[(comparison["phase"] == phase) & (comparison["n"] == n) & (comparison["policy"] == "mappo")]
+        row = row.iloc[0]
+        reward = markdown.with_ci(row["reward_per_slot"], row["reward_per_slot_ci_low"], row["reward_per_slot_ci_high"])
+        assert f"| {n} | mappo: {reward} |" in section
+    for phase in (1, 2):
+        figure = f"docs/results/phase{phase}_sweep_reward_per_slot.png"
+        assert f"]({figure})" in section
+        source = study / f"results/figures/phase{phase}/sweep_reward_per_slot.png"
+        assert (study / figure).read_bytes() == source.read_bytes()
+    again = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    assert readme.read_text() == text

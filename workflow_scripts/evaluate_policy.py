@@ -1,7 +1,8 @@
 """Rule evaluate_policy: one training job's learned policy on its sweep point's evaluation episodes.
 
-The best checkpoint (by the per-iteration evaluation reward) is restored without building the RLlib Algorithm
-(mec.training.load_modules) and run for every agent at once (mec.policy.LearnedPolicy) on the same seeded episodes
+The best checkpoint (by the per-iteration evaluation reward) is restored by the backend it records
+(mec.backends.load_policy: RLlib role modules without building the Algorithm, mec.policy.LearnedPolicy, or the SB3
+joint policy, mec.backends.sb3.SB3Policy) and run for every agent and episode at once on the same seeded episodes
 as evaluate_baselines, through the same mec.evaluation.run_policy. Writes one row per (episode, slot) with the
 baselines' schema (mec.metrics.SLOT_COLUMNS plus `policy`) and the per-task schedule (mec.evaluation.TRACE_COLUMNS
 plus `policy`).
@@ -19,17 +20,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 import torch  # noqa: E402
 
-from mec import io, metrics, training  # noqa: E402
+from mec import backends, io, metrics  # noqa: E402
 from mec.config import config_from_sections, config_to_dict  # noqa: E402
-from mec.envs.features import FeatureScales  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
-from mec.policy import LearnedPolicy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 
 log = logging.getLogger("evaluate_policy")
-
-# The learned policy's name in every table and figure, by the critic it was trained with (training.critic).
-POLICY_NAMES = {"central": "mappo", "local": "ippo"}
 
 
 def main(smk) -> None:
@@ -39,11 +35,11 @@ def main(smk) -> None:
     cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, evaluation=p.evaluation)
     setup = PhaseSetup.from_config(cfg, phase, n)
     checkpoint = Path(smk.input.final).parent.parent / "best"
-    modules, meta = training.load_modules(checkpoint)
+    # The policy's name in every table and figure: mappo / ippo (RLlib, by training.critic) or sb3-ppo.
+    policy, meta = backends.load_policy(checkpoint, cfg)
     if (meta["phase"], meta["n"], meta["seed"]) != (phase, n, seed):
         raise ValueError(f"{checkpoint}: holds phase {meta['phase']}, size {meta['n']}, seed {meta['seed']}")
-    name = POLICY_NAMES[meta["config"]["training"]["critic"]]
-    policy = LearnedPolicy(modules, FeatureScales(cfg.scenario), name=name)
+    name = policy.name
     ev = cfg.evaluation
     episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
     frame, schedule = run_policy(cfg, setup, policy, episodes, trace=True)

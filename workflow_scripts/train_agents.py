@@ -1,4 +1,5 @@
-"""Rule train_agents: train, or resume, the MAPPO agents of one (phase, N or K, seed) job (mec.training.train).
+"""Rule train_agents: train, or resume, the agents of one (phase, N or K, seed) job with the backend of
+training.backend (mec.backends.train: RLlib MAPPO, mec.training, or Stable-Baselines3 PPO, mec.backends.sb3).
 
 mec.training keeps its run directory (params.run_dir: its own metrics, checkpoints and resume state) apart from
 the rule's outputs. Snakemake deletes a job's outputs before it reruns it and after it fails, but never the run
@@ -22,7 +23,7 @@ os.environ.pop("RAY_ADDRESS", None)
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from mec import io, training  # noqa: E402
+from mec import backends, io  # noqa: E402
 from mec.config import config_from_sections  # noqa: E402
 
 log = logging.getLogger("train_agents")
@@ -33,7 +34,7 @@ def main(smk) -> None:
     p = smk.params
     cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, training=p.training)
     run_dir = Path(smk.params.run_dir).absolute()  # RLlib saves checkpoints to absolute paths (or URIs) only
-    training.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
+    backends.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
     io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / "metrics.parquet", tmp))
     if not Path(smk.output.final).is_file():
         raise RuntimeError(f"training ended without its final checkpoint {smk.output.final}")

@@ -15,6 +15,12 @@ UE (one row per UE; it sees its own task and channel and its own cluster's CPU s
   7 server time at the cluster's CPU share / deadline, clipped to [0, 4]
   8 K * cluster CPU share (1 = a fair share; phase 1: 1)
   9 cluster's carried-over server backlog / deadline_high, clipped to [0, 4]
+ 10 local energy / offload energy (server energy at the cluster's share plus upload energy at the equal split),
+    clipped to [0, 4] (< 1: running locally is cheaper)
+ 11 queue ahead: server time of the cluster's tasks needier than this one (larger local time / deadline; ties by
+    UE index) at the cluster's share / deadline, clipped to [0, 4] - the wait before this task's turn if every
+    needier task of the cluster offloaded. Like the cluster CPU share (8), it is this slot's cluster-level
+    information that the base station can broadcast before the UEs decide; it contains no decision.
 
 Scheduler (one row per UE of its cluster, padded to a fixed table in the per-agent env; padding rows and UEs that
 did not offload are all zero):
@@ -27,8 +33,8 @@ did not offload are all zero):
   6 slack (deadline - upload end - execution time) / deadline_high, clipped to [-4, 4]
 
 Global state (for a centralised critic; one row per UE): the UE features, then
-  10 offloaded (1 once the UE chose to offload this slot, else 0)
-  11 upload end / deadline_high, clipped to [0, 4] (0 before the UEs decide or for local tasks)
+  12 offloaded (1 once the UE chose to offload this slot, else 0)
+  13 upload end / deadline_high, clipped to [0, 4] (0 before the UEs decide or for local tasks)
 
 Coordinator (one row per cluster; it acts first and sees this slot's arriving load):
   0 cluster size * K / N (1 = an average cluster)
@@ -58,6 +64,8 @@ UE_FEATURES = (
     "server_time_over_deadline",
     "relative_cpu_share",
     "server_backlog",
+    "local_over_offload_energy",
+    "queue_ahead_over_deadline",
 )
 SCHEDULER_FEATURES = ("valid", "data", "cycles", "deadline", "upload_end", "exec_time", "slack")
 COORDINATOR_FEATURES = ("size", "load", "deadline", "data", "local_miss_fraction", "server_backlog")
@@ -98,7 +106,25 @@ def ue_features(state: SlotState, cpu_share: np.ndarray, scales: FeatureScales) 
         n_k * share,
         np.clip(np.take_along_axis(state.server_free_s, state.cluster, axis=1) / scales.deadline_s, 0, 4),
     ]
+    server_s = physics.server_time_s(state.cycles, p.server_cpu_hz, share)
+    offload_j = p.server_power_w * share * server_s + physics.tx_energy_j(
+        p.tx_power_w, physics.tx_time_s(state.data_bits, rate)
+    )
+    local_j = physics.local_energy_j(state.cycles, state.cpu_hz, p.kappa)
+    columns.append(np.clip(local_j / offload_j, 0, 4))
+    columns.append(np.clip(_queue_ahead_s(state, server_s) / d, 0, 4))
     return np.stack(columns, axis=-1).astype(np.float32)
+
+
+def _queue_ahead_s(state: SlotState, server_s: np.ndarray) -> np.ndarray:
+    """(B, N) summed server time of the same cluster's needier tasks (larger local time / deadline, ties by index)."""
+    need = state.cycles / state.cpu_hz / state.deadline_s
+    index = np.arange(state.n_ue)
+    # ahead[b, i, j]: task j is needier than task i and in the same cluster.
+    earlier = (index[None, :] < index[:, None])[None]
+    ahead = (need[:, None, :] > need[:, :, None]) | ((need[:, None, :] == need[:, :, None]) & earlier)
+    ahead &= state.cluster[:, None, :] == state.cluster[:, :, None]
+    return np.einsum("bij,bj->bi", ahead, server_s)
 
 
 def scheduler_rows(

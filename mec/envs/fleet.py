@@ -8,6 +8,10 @@ every cluster's scheduler, so no cluster grouping is needed and no padding is co
 shared per-row network and the learner takes one PPO probability ratio per row (mec.modules), so every UE
 decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see DESIGN.md, decision 2).
 The dynamics are MECEnv's own array-level core: there is no second copy.
+
+With training.ue_credit = "marginal" the `ues` agent's info, delivered with its next observation, holds
+CREDIT_KEY: (N,) each UE's marginal contribution to the slot just played, (R(a) - R(a with that UE local)) / N in
+the per-agent reward's units (0 for UEs that ran locally). The learner uses it as the UE rows' advantage.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import numpy as np
 
 from mec.envs import features
 from mec.envs.mec_env import LOGIT_BOUND, SCORE_BOUND, SPECTRUM_LOW, MECEnv
+from mec.simulator import Decisions, local_counterfactual_rewards
+
+# Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by mec.modules.MarginalCredit.
+CREDIT_KEY = "mec_credit"
 
 FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
 
@@ -50,6 +58,8 @@ class FleetEnv(MECEnv):
             self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (k,), np.float32)
         self.possible_agents = [a for a in ("coordinator", "ues", "schedulers") if a in self.action_spaces]
         self.agents = list(self.possible_agents)
+        self.marginal_credit = self.cfg.training.ue_credit == "marginal"
+        self._credit: np.ndarray | None = None
 
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         if self.role == "scheduler":
@@ -58,6 +68,18 @@ class FleetEnv(MECEnv):
         else:
             obs = self.role_observation()
         return {FLEET_AGENT[self.role]: {"obs": obs, "state": self.global_state()}}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._credit = None
+        return super().reset(seed=seed, options=options)
+
+    def _with_credit(self, step: tuple) -> tuple:
+        """Hand the pending credit to the `ues` agent with its next observation."""
+        obs, infos = step[0], step[-1]
+        if self._credit is not None and "ues" in obs:
+            infos = {**infos, "ues": {CREDIT_KEY: self._credit}}
+            self._credit = None
+        return (*step[:-1], infos)
 
     def step(self, action_dict: dict[str, Any]):
         agent = FLEET_AGENT[self.role]
@@ -69,6 +91,14 @@ class FleetEnv(MECEnv):
         elif agent == "ues":
             self.apply_ues(action["offload"], action["spectrum"])
         else:
+            if self.marginal_credit:
+                state = self.sim.state()
+                decisions = Decisions(
+                    self._offload, self._spectrum, np.asarray(action, dtype=float).reshape(1, -1), self._cpu_weight
+                )
             reward = self.apply_priorities(action)
-            return self._after_slot(reward, self.possible_agents, self._observe)
-        return self._observe(), {}, {"__all__": False}, {"__all__": False}, {}
+            if self.marginal_credit:
+                credit = self.last_result.reward - local_counterfactual_rewards(state, decisions)[0]
+                self._credit = (credit / self.n_ue).astype(np.float32)
+            return self._with_credit(self._after_slot(reward, self.possible_agents, self._observe))
+        return self._with_credit((self._observe(), {}, {"__all__": False}, {"__all__": False}, {}))

@@ -14,10 +14,10 @@ one gymnasium step is one decision stage, as in the RLlib env, and the observati
     stage        Discrete(S): index into `env.unwrapped.roles` (phase 1: ue, scheduler; phase 2: coordinator, ue,
                  scheduler)
     coordinator  (K, 6) per-cluster load (phase 2 only)
-    ues          (N, 10) one row per UE
+    ues          (N, 12) one row per UE
     schedulers   (K, rows, 7) one padded table per cluster (phase 1: K = 1, rows = N); row r of table k is the r-th
                  UE (by index) of cluster k, `env.unwrapped.row_ue` maps rows to UEs (-1: padding)
-    state        (N, 12) the global slot state: every UE's features plus the decisions made so far in the slot
+    state        (N, 14) the global slot state: every UE's features plus the decisions made so far in the slot
   Only the acting stage's table is filled; the other role tables are zero. The tables are exactly the RLlib
   per-agent observations (mec.envs.features defines every column).
   action (Dict): every role's part; only the acting stage's part is used, the rest is ignored

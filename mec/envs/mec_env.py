@@ -118,7 +118,7 @@ class MECEnv(MultiAgentEnv):
         return physics.cpu_shares(self._cpu_weight, self.setup.phi_min)
 
     def role_observation(self) -> np.ndarray:
-        """The acting role's observations: coordinator (K, 6), ue (N, 10), scheduler (K, rows, 7)."""
+        """The acting role's observations: coordinator (K, 6), ue (N, 12), scheduler (K, rows, 7)."""
         state = self.sim.state()
         if self.role == "coordinator":
             return features.coordinator_features(state, self.scales)[0]

@@ -13,15 +13,20 @@ Deterministic actions: offload iff sigmoid(l0) > 1/2, the Beta mean, and mu.
 Critic (ValueFunctionAPI): `central` (MAPPO) encodes every row of the global slot state (mec.envs.features
 STATE_FEATURES) and mean-pools; `local` (IPPO ablation) does the same over the role's own observation rows.
 
-`FleetPPOLearner` takes one PPO probability ratio per row (per UE decision), not one per fleet sample.
+`FleetPPOLearner` takes one PPO probability ratio per row (per UE decision), not one per fleet sample. With
+training.ue_credit = "marginal", `MarginalCredit` (a learner connector) puts each UE's marginal contribution to its
+slot's reward (computed by the fleet env, mec.envs.fleet) into the `ue` module's batch, and the UE rows take it,
+standardised, as their advantage instead of the shared one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
@@ -30,6 +35,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussi
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from torch import nn
 
+from mec.envs.fleet import CREDIT_KEY
 from mec.envs.mec_env import SPECTRUM_LOW
 
 ROLES = ("ue", "scheduler", "coordinator")
@@ -160,6 +166,27 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         return TorchDiagGaussian
 
 
+class MarginalCredit(ConnectorV2):
+    """Learner connector: the `ue` module's batch gets a CREDIT_KEY column, (T, N) per UE and step.
+
+    The credit of the action at step t arrives in the info of step t + 1 (the fleet env hands it over with the
+    `ues` agent's next observation). Steps without one (RLlib's appended bootstrap step, which the loss masks out)
+    get zeros."""
+
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
+        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
+            if episode.module_id != "ue":
+                continue
+            n = len(episode)
+            width = int(np.prod(rl_module["ue"].observation_space["obs"].shape[:-1]))
+            infos = episode.get_infos(slice(1, n + 1), fill={})
+            zeros = np.zeros(width, dtype=np.float32)
+            credit = [np.asarray(info.get(CREDIT_KEY, zeros), dtype=np.float32) for info in infos]
+            credit += [zeros] * (n - len(credit))
+            self.add_n_batch_items(batch, CREDIT_KEY, credit, n, episode)
+        return batch
+
+
 class FleetPPOLearner(PPOTorchLearner):
     """PPO with one clipped probability ratio per row (each UE / scheduler row / cluster decision)."""
 
@@ -179,7 +206,13 @@ class FleetPPOLearner(PPOTorchLearner):
         with torch.no_grad():
             old_logp = module.row_logp(batch[Columns.ACTION_DIST_INPUTS], batch[Columns.ACTIONS])
         ratio = torch.exp(new_logp - old_logp)
-        adv = batch[Postprocessing.ADVANTAGES][:, None]
+        if CREDIT_KEY in batch:  # per-UE marginal credit, standardised over the minibatch's rows
+            credit = batch[CREDIT_KEY].reshape(valid.shape).float()
+            mean = (credit * valid).sum() / n_valid
+            std = (((credit - mean) ** 2 * valid).sum() / n_valid).sqrt().clamp(min=1e-4)
+            adv = (credit - mean) / std
+        else:
+            adv = batch[Postprocessing.ADVANTAGES][:, None]
         surrogate = torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - config.clip_param, 1 + config.clip_param))
         policy_loss = -(surrogate * valid).sum() / n_valid
         entropy = (module.row_entropy(new_inputs) * valid).sum() / n_valid

@@ -1,0 +1,279 @@
+"""The Stable-Baselines3 backend (training.backend: sb3): single-agent PPO on the joint decision, same study outputs.
+
+What it trains: one SB3 PPO policy (MlpPolicy, separate actor and critic MLPs of training.hidden) that takes every
+agent's decision of a slot at once, on the slot-per-step joint-action view (mec.backends.slot_env): one SB3 step
+is one slot of the same simulator, its reward the slot's reward (divided by N, as every RLlib agent receives it).
+
+Why the joint action, not agents trained in alternation: SB3 is a single-agent library, and a joint policy is the
+natural single-agent reading of the problem (it is also what the reference implementation did for phase 2's UEs,
+see DESIGN.md decision 2), so this backend is the centralised single-agent baseline beside the RLlib backend's
+MAPPO with shared per-role actors. Alternation would need frozen co-players and an iteration schedule SB3 has no
+notion of, and would still not be MAPPO. Why one step per slot, not per stage: the slot's reward arrives at its
+last stage, and SB3's single discount would cut the earlier stages off from it (the study's gamma is 0); a slot
+per step makes training.gamma a per-slot discount exactly as in RLlib, and halves or thirds the forward passes.
+
+Hyperparameters (config training.*): train_batch_slots -> n_steps (one env, so the batch is that many slots),
+minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param ->
+clip_range, entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), seed. Everything
+else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5, state-independent
+log std starting at 0). training.critic, ue_credit, num_env_runners and ray_address do not apply (the critic sees
+the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one env in
+this process, without Ray); num_cpus sets torch's threads.
+
+Outputs are those of mec.training (same run directory layout, the same metrics.parquet columns built by
+mec.training.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
+the optimizer state) and mec_checkpoint.json with "backend": "sb3"), so the workflow, `mec evaluate --checkpoint`
+and the plots take either backend. The per-role loss columns are NaN here: there are no role modules. SB3's joint
+losses are in each iteration's log line. env_steps counts this backend's env steps, i.e. slots.
+
+Reproducibility and resume: every iteration reseeds SB3 (python, numpy and torch generators, the env) from
+(seed, iteration) and starts a fresh training episode, so an iteration depends only on the weights and optimizer
+state it starts from. A run resumed from checkpoints/latest therefore continues exactly as the uninterrupted run
+would have (tests/test_sb3.py checks the rows are identical). SB3 draws from the global generators, so this
+reseeding is SB3's own API (set_random_seed), not a shortcut.
+
+stable_baselines3 is imported only here, and this module only when the sb3 backend is used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from mec import io, metrics, training
+from mec.backends.slot_env import SlotCodec, make_slot_env
+from mec.config import StudyConfig, config_to_dict
+from mec.evaluation import evaluation_episodes, run_policy
+from mec.scenario import PhaseSetup
+from mec.simulator import Decisions, SlotState
+
+BACKEND = "sb3"
+POLICY_NAME = "sb3-ppo"
+MODEL_FILE = "sb3_ppo.zip"
+# SB3's logger keys of the last PPO update, as printed in the progress line.
+SB3_LOSS_KEYS = {"policy_loss": "train/policy_gradient_loss", "vf_loss": "train/value_loss",
+                 "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl"}  # fmt: skip
+
+
+def _ppo():
+    try:
+        from stable_baselines3 import PPO
+    except ImportError as exc:
+        raise ImportError(
+            f"training.backend=sb3 needs stable-baselines3 ({exc}); install the pins: pip install -r requirements.lock"
+        ) from None
+    return PPO
+
+
+class SB3Policy:
+    """Deterministic actions of a trained SB3 policy for every evaluation episode at once: one forward pass per slot."""
+
+    def __init__(self, policy, codec: SlotCodec, name: str = POLICY_NAME):
+        if policy.observation_space.shape != codec.observation_space.shape or (
+            policy.action_space.shape != codec.action_space.shape
+        ):
+            raise ValueError(
+                f"SB3 policy spaces {policy.observation_space.shape} -> {policy.action_space.shape} do not fit this "
+                f"phase and size ({codec.observation_space.shape} -> {codec.action_space.shape})"
+            )
+        self.policy = policy
+        self.codec = codec
+        self.name = name
+
+    def act(self, state: SlotState) -> Decisions:
+        actions, _ = self.policy.predict(self.codec.observe(state), deterministic=True)
+        return self.codec.decisions(actions)
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The seed of one training iteration's sampling and SGD (independent streams per (seed, iteration))."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+def _device(cfg: StudyConfig) -> str:
+    import torch
+
+    return "cuda" if cfg.training.use_gpu and torch.cuda.is_available() else "cpu"
+
+
+def _check(cfg: StudyConfig) -> None:
+    if cfg.training.minibatch_size < 2:
+        raise ValueError(
+            f"training.minibatch_size {cfg.training.minibatch_size}: the sb3 backend allows >= 2 "
+            "(SB3 normalises advantages within each minibatch)"
+        )
+
+
+def make_vec_env(cfg: StudyConfig, phase: int, n: int):
+    """One slot-per-step env (with SB3's Monitor, which records finished episodes' returns) in a DummyVecEnv."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv([lambda: Monitor(make_slot_env(phase, n, cfg, cfg.training.episode_slots))])
+
+
+def build_model(cfg: StudyConfig, vec_env, seed: int):
+    """SB3 PPO with the config's training hyperparameters (see the module doc for the mapping)."""
+    t = cfg.training
+    return _ppo()(
+        "MlpPolicy",
+        vec_env,
+        learning_rate=t.lr,
+        n_steps=t.train_batch_slots,
+        batch_size=t.minibatch_size,
+        n_epochs=t.num_epochs,
+        gamma=t.gamma,
+        gae_lambda=t.gae_lambda,
+        clip_range=t.clip_param,
+        ent_coef=t.entropy_coeff,
+        vf_coef=t.vf_loss_coeff,
+        policy_kwargs={"net_arch": {"pi": list(t.hidden), "vf": list(t.hidden)}},
+        seed=seed,
+        device=_device(cfg),
+        verbose=0,
+    )
+
+
+def _write_checkpoint(model, target: Path, meta: dict) -> None:
+    """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
+    tmp = training._temp_dir_beside(target)
+    model.save(tmp / MODEL_FILE)
+    io.write_json(meta, tmp / training.CHECKPOINT_META)
+    training._replace_dir(tmp, target)
+
+
+def train_iteration(model, seed: int, iteration: int) -> tuple[list[float], dict[str, float]]:
+    """One PPO iteration (train_batch_slots slots, then num_epochs of SGD) from a fresh episode; returns the returns
+    of the training episodes that finished in it and SB3's losses of the update."""
+    model.set_random_seed(iteration_seed(seed, iteration))  # python, numpy, torch, the action space and the env
+    model._last_obs = None  # learn() then resets the env, which draws its episode from the seed just set
+    monitor = model.env.envs[0]
+    finished = len(monitor.get_episode_rewards())
+    model.learn(total_timesteps=model.n_steps, reset_num_timesteps=False, log_interval=None, progress_bar=False)
+    returns = [float(r) for r in monitor.get_episode_rewards()[finished:]]
+    losses = {key: float(model.logger.name_to_value.get(name, np.nan)) for key, name in SB3_LOSS_KEYS.items()}
+    return returns, losses
+
+
+def train(
+    cfg: StudyConfig,
+    phase: int,
+    n: int,
+    seed: int,
+    out: str | os.PathLike,
+    num_cpus: int | None = None,
+    log: Callable[[str], None] = print,
+    restart_stale: bool = False,
+) -> Path:
+    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As mec.training.train:
+    a run directory of another config, size or seed is an error, or with `restart_stale` discarded."""
+    if cfg.training.backend != BACKEND:
+        raise ValueError(f"training.backend {cfg.training.backend!r}: mec.backends.sb3 trains only {BACKEND!r}")
+    _check(cfg)
+    import torch
+
+    out = Path(out).absolute()
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    t = cfg.training
+    tag = f"[train sb3 phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
+    reason = training.stale_reason(out, cfg, phase, n, seed)
+    if reason is not None and not restart_stale:
+        raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
+    if reason is not None:
+        log(f"{tag} discarding {out}: {reason}")
+        shutil.rmtree(out)
+    if training.run_is_complete(out, t.iterations):
+        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    meta_base = {"backend": BACKEND, "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
+    training._recover_latest(ckpt_dir)
+    torch.set_num_threads(num_cpus or t.num_cpus)
+
+    vec_env = make_vec_env(cfg, phase, n)
+    rows: list[dict] = []
+    start_iter = 0
+    best_reward = -np.inf
+    if (ckpt_dir / "latest").exists():
+        start_iter = int(training.read_checkpoint_meta(ckpt_dir / "latest")["iteration"])
+        model = _ppo().load(ckpt_dir / "latest" / MODEL_FILE, env=vec_env, device=_device(cfg))
+        if (out / "metrics.parquet").exists():
+            done = pd.read_parquet(out / "metrics.parquet")
+            rows = done[done["iteration"] <= start_iter].to_dict("records")
+        best_reward = training._sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
+        log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
+    else:
+        model = build_model(cfg, vec_env, seed)
+    # The same validation episodes (training.eval_seed) and metric definitions as the RLlib backend.
+    episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, t.eval_seed)
+    codec = SlotCodec(cfg, setup)
+    roles = training.trained_roles(cfg, phase)
+    wall_before = float(rows[-1]["wall_s"]) if rows else 0.0
+    started = time.perf_counter()
+    for iteration in range(start_iter + 1, t.iterations + 1):
+        returns, losses = train_iteration(model, seed, iteration)
+        frame = run_policy(cfg, setup, SB3Policy(model.policy, codec), episodes)
+        summary = metrics.summarise(frame)
+        wall = wall_before + time.perf_counter() - started
+        row = training.metrics_row(
+            iteration=iteration,
+            env_steps=model.num_timesteps,
+            slots=iteration * t.train_batch_slots,
+            wall_s=wall,
+            episode_return_mean=float(np.mean(returns)) if returns else np.nan,
+            roles=roles,
+            losses={},  # one joint policy: no per-role losses
+            summary=summary,
+            frame=frame,
+            phase=phase,
+        )
+        reward = summary["reward_per_slot"]
+        # Metrics first, then the checkpoint (as mec.training): a kill in between reruns this iteration.
+        rows.append(row)
+        io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
+        _write_checkpoint(model, ckpt_dir / "latest", {**meta_base, "iteration": iteration,
+                                                       "eval_reward_per_slot": reward})  # fmt: skip
+        best_reward = training._sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
+        eta = (time.perf_counter() - started) / (iteration - start_iter) * (t.iterations - iteration)
+        log(
+            f"{tag} iter {iteration}/{t.iterations} eval reward/slot {reward:.4f} (best {best_reward:.4f}) "
+            f"QoS {summary['mean_qos']:.3f} E/task {summary['energy_per_task_j']:.3f} J "
+            f"offload {summary['offload_fraction']:.2f} | ppo "
+            + " ".join(f"{k} {v:.4g}" for k, v in losses.items())
+            + f" | elapsed {wall:.0f}s ETA {eta:.0f}s"
+        )
+    training._copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "final")
+    versions = {**io.package_versions(), "stable-baselines3": _sb3_version()}
+    io.write_json(
+        {**meta_base, "status": "complete", "iterations": t.iterations, "versions": versions}, out / "run.json"
+    )
+    vec_env.close()
+    return out
+
+
+def _sb3_version() -> str:
+    import stable_baselines3
+
+    return stable_baselines3.__version__
+
+
+def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, name: str = POLICY_NAME):
+    """The batched deterministic policy of an SB3 checkpoint and its metadata; `cfg` defaults to the checkpoint's."""
+    meta = training.read_checkpoint_meta(checkpoint)
+    if meta.get("backend") != BACKEND:
+        raise ValueError(f"checkpoint {checkpoint}: backend {meta.get('backend')!r}, not {BACKEND!r}")
+    path = Path(checkpoint) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint}: no {MODEL_FILE}; an incomplete SB3 checkpoint")
+    cfg = cfg if cfg is not None else training.config_of_checkpoint(meta)
+    setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
+    model = _ppo().load(path, device="cpu")
+    model.policy.set_training_mode(False)
+    return SB3Policy(model.policy, SlotCodec(cfg, setup), name=name), meta

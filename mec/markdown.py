@@ -1,0 +1,306 @@
+"""Markdown from the summary tables: the tables of the variants, the tuning sweep and the README's results section,
+and the atomic splice of that section into README.md.
+
+Every number comes from a summary table of mec.aggregate (means with their bootstrap confidence intervals); nothing
+here computes a statistic of its own except picking rows (the best heuristic at a sweep point) and the ratio of two
+means where the tables hold no interval for it (learned vs local search).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from mec import aggregate
+from mec.io import atomic_write
+from mec.plotting import FIGURE_METRICS, counted
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+
+
+def number(value: float, digits: int = 4) -> str:
+    """A value with `digits` significant digits; an em dash for NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def with_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
+    """'12.34 [12.1, 12.58]'; the mean alone where the interval is undefined (a single sample)."""
+    if any(pd.isna(x) for x in (low, high)):
+        return number(mean, digits)
+    return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
+
+
+def percent_with_ci(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return "—"
+    if pd.isna(low) or pd.isna(high):
+        return f"{mean:.1f}%"
+    return f"{mean:.1f}% [{low:.1f}, {high:.1f}]"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table; `|` inside a cell is escaped."""
+
+    def line(cells):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)])
+
+
+def size_name(phase: int) -> str:
+    return "N" if phase == 1 else "K"
+
+
+def _level(frame: pd.DataFrame) -> str:
+    return f"{float(frame['ci_level'].iloc[0]):.0%}" if "ci_level" in frame and len(frame) else "95%"
+
+
+# --------------------------------------------------------------------------- variants of the study
+
+
+def comparison_markdown(comparison: pd.DataFrame, title: str, metric: str = "reward_per_slot") -> str:
+    """Per phase, one row per N or K and one column per study (the study itself, then each variant): the learned
+    policy's mean `metric` over training seeds with its bootstrap CI. `comparison` is
+    mec.aggregate.variant_comparison's table."""
+    rows = comparison[comparison["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"no {metric!r} rows in the comparison table")
+    studies = list(dict.fromkeys(rows["study"]))
+    info = FIGURE_METRICS[metric]
+    parts = [
+        f"### {title}",
+        "",
+        f"{info.title.capitalize()} of the learned policy: mean over training seeds [{_level(rows)} bootstrap CI]; "
+        "— where a study does not cover the point.",
+        "",
+    ]
+    described = rows.drop_duplicates("study")[["study", "description"]].itertuples(index=False)
+    parts += [f"- `{study}`: {description}" for study, description in described]
+    for phase, of_phase in rows.groupby("phase", sort=True):
+        # The study itself always; a variant only in the phases it covers.
+        present = [study for study in studies if study == aggregate.STUDY or (of_phase["study"] == study).any()]
+        header = [size_name(phase)]
+        for study in present:
+            policies = sorted(of_phase.loc[of_phase["study"] == study, "policy"].unique())
+            header.append(f"{study} ({', '.join(policies)})" if policies else study)
+        body = []
+        for n, point in of_phase.groupby("n", sort=True):
+            cells = [str(n)]
+            for study in present:
+                own = point[point["study"] == study]
+                cells.append(
+                    "—" if own.empty else "; ".join(
+                        with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in own.itertuples(index=False)
+                    )
+                )  # fmt: skip
+            body.append(cells)
+        parts += ["", f"Phase {phase}:", "", table(header, body)]
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- QoS-energy trade-off
+
+
+def pareto_markdown(pareto: pd.DataFrame) -> str:
+    """The learned policy at every energy weight: mean QoS and energy per task [CI over seeds], per sweep point."""
+    learned = pareto[pareto["kind"] == "learned"]
+    # unstack, not pivot_table: an interval that is NaN throughout (a single seed) keeps its column.
+    keys = ["phase", "n", "w_energy", "policy", "metric"]
+    wide = learned.set_index(keys)[["mean", "mean_ci_low", "mean_ci_high"]].unstack("metric").sort_index()
+    body = []
+    for (phase, n, w, policy), row in wide.iterrows():
+        cell = {m: with_ci(row[("mean", m)], row[("mean_ci_low", m)], row[("mean_ci_high", m)]) for m in
+                ("mean_qos", "energy_per_task_j", "reward_per_slot")}  # fmt: skip
+        body.append([str(phase), f"{size_name(phase)} = {n}", number(w), policy, cell["mean_qos"],
+                     cell["energy_per_task_j"], cell["reward_per_slot"]])  # fmt: skip
+    header = ["phase", "point", "w_energy [1/J]", "policy", "mean QoS", "energy per task [J]", "reward per slot"]
+    return table(header, body) + "\n"
+
+
+# --------------------------------------------------------------------------- hyperparameter sweep
+
+
+def tuning_markdown(tuning: pd.DataFrame, grid_keys: Sequence[str], top: int | None = None) -> str:
+    """The ranked grid (mec.aggregate.rank_tuning): grid values, the validation reward of the best checkpoint and of
+    the last iteration, mean over seeds [CI]."""
+    rows = tuning.sort_values("rank").head(top) if top else tuning.sort_values("rank")
+    header = ["rank", *(key.split(".")[-1] for key in grid_keys), "validation reward (best checkpoint)",
+              "validation reward (last iteration)", "best iteration", "seeds"]  # fmt: skip
+    body = []
+    for row in rows.to_dict("records"):
+        values = [_grid_value(row[key]) for key in grid_keys]
+        body.append([
+            str(row["rank"]), *values,
+            with_ci(row["validation_reward"], row["validation_reward_ci_low"], row["validation_reward_ci_high"]),
+            with_ci(row["final_validation_reward"], row["final_validation_reward_ci_low"],
+                    row["final_validation_reward_ci_high"]),
+            f"{row['best_iteration']:.0f}", str(row["seeds"]),
+        ])  # fmt: skip
+    return table(header, body) + "\n"
+
+
+def _grid_value(value) -> str:
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        return "[" + ", ".join(str(v) for v in list(value)) + "]"
+    return number(value) if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------- README results section
+
+
+def _learned_rows(comparison: pd.DataFrame) -> pd.DataFrame:
+    return comparison[comparison["kind"] == "learned"]
+
+
+def _reward(row) -> str:
+    return with_ci(row["reward_per_slot"], row["reward_per_slot_ci_low"], row["reward_per_slot_ci_high"])
+
+
+def _first(rows: pd.DataFrame):
+    return rows.iloc[0] if len(rows) else None
+
+
+def _named_reward(row) -> str:
+    return "—" if row is None else f"{row['policy']}: {_reward(row)}"
+
+
+def _of_oracle(row) -> str:
+    key = aggregate.PERCENT_OF_ORACLE
+    return "—" if row is None else percent_with_ci(row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"])
+
+
+def _best_heuristic(point: pd.DataFrame):
+    heuristics = point[(point["kind"] == "heuristic") & (point["policy"] != aggregate.LOCAL_SEARCH)]
+    if heuristics.empty:
+        return None
+    return heuristics.sort_values(["reward_per_slot", "policy"], ascending=[False, True]).iloc[0]
+
+
+def phase1_markdown(comparison: pd.DataFrame) -> str:
+    """Phase 1 per N: the learned policy and the best heuristic as a percentage of the oracle's reward on the same
+    episodes, with their CIs, beside the oracle's reward (and local search where it ran)."""
+    rows = comparison[comparison["phase"] == 1]
+    has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    body = []
+    for n, point in rows.groupby("n", sort=True):
+        learned, best = _first(_learned_rows(point)), _best_heuristic(point)
+        search = _first(point[point["policy"] == aggregate.LOCAL_SEARCH])
+        oracle = _first(point[point["policy"] == aggregate.ORACLE])
+        cells = [
+            str(n),
+            _named_reward(learned),
+            _of_oracle(learned),
+            _named_reward(best),
+            _of_oracle(best),
+            *([_of_oracle(search)] if has_search else []),
+            "—" if oracle is None else _reward(oracle),
+        ]
+        body.append(cells)
+    header = ["N", "learned: reward per slot", "learned: % of oracle", "best heuristic: reward per slot",
+              "best heuristic: % of oracle"] + (["local search: % of oracle"] if has_search else []) + [
+        "oracle: reward per slot"]  # fmt: skip
+    return table(header, body) + "\n"
+
+
+def phase2_markdown(comparison: pd.DataFrame) -> str:
+    """Phase 2 per K: the learned policy, the best heuristic at that K and the local-search reference (where it
+    ran): reward per slot with its CI, and the learned policy's reward as a percentage of local search's."""
+    rows = comparison[comparison["phase"] == 2]
+    has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    body = []
+    for n, point in rows.groupby("n", sort=True):
+        learned, best = _first(_learned_rows(point)), _best_heuristic(point)
+        cells = [str(n), _named_reward(learned), _named_reward(best)]
+        if has_search:
+            search = _first(point[point["policy"] == aggregate.LOCAL_SEARCH])
+            cells.append("—" if search is None else _reward(search))
+            ratio = (
+                100 * learned["reward_per_slot"] / search["reward_per_slot"]
+                if learned is not None and search is not None and search["reward_per_slot"] > 0
+                else math.nan
+            )
+            cells.append("—" if math.isnan(ratio) else f"{ratio:.1f}%")
+        body.append(cells)
+    header = ["K", "learned: reward per slot", "best heuristic: reward per slot"] + (
+        ["local search: reward per slot", "learned / local search"] if has_search else []
+    )
+    return table(header, body) + "\n"
+
+
+def readme_results(
+    comparison: pd.DataFrame,
+    figures: Sequence[tuple[str, str]] = (),
+    *,
+    ablations: pd.DataFrame | None = None,
+    backends: pd.DataFrame | None = None,
+    pareto: pd.DataFrame | None = None,
+    tuning: pd.DataFrame | None = None,
+    tuning_keys: Sequence[str] = (),
+) -> str:
+    """The README's results section from the study's comparison table (mec.aggregate.comparison_table via the
+    workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative to
+    the README) pairs, shown after the tables."""
+    learned = _learned_rows(comparison)
+    seeds = int(learned["samples"].max()) if len(learned) else 0
+    episodes = comparison.loc[comparison["kind"] != "learned", "samples"]
+    level = _level(comparison)
+    parts = [
+        "Generated by `snakemake readme_results` from `results/summary/` (edit the workflow, not this section). "
+        f"Learned policies: mean over {counted(seeds, 'training seed')} of each seed's mean over the evaluation "
+        f"episodes; baselines: mean over {counted(int(episodes.max()) if len(episodes) else 0, 'evaluation episode')}; "
+        "in brackets the "
+        f"{level} percentile-bootstrap confidence interval. Reward per slot is w_qos x (sum of QoS) - w_energy x "
+        "(sum of energy in J) over the slot's tasks. The best heuristic is the best composed heuristic at that point "
+        "(named).",
+    ]
+    if (comparison["phase"] == 1).any():
+        parts += ["", "### Phase 1: learned vs the oracle", "", phase1_markdown(comparison)]
+    if (comparison["phase"] == 2).any():
+        parts += ["", "### Phase 2: learned vs the best heuristic and local search", "", phase2_markdown(comparison)]
+    if ablations is not None:
+        parts += ["", comparison_markdown(ablations, "Ablations")]
+    if backends is not None:
+        parts += ["", comparison_markdown(backends, "Training backends")]
+    if pareto is not None:
+        parts += ["", "### QoS-energy trade-off", "", "The learned policy trained at each energy weight "
+                  "(reward.w_energy_per_j); mean over seeds [CI].", "", pareto_markdown(pareto)]  # fmt: skip
+    if tuning is not None:
+        parts += ["", "### Hyperparameter sweep (top 5 by validation reward)", "",
+                  "Ranked by the validation reward (training.eval_seed's episodes) of each run's best checkpoint, "
+                  "mean over seeds; all grid points in `results/summary/tuning.md`.", "",
+                  tuning_markdown(tuning, tuning_keys, top=5)]  # fmt: skip
+    if figures:
+        parts += ["", "### Figures", ""]
+        parts += [f"![{caption}]({path})\n" for caption, path in figures]
+    text = "\n".join(part.rstrip("\n") if part.endswith("|\n") else part for part in parts)
+    return text.rstrip() + "\n"
+
+
+def splice_readme(path: str | os.PathLike, section: str) -> bool:
+    """Replace what lies between the README's `README_START` and `README_END` lines by `section`, atomically.
+    Returns whether the file changed (splicing the same section again changes nothing). A README without exactly
+    one start marker followed by one end marker is left alone, with a ValueError naming the file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    starts, ends = text.count(README_START), text.count(README_END)
+    if starts != 1 or ends != 1 or text.index(README_START) > text.index(README_END):
+        raise ValueError(
+            f"{path}: needs one line {README_START} followed by one line {README_END}; found {starts} start and "
+            f"{ends} end markers"
+        )
+    head, rest = text.split(README_START)
+    _, tail = rest.split(README_END)
+    spliced = f"{head}{README_START}\n{section.strip()}\n{README_END}{tail}"
+    if spliced == text:
+        return False
+    mode = path.stat().st_mode & 0o777
+    atomic_write(path, lambda tmp: Path(tmp).write_text(spliced, encoding="utf-8"))
+    os.chmod(path, mode)
+    return True

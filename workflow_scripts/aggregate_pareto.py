@@ -1,0 +1,33 @@
+"""Rule aggregate_pareto: the QoS-energy trade-off. For every energy weight of workflow.w_energy, the learned policy
+trained at that weight (statistics over seeds) and every baseline scored with that weight (statistics over
+evaluation episodes): mean QoS, energy per task and reward per slot with their CIs (mec.aggregate.pareto_table)."""
+
+import logging
+import sys
+from pathlib import Path
+
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import aggregate, io  # noqa: E402
+
+log = logging.getLogger("aggregate_pareto")
+
+
+def main(smk) -> None:
+    studies = smk.params.studies
+    learned = [pd.read_parquet(path) for path in smk.input.learned]
+    baselines = [pd.read_parquet(path) for path in smk.input.baselines]
+    table = aggregate.pareto_table(studies, learned, baselines)
+    provenance = {"studies": studies, "inputs": list(smk.input.learned) + list(smk.input.baselines)}
+    io.write_parquet(table, smk.output.table, provenance)
+    for study in studies:
+        log.info("w_energy %g: %s (results/%s)", study["w_energy"], study["study"], study["variant_dir"] or "")
+    log.info("wrote %d rows to %s", len(table), smk.output.table)
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,39 @@
+"""Rule compare_variants: the learned policy of the study beside that of each variant of a comparison (ablations:
+workflow.ablations; backends: workflow.backend_variants), per phase and N or K, with bootstrap CIs over seeds.
+
+Writes mec.aggregate.variant_comparison's long table (the learned summaries' rows with columns study and
+description) and its Markdown view (mec.markdown.comparison_markdown: reward per slot, one column per study).
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import aggregate, io, markdown  # noqa: E402
+
+log = logging.getLogger("compare_variants")
+
+TITLES = {"ablations": "Ablations", "backends": "Training backends"}
+
+
+def main(smk) -> None:
+    studies = smk.params.studies
+    learned = [pd.read_parquet(path) for path in smk.input.learned]
+    table = aggregate.variant_comparison(studies, learned)
+    provenance = {"studies": studies, "inputs": list(smk.input.learned)}
+    io.write_parquet(table, smk.output.table, provenance)
+    text = markdown.comparison_markdown(table, TITLES[smk.wildcards.comparison])
+    io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    for study in studies:
+        rows = table[(table["study"] == study["study"]) & (table["metric"] == "reward_per_slot")]
+        log.info("%s (%s): %d sweep points", study["study"], study["description"], len(rows))
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821

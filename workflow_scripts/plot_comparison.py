@@ -1,0 +1,41 @@
+"""Rule plot_comparison: reward per slot against N or K of the study's learned policy and of each variant of a
+comparison (ablations, backends) with their bootstrap CIs, beside the study's oracle, local search and best
+heuristic (mec.plotting.comparison_figure), written as a PNG atomically."""
+
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import io, plotting  # noqa: E402
+
+log = logging.getLogger("plot_comparison")
+
+TITLES = {"ablations": "ablations vs the study", "backends": "training backends"}
+
+
+def main(smk) -> None:
+    look = smk.params.plotting
+    fig = plotting.comparison_figure(
+        pd.read_parquet(smk.input.table),
+        int(smk.wildcards.phase),
+        title=TITLES[smk.wildcards.comparison],
+        baselines=pd.read_parquet(smk.input.baselines),
+        style=look["style"],
+        width_in=look["width_in"],
+        height_in=look["height_in"],
+    )
+    plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
+    log.info("wrote %s", smk.output.figure)
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821

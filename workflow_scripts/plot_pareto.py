@@ -1,0 +1,36 @@
+"""Rule plot_pareto: mean QoS against energy per task of the learned policy at every energy weight beside the
+baselines, one panel per N or K of the phase (mec.plotting.pareto_figure), written as a PNG atomically."""
+
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import io, plotting  # noqa: E402
+
+log = logging.getLogger("plot_pareto")
+
+
+def main(smk) -> None:
+    look = smk.params.plotting
+    fig = plotting.pareto_figure(
+        pd.read_parquet(smk.input.table),
+        int(smk.wildcards.phase),
+        style=look["style"],
+        width_in=look["width_in"],
+        height_in=look["height_in"],
+    )
+    plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
+    log.info("wrote %s", smk.output.figure)
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,57 @@
+"""Rule readme_results: the README's results section from the summary tables (mec.markdown.readme_results).
+
+Writes results/README_results.md, copies the figures it shows into docs/results/ (results/ is not in git, the README
+must show them anywhere), then splices the section into README.md between its markers, atomically
+(mec.markdown.splice_readme; splicing the same section twice changes nothing). README.md is not a rule output:
+Snakemake deletes outputs before a job runs and after it fails.
+"""
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from mec import io, markdown  # noqa: E402
+
+log = logging.getLogger("readme_results")
+
+
+def caption(path: Path) -> str:
+    """'Phase 1: reward per slot' for results/figures/phase1/sweep_reward_per_slot.png."""
+    phase = path.parent.name.replace("phase", "Phase ")
+    names = {"sweep_reward_per_slot": "learned vs baselines, reward per slot", "pareto": "QoS-energy trade-off",
+             "ablations": "ablations, reward per slot", "backends": "training backends, reward per slot"}  # fmt: skip
+    return f"{phase}: {names.get(path.stem, path.stem)}"
+
+
+def main(smk) -> None:
+    inputs = smk.input
+    optional = {key: pd.read_parquet(inputs[key]) for key in ("ablations", "backends", "pareto", "tuning")
+                if key in inputs.keys()}  # fmt: skip
+    folder = Path(smk.output.figures)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for source in map(Path, inputs.figures):
+        target = folder / f"{source.parent.name}_{source.name}"
+        io.atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        figures.append((caption(source), target.as_posix()))
+    tuning_keys = []
+    if "tuning" in optional:
+        tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
+    text = markdown.readme_results(
+        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, **optional
+    )
+    io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    changed = markdown.splice_readme(smk.params.readme, text)
+    log.info("wrote %s (%s); %s %s", smk.output.markdown, ", ".join(["study", *optional]),
+             "updated" if changed else "unchanged:", smk.params.readme)  # fmt: skip
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821
