@@ -93,3 +93,12 @@ rule tune:
     input:
         tuning_output,
     localrule: True
+
+
+# A job that SLURM killed for its memory or time request gets one line naming the rule and the resource (Snakemake's
+# own message only gives SLURM's job state; the reason is in the job's SLURM log).
+onerror:
+    from mec.slurm import failure_lines
+
+    for line in failure_lines(log):
+        print(f"Error: {line}", file=sys.stderr)

@@ -268,6 +268,58 @@ def _sync_side_checkpoints(ckpt_dir: Path, every: int) -> float:
     return float(best_reward)
 
 
+def open_run(out: Path, cfg: StudyConfig, phase: int, n: int, seed: int, restart_stale: bool,
+             log: Callable[[str], None], tag: str) -> bool:
+    """The run-directory steps every backend takes before training; False if the run is already complete.
+
+    Staleness first: a complete run of another config must not pass for this one. A stale run is an error, or with
+    `restart_stale` discarded. A checkpoint left half-renamed by a kill is recovered."""
+    reason = stale_reason(out, cfg, phase, n, seed)
+    if reason is not None and not restart_stale:
+        raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
+    if reason is not None:
+        log(f"{tag} discarding {out}: {reason}")
+        shutil.rmtree(out)
+    if run_is_complete(out, cfg.training.iterations):
+        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    _recover_latest(out / "checkpoints")
+    return True
+
+
+def resumed_rows(out: Path, every: int) -> tuple[int, list[dict], float]:
+    """(iteration of checkpoints/latest, the metric rows up to it, best validation reward) of a run to resume;
+    (0, [], -inf) for a fresh one. Rows newer than the checkpoint are dropped: that iteration reruns."""
+    ckpt_dir = out / "checkpoints"
+    if not (ckpt_dir / "latest").exists():
+        return 0, [], -np.inf
+    start_iter = int(read_checkpoint_meta(ckpt_dir / "latest")["iteration"])
+    rows = []
+    if (out / "metrics.parquet").exists():
+        done = pd.read_parquet(out / "metrics.parquet")
+        rows = done[done["iteration"] <= start_iter].to_dict("records")
+    return start_iter, rows, _sync_side_checkpoints(ckpt_dir, every)
+
+
+def record_iteration(out: Path, rows: list[dict], row: dict, meta_base: dict, iteration: int, reward: float,
+                     write_checkpoint: Callable[[Path, dict], None], every: int) -> float:
+    """Append an iteration's row and write metrics.parquet, then checkpoints/latest (`write_checkpoint(target,
+    meta)`), then best and periodic; returns the best validation reward so far. Metrics first: a kill in between
+    reruns this iteration from the previous checkpoint and replaces its row, so rows and checkpoints never disagree."""
+    rows.append(row)
+    io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
+    meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
+    write_checkpoint(out / "checkpoints" / "latest", meta)
+    return _sync_side_checkpoints(out / "checkpoints", every)
+
+
+def finish_run(out: Path, meta_base: dict, iterations: int, versions: dict) -> None:
+    """checkpoints/final (a copy of latest; its presence marks the run complete) and run.json."""
+    _copy_checkpoint(out / "checkpoints" / "latest", out / "checkpoints" / "final")
+    io.write_json({**meta_base, "status": "complete", "iterations": iterations, "versions": versions}, out / "run.json")
+
+
 def train(
     cfg: StudyConfig,
     phase: int,
@@ -287,20 +339,10 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    # Staleness first: a complete run of another config must not pass for this one.
-    reason = stale_reason(out, cfg, phase, n, seed)
-    if reason is not None and not restart_stale:
-        raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
-    if reason is not None:
-        log(f"{tag} discarding {out}: {reason}")
-        shutil.rmtree(out)
-    if run_is_complete(out, t.iterations):
-        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+    if not open_run(out, cfg, phase, n, seed, restart_stale, log, tag):
         return out
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     meta_base = {"backend": "rllib", "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
-    _recover_latest(ckpt_dir)
 
     import ray
     import torch
@@ -331,16 +373,9 @@ def train(
         log(f"{tag} Ray: a private instance with {cpus} CPUs; torch uses {torch.get_num_threads()} threads")
     try:
         algo = build_ppo_config(cfg, phase, n, seed).build_algo()
-        rows: list[dict] = []
-        start_iter = 0
-        best_reward = -np.inf
-        if (ckpt_dir / "latest").exists():
-            start_iter = int(read_checkpoint_meta(ckpt_dir / "latest")["iteration"])
+        start_iter, rows, best_reward = resumed_rows(out, t.checkpoint_every)
+        if start_iter:
             algo.restore_from_path(str(ckpt_dir / "latest"))
-            if (out / "metrics.parquet").exists():
-                done = pd.read_parquet(out / "metrics.parquet")
-                rows = done[done["iteration"] <= start_iter].to_dict("records")
-            best_reward = _sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
             log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
         # Validation episodes (training.eval_seed) pick the best checkpoint; the study's final evaluation uses
         # other episodes (evaluation.seed), so the reported numbers are not selected on the data they report.
@@ -368,13 +403,9 @@ def train(
                 phase=phase,
             )
             reward = summary["reward_per_slot"]
-            # Metrics first, then the checkpoint: a kill in between reruns this iteration from the previous
-            # checkpoint and replaces its row, so rows and checkpoints never disagree.
-            rows.append(row)
-            io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
-            meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
-            _write_checkpoint(algo, ckpt_dir / "latest", meta)
-            best_reward = _sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
+            best_reward = record_iteration(out, rows, row, meta_base, iteration, reward,
+                                           lambda target, meta: _write_checkpoint(algo, target, meta),
+                                           t.checkpoint_every)  # fmt: skip
             per_iter = (time.perf_counter() - started) / (iteration - start_iter)
             eta = per_iter * (t.iterations - iteration)
             log(
@@ -382,9 +413,7 @@ def train(
                 f"QoS {summary['mean_qos']:.3f} E/task {summary['energy_per_task_j']:.3f} J "
                 f"offload {summary['offload_fraction']:.2f} elapsed {wall:.0f}s ETA {eta:.0f}s"
             )
-        _copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "final")
-        io.write_json({**meta_base, "status": "complete", "iterations": t.iterations, "versions": io.package_versions()},
-                      out / "run.json")  # fmt: skip
+        finish_run(out, meta_base, t.iterations, io.package_versions())
         algo.stop()
     finally:
         ray.shutdown()

@@ -256,7 +256,8 @@ def test_jobs_over_their_memory_or_time_request_fail_naming_rule_and_limit(slurm
     """Two training jobs at once: N = 2 with 300 MB (SLURM kills it within seconds), N = 3 with a one-minute
     limit on a run of many iterations (SLURM ends it at its limit). No retries. Each failure is reported as an
     error in rule train_agents, with SLURM's reason: TIMEOUT in the message; the memory kill in the SLURM log the
-    message points to (state OUT_OF_MEMORY on clusters that enforce memory with cgroups)."""
+    message points to (state OUT_OF_MEMORY on clusters that enforce memory with cgroups). The Snakefile's onerror
+    handler then names the rule and the exceeded resource of each, in one line."""
     workdir = copy_workflow(tmp_path)
     config = write_config(tmp_path / "long.yaml", tiny_config(training__iterations=5000))
     targets = [f"results/phase1/n{n}/seed0/metrics.parquet" for n in (2, 3)]
@@ -277,6 +278,11 @@ def test_jobs_over_their_memory_or_time_request_fail_naming_rule_and_limit(slurm
         else:
             assert "SLURM status is: 'TIMEOUT'" in block, block
             assert "DUE TO TIME LIMIT" in slurm_log.read_text(), slurm_log.read_text()[-3000:]
+    # The Snakefile's onerror handler adds one line per killed job naming the rule and the resource.
+    killed = (r"^Error: rule train_agents \(results/phase1/n(\d)/\S+; SLURM job \d+\) was killed for exceeding its "
+              r"(memory request \(mem_mb\)|time request \(runtime)")
+    reasons = re.findall(killed, output, flags=re.M)
+    assert sorted(reasons) == [("2", "memory request (mem_mb)"), ("3", "time request (runtime")], output[-3000:]
     for target in targets:
         assert not (workdir / target).exists()
 
@@ -363,3 +369,50 @@ def test_a_training_job_joins_a_running_ray_cluster_and_leaves_it_up(ray_head, t
     status = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", "--address", address],
                             capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert status.returncode == 0 and "3.0 CPU" in status.stdout, status.stdout + status.stderr
+
+
+# --------------------------------------------------------------------------- failure messages (no cluster needed)
+
+
+def test_failure_lines_name_the_rule_and_the_exceeded_resource(tmp_path):
+    """Snakemake's error blocks point at each failed job's SLURM log; the reason SLURM killed it is read there (or
+    from the SLURM state in the block) and reported in one line. Other failures add nothing."""
+    from mec.slurm import failure_lines
+
+    mem_log = tmp_path / ".snakemake/slurm_logs/rule_train_agents/1_2_0/12.log"
+    mem_log.parent.mkdir(parents=True)
+    mem_log.write_text("slurmstepd: error: Exceeded job memory limit\n")
+    time_log = tmp_path / "b/slurm_logs/13.log"
+    time_log.parent.mkdir(parents=True)
+    time_log.write_text("slurmstepd: error: *** JOB 13 ON node CANCELLED AT 2026-11-25T07:00 DUE TO TIME LIMIT ***\n")
+    other_log = tmp_path / "c/slurm_logs/14.log"
+    other_log.parent.mkdir(parents=True)
+    other_log.write_text("Traceback (most recent call last):\nValueError: boom\n")
+    log = tmp_path / "snakemake.log"
+    log.write_text(f"""[Wed Nov 25 07:00:00 2026]
+Error in rule train_agents:
+    message: SLURM-job '12' failed, SLURM status is: 'FAILED'. For further error details see the cluster/cloud log.
+    jobid: 3
+    output: results/phase1/n2/seed0/metrics.parquet, results/phase1/n2/seed0/run/checkpoints/final/mec_checkpoint.json
+    log: results/logs/train_agents/phase1_n2_seed0.log, {mem_log} (check log file(s) for error details)
+    external_jobid: 12
+
+Error in rule train_agents:
+    message: SLURM-job '13' failed, SLURM status is: 'TIMEOUT'.
+    output: results/phase1/n3/seed0/metrics.parquet
+    log: {time_log} (check log file(s) for error details)
+
+Error in rule evaluate_policy:
+    message: SLURM-job '14' failed, SLURM status is: 'FAILED'.
+    output: results/phase1/n3/seed0/eval/episodes.parquet
+    log: {other_log} (check log file(s) for error details)
+""")
+    assert failure_lines(log) == [
+        "rule train_agents (results/phase1/n2/seed0/metrics.parquet; SLURM job 12) was killed for exceeding its "
+        "memory request (mem_mb): raise it with --set-resources train_agents:mem_mb=<value> or in the profile's "
+        "set-resources",
+        "rule train_agents (results/phase1/n3/seed0/metrics.parquet; SLURM job 13) was killed for exceeding its time "
+        "request (runtime, minutes): raise it with --set-resources train_agents:runtime=<value> or in the profile's "
+        "set-resources",
+    ]
+    assert failure_lines(tmp_path / "missing.log") == [] and failure_lines(None) == []

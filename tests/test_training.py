@@ -214,7 +214,7 @@ def test_a_complete_run_of_another_config_is_not_taken_for_this_one(phase1_run, 
     run, _ = phase1_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)  # complete: checkpoints/final is there
-    proc = mec(train_args(workdir, 1, 2, copy, "--set", "training.lr=0.001"))
+    proc = mec(train_args(workdir, 1, 2, copy, "--set", "training.lr=0.0005"))
     assert proc.returncode == 2
     assert "not retrained" not in proc.stdout
     assert "cannot resume this run here (it was trained with another config)" in proc.stderr

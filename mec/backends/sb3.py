@@ -38,13 +38,11 @@ stable_baselines3 is imported only here, and this module only when the sb3 backe
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from mec import io, metrics, training
 from mec.backends.slot_env import SlotCodec, make_slot_env
@@ -182,32 +180,16 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train sb3 phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    reason = training.stale_reason(out, cfg, phase, n, seed)
-    if reason is not None and not restart_stale:
-        raise ValueError(f"{out}: cannot resume this run here ({reason}); use a new --out or delete it")
-    if reason is not None:
-        log(f"{tag} discarding {out}: {reason}")
-        shutil.rmtree(out)
-    if training.run_is_complete(out, t.iterations):
-        log(f"{tag} complete: {out}/checkpoints/final exists; not retrained")
+    if not training.open_run(out, cfg, phase, n, seed, restart_stale, log, tag):
         return out
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     meta_base = {"backend": BACKEND, "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
-    training._recover_latest(ckpt_dir)
     torch.set_num_threads(num_cpus or t.num_cpus)
 
     vec_env = make_vec_env(cfg, phase, n)
-    rows: list[dict] = []
-    start_iter = 0
-    best_reward = -np.inf
-    if (ckpt_dir / "latest").exists():
-        start_iter = int(training.read_checkpoint_meta(ckpt_dir / "latest")["iteration"])
+    start_iter, rows, best_reward = training.resumed_rows(out, t.checkpoint_every)
+    if start_iter:
         model = _ppo().load(ckpt_dir / "latest" / MODEL_FILE, env=vec_env, device=_device(cfg))
-        if (out / "metrics.parquet").exists():
-            done = pd.read_parquet(out / "metrics.parquet")
-            rows = done[done["iteration"] <= start_iter].to_dict("records")
-        best_reward = training._sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
         log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
     else:
         model = build_model(cfg, vec_env, seed)
@@ -235,12 +217,9 @@ def train(
             phase=phase,
         )
         reward = summary["reward_per_slot"]
-        # Metrics first, then the checkpoint (as mec.training): a kill in between reruns this iteration.
-        rows.append(row)
-        io.write_parquet(pd.DataFrame(rows), out / "metrics.parquet", {**meta_base, "iteration": iteration})
-        _write_checkpoint(model, ckpt_dir / "latest", {**meta_base, "iteration": iteration,
-                                                       "eval_reward_per_slot": reward})  # fmt: skip
-        best_reward = training._sync_side_checkpoints(ckpt_dir, t.checkpoint_every)
+        best_reward = training.record_iteration(out, rows, row, meta_base, iteration, reward,
+                                                lambda target, meta: _write_checkpoint(model, target, meta),
+                                                t.checkpoint_every)  # fmt: skip
         eta = (time.perf_counter() - started) / (iteration - start_iter) * (t.iterations - iteration)
         log(
             f"{tag} iter {iteration}/{t.iterations} eval reward/slot {reward:.4f} (best {best_reward:.4f}) "
@@ -249,11 +228,7 @@ def train(
             + " ".join(f"{k} {v:.4g}" for k, v in losses.items())
             + f" | elapsed {wall:.0f}s ETA {eta:.0f}s"
         )
-    training._copy_checkpoint(ckpt_dir / "latest", ckpt_dir / "final")
-    versions = {**io.package_versions(), "stable-baselines3": _sb3_version()}
-    io.write_json(
-        {**meta_base, "status": "complete", "iterations": t.iterations, "versions": versions}, out / "run.json"
-    )
+    training.finish_run(out, meta_base, t.iterations, {**io.package_versions(), "stable-baselines3": _sb3_version()})
     vec_env.close()
     return out
 
