@@ -64,7 +64,12 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         self.central = cfg.get("critic", "central") == "central"
         n_obs = self.observation_space["obs"].shape[-1]
         self.actor = mlp(n_obs, hidden, _OUT[self.role])
-        self.log_std = nn.Parameter(torch.full((), -0.5)) if self.role != "ue" else None
+        # Initial exploration noise of the Gaussian roles. The coordinator's logits act through a softmax over K
+        # clusters, where a std of 0.6 only gives near-equal splits at large K (every cluster ~1/K of the CPU, too
+        # little for any task to meet its deadline at K = 10); a std of 1.6 also tries splits that favour a few
+        # clusters, which is where offloading starts to pay.
+        init_log_std = {"scheduler": -0.5, "coordinator": 0.5}.get(self.role)
+        self.log_std = nn.Parameter(torch.full((), init_log_std)) if init_log_std is not None else None
         # A local critic needs no global state, so observation spaces without "state" work with it.
         n_critic_in = self.observation_space["state"].shape[-1] if self.central else n_obs
         self.critic_rows = mlp(n_critic_in, hidden, hidden[-1])
