@@ -17,14 +17,21 @@ SLURM_KILL_REASONS = {
 }
 
 
-def failure_lines(snakemake_log) -> list[str]:
+def failure_lines(snakemake_log: str | Path | list[str | Path]) -> list[str]:
     """One line per job that SLURM killed for exceeding a resource request, naming the rule, the job's outputs and
     the resource, read from Snakemake's log (its "Error in rule" blocks) and each failed job's SLURM log.
+
+    `snakemake_log` is what Snakemake passes to the onerror handler: a list of log file paths (Snakemake 9; one
+    per log handler that writes a file), or a single path. Logs that cannot be read are skipped.
     """
-    try:
-        text = Path(snakemake_log).read_text(errors="replace")
-    except (OSError, TypeError):
-        return []
+    paths = [snakemake_log] if isinstance(snakemake_log, (str, Path)) else list(snakemake_log or [])
+    texts = []
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text(errors="replace"))
+        except OSError:
+            continue
+    text = "\n".join(texts)
     lines = []
     starts = [m.start() for m in re.finditer(r"Error in rule \w+:", text)]
     for block in (text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])):

@@ -481,7 +481,7 @@ def _rerun_cases():
         pytest.param({"plotting__style": "ggplot"}, figures(), id="plot-theme-reruns-only-plots"),
         pytest.param({"statistics__ci_level": 0.9}, downstream | curves, id="statistics-rerun-aggregates-and-plots"),
         pytest.param(
-            {"training__lr": 1.0e-3},
+            {"training__lr": 3.0e-4},
             all_runs | curves | learned_downstream,
             id="training-hyperparameter-reruns-training-not-baselines",
         ),
