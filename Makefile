@@ -27,7 +27,7 @@ report: venv
 	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report results/report.html
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 bench: venv
 	$(PY) benchmarks/bench_simulator.py

@@ -234,6 +234,24 @@ def phase2_markdown(comparison: pd.DataFrame) -> str:
     return table(header, body) + "\n"
 
 
+def runs_sentence(runs: Sequence[dict]) -> str:
+    """One sentence naming the training runs behind the learned rows (their budget, sizes and seeds), from the
+    provenance of their evaluations (workflow_scripts/evaluate_policy.py), so that a section built from a reduced
+    sweep says so. Empty without runs."""
+    if not runs:
+        return ""
+    t = runs[0]["config"]["training"]
+    sizes = {phase: sorted({int(run["n"]) for run in runs if int(run["phase"]) == phase}) for phase in (1, 2)}
+    points = "; ".join(f"phase {phase}: {'N' if phase == 1 else 'K'} = {', '.join(map(str, ns))}"
+                       for phase, ns in sizes.items() if ns)  # fmt: skip
+    seeds = ", ".join(map(str, sorted({int(run["training_seed"]) for run in runs})))
+    return (
+        f"The learned rows come from {counted(len(runs), 'training run')} ({points}; seeds {seeds}) of "
+        f"{t['iterations']} PPO iterations of {t['train_batch_slots']} slots ({t['backend']} backend, "
+        f"{t['critic']} critic), each evaluated at its best checkpoint."
+    )
+
+
 def readme_results(
     comparison: pd.DataFrame,
     figures: Sequence[tuple[str, str]] = (),
@@ -243,10 +261,11 @@ def readme_results(
     pareto: pd.DataFrame | None = None,
     tuning: pd.DataFrame | None = None,
     tuning_keys: Sequence[str] = (),
+    study: str = "",
 ) -> str:
     """The README's results section from the study's comparison table (mec.aggregate.comparison_table via the
     workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative to
-    the README) pairs, shown after the tables."""
+    the README) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from."""
     learned = _learned_rows(comparison)
     seeds = int(learned["samples"].max()) if len(learned) else 0
     episodes = comparison.loc[comparison["kind"] != "learned", "samples"]
@@ -258,7 +277,7 @@ def readme_results(
         "in brackets the "
         f"{level} percentile-bootstrap confidence interval. Reward per slot is w_qos x (sum of QoS) - w_energy x "
         "(sum of energy in J) over the slot's tasks. The best heuristic is the best composed heuristic at that point "
-        "(named).",
+        "(named)." + (f" {study}" if study else ""),
     ]
     if (comparison["phase"] == 1).any():
         parts += ["", "### Phase 1: learned vs the oracle", "", phase1_markdown(comparison)]

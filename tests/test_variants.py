@@ -287,6 +287,20 @@ def test_readme_results_tables_with_and_without_local_search():
     assert "| 4 | mappo: 60 [59.5, 60.5] | greedy-edf-urgency: 55 [54.5, 55.5] |" in plain
 
 
+def test_readme_results_names_the_runs_behind_the_learned_rows():
+    def run(phase, n, seed):
+        training = {"iterations": 120, "train_batch_slots": 1000, "backend": "rllib", "critic": "central"}
+        return {"config": {"training": training}, "phase": phase, "n": n, "training_seed": seed}
+
+    runs = [run(1, 3, 0), run(1, 2, 0), run(1, 2, 2), run(2, 10, 0)]
+    sentence = markdown.runs_sentence(runs)
+    assert sentence == ("The learned rows come from 4 training runs (phase 1: N = 2, 3; phase 2: K = 10; seeds 0, 2) "
+                        "of 120 PPO iterations of 1000 slots (rllib backend, central critic), each evaluated at its "
+                        "best checkpoint.")  # fmt: skip
+    assert markdown.runs_sentence([]) == ""
+    assert markdown.readme_results(_comparison(with_search=False), study=sentence).count(sentence) == 1
+
+
 README_TEXT = "# Title\n\nIntro.\n\n## Results\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Next\n"
 
 

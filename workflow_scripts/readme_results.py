@@ -29,6 +29,12 @@ def caption(path: Path) -> str:
     return f"{phase}: {names.get(path.stem, path.stem)}"
 
 
+def learned_runs(comparison_path: str) -> list[dict]:
+    """The provenance of every learned-policy evaluation the comparison table was built from."""
+    runs = [io.read_provenance(path) for path in io.read_provenance(comparison_path).get("inputs", [])]
+    return [run for run in runs if "training_seed" in run]
+
+
 def main(smk) -> None:
     inputs = smk.input
     optional = {key: pd.read_parquet(inputs[key]) for key in ("ablations", "backends", "pareto", "tuning")
@@ -44,7 +50,8 @@ def main(smk) -> None:
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
     text = markdown.readme_results(
-        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, **optional
+        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, study=markdown.runs_sentence(learned_runs(inputs.comparison)),
+        **optional,
     )
     io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     changed = markdown.splice_readme(smk.params.readme, text)
