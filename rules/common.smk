@@ -148,13 +148,14 @@ wildcard_constraints:
 
 # --------------------------------------------------------------------------- resources of a training job
 
-# Measured on the study's machine (RLlib 2.60, torch CPU, one core, no env runners, the default training section):
-# Ray and RLlib start in about 13 s; one iteration (1000 sampled slots, 8 epochs, 5 evaluation episodes of 200
-# slots) takes about 4.5 s in phase 1 (N = 7; 3.5 s at N = 3) and 14 s in phase 2 (K = 10, 100 UEs). The runtime
-# estimate scales these with the batch size (and phase 2 with the number of UEs) and doubles them: the machine a job
-# lands on may be slower or shared. Runtimes are in minutes.
+# Measured on the study's machine with benchmarks/bench_job.py (RLlib 2.60, torch CPU, one core, no env runners, the
+# default training section; marginal UE credit): Ray and RLlib start in about 20 s; one iteration (1000 sampled slots,
+# 8 epochs, 5 validation episodes of 200 slots) takes about 11 s in phase 1 (N = 7; 10 s at N = 2: sampling's
+# per-step overhead dominates, not N) and 25.5 s in phase 2 (K = 10, 100 UEs): 22 and 51 minutes per default job.
+# The runtime estimate scales these with the batch size (and phase 2 with the number of UEs) and doubles them: the
+# machine a job lands on may be slower or shared. Runtimes are in minutes.
 TRAIN_START_S = 30
-TRAIN_ITERATION_S = {1: 4.5, 2: 14.0}  # per 1000 sampled slots; phase 2 at 100 UEs
+TRAIN_ITERATION_S = {1: 11.0, 2: 25.5}  # per 1000 sampled slots; phase 2 at 100 UEs
 TRAIN_RUNTIME_SAFETY = 2.0
 # Memory of all a job's processes together (driver, Ray's GCS and raylet, workers; summed RSS, flat over the
 # iterations): about 1300 MB, plus about 9 kB per UE-slot of the training batch (phase 2 with 1000 slots x 100 UEs
