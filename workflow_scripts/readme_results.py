@@ -49,9 +49,9 @@ def main(smk) -> None:
     tuning_keys = []
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
+    study = markdown.runs_sentence(learned_runs(inputs.comparison))
     text = markdown.readme_results(
-        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, study=markdown.runs_sentence(learned_runs(inputs.comparison)),
-        **optional,
+        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, study=study, **optional
     )
     io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     changed = markdown.splice_readme(smk.params.readme, text)
