@@ -242,7 +242,7 @@ def runs_sentence(runs: Sequence[dict]) -> str:
         return ""
     t = runs[0]["config"]["training"]
     sizes = {phase: sorted({int(run["n"]) for run in runs if int(run["phase"]) == phase}) for phase in (1, 2)}
-    points = "; ".join(f"phase {phase}: {'N' if phase == 1 else 'K'} = {', '.join(map(str, ns))}"
+    points = "; ".join(f"phase {phase}: {size_name(phase)} = {', '.join(map(str, ns))}"
                        for phase, ns in sizes.items() if ns)  # fmt: skip
     seeds = ", ".join(map(str, sorted({int(run["training_seed"]) for run in runs})))
     return (
