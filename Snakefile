@@ -16,9 +16,11 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 
 
-# Both checks fail with one line naming the config key, before any job is scheduled: the schema first (types, known
-# keys), then mec.config (cross-field checks such as K <= phase2.n_users).
+# Every check fails with one line naming the config key, before any job is scheduled: the config files themselves
+# (duplicate keys), the schema (types, known keys), then mec.config (cross-field checks such as K <= phase2.n_users,
+# sizes that would not fit in memory).
 with one_line_config_errors():
+    check_config_files()  # duplicate keys, which Snakemake's YAML reader lets through
     validate(config, "config/schema.yaml")
     STUDY = config_from_dict(config)
     # Every variant's config (workflow.variants, workflow.w_energy, tuning.grid), validated the same way.

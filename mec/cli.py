@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from mec import baselines, io, metrics
-from mec.config import BACKENDS, ConfigError, StudyConfig, config_from_dict, config_to_dict, load_config
+from mec.config import (
+    BACKENDS,
+    MAX_PHASE1_UE,
+    ConfigError,
+    StudyConfig,
+    check_episode_memory,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 from mec.evaluation import evaluation_episodes, run_baselines, run_policy
 from mec.scenario import PhaseSetup
 
@@ -139,16 +149,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SLACK = 1e-12  # as mec.config: 100 * 0.01 counts as feasible despite rounding
+
+
+def _most(floor: float) -> int | None:
+    """The most UEs or clusters a minimum share `floor` allows (n * floor <= 1); None: any number."""
+    return int((1 + _SLACK) / floor) if floor > 0 else None
+
+
 def _setup(cfg: StudyConfig, phase: int, n_ue: int | None, n_clusters: int | None) -> PhaseSetup:
+    """The phase's setup at the size of the flags, checked against the bounds the config puts on that size."""
     if phase == 1:
         if n_ue is None:
             raise CliError("--n-clusters is a phase-2 flag; phase 1 takes --n-ue N")
+        most = _most(cfg.phase1.theta_min)
+        if most is not None and most < MAX_PHASE1_UE and n_ue > most:
+            raise CliError(
+                f"--n-ue {n_ue}: allowed 1..{most} (n_ue * phase1.theta_min <= 1 with theta_min = "
+                f"{cfg.phase1.theta_min:g})"
+            )
+        if n_ue > MAX_PHASE1_UE:
+            raise CliError(f"--n-ue {n_ue}: allowed 1..{MAX_PHASE1_UE} (the range of phase1.n_ue)")
         return PhaseSetup.from_config(cfg, 1, n_ue)
     if n_clusters is None:
         raise CliError("--n-ue is a phase-1 flag; phase 2 takes --n-clusters K (phase2.n_users sets the UEs)")
     if n_clusters > cfg.phase2.n_users:
         raise CliError(f"--n-clusters {n_clusters}: allowed 1..{cfg.phase2.n_users} (phase2.n_users)")
+    most = _most(cfg.phase2.phi_min)
+    if most is not None and n_clusters > most:
+        raise CliError(
+            f"--n-clusters {n_clusters}: allowed 1..{min(most, cfg.phase2.n_users)} (K * phase2.phi_min <= 1 "
+            f"with phi_min = {cfg.phase2.phi_min:g})"
+        )
     return PhaseSetup.from_config(cfg, 2, n_clusters)
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_out_file(flag: str, path: Path) -> None:
+    """An output file's path: not an existing directory, and in a place this process may write to."""
+    if path.is_dir():
+        raise CliError(f"{flag} {path}: is a directory; allowed: a file name ending in .parquet")
+    _check_writable(flag, path, path.parent)
+
+
+def _check_out_dir(flag: str, path: Path) -> None:
+    """An output folder: a directory (new or existing), never an existing file, in a place one may write to."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{flag} {path}: is an existing file, not a directory; allowed: a new or existing directory")
+    _check_writable(flag, path, path)
+
+
+def _check_writable(flag: str, path: Path, folder: Path) -> None:
+    """`folder` (to be created where missing) must lie in a directory that is writable; nothing is created here."""
+    base = _nearest_existing(folder)
+    if not base.is_dir():
+        raise CliError(f"{flag} {path}: {base} is a file, not a directory; allowed: a path under a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise CliError(f"{flag} {path}: {base} is not writable; allowed: a path where you may write")
 
 
 def _make_policy(name: str, setup: PhaseSetup, seed: int):
@@ -197,6 +260,14 @@ def _evaluate(args) -> int:
     episodes = args.episodes or cfg.evaluation.episodes
     slots = args.slots or cfg.evaluation.slots
     seed = cfg.evaluation.seed if args.seed is None else args.seed
+    check_episode_memory(
+        ("--episodes" if args.episodes else "evaluation.episodes", "--slots" if args.slots else "evaluation.slots"),
+        (episodes, slots),
+        setup.n_ue,
+    )
+    for flag, path in (("--out", args.out), ("--schedule-out", args.schedule_out)):
+        if path is not None:
+            _check_out_file(flag, path)
     batch = evaluation_episodes(cfg, setup, episodes, slots, seed)
     frame, schedule = run_policy(cfg, setup, policy, batch, trace=True)
     summary = {
@@ -223,6 +294,7 @@ def _evaluate(args) -> int:
 
 def _compare(args) -> int:
     cfg = _load(args)
+    _check_out_dir("--out", args.out)
     ev = cfg.evaluation
     summaries = []
     for phase in args.phases:
@@ -248,13 +320,18 @@ def _compare(args) -> int:
 
 
 def _train(args) -> int:
-    from mec.backends import train
-
     if args.backend is not None:
         args.overrides.append(f"training.backend={args.backend}")
     cfg = _load(args)
     n = args.n_ue if args.phase == 1 else args.n_clusters
     _setup(cfg, args.phase, args.n_ue, args.n_clusters)
+    _check_out_dir("--out", args.out)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)  # where os.access cannot tell (as root, a read-only mount)
+    except OSError as exc:
+        raise CliError(f"--out {args.out}: cannot be created ({exc.strerror}); allowed: a path where you may write")
+    from mec.backends import train  # Ray and torch: only once the flags are known to be good
+
     try:
         train(cfg, args.phase, n, args.seed, args.out, num_cpus=args.num_cpus,
               log=lambda line: print(line, flush=True))  # fmt: skip

@@ -14,6 +14,7 @@ import itertools
 import dataclasses
 import math
 import numbers
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,9 +44,13 @@ __all__ = [
     "Variant",
     "WorkflowConfig",
     "apply_overrides",
+    "check_episode_memory",
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "memory_limit_bytes",
+    "parse_value",
+    "read_config_file",
     "study_variants",
     "study_without_variants",
     "variant_config",
@@ -174,6 +179,7 @@ class TrainingConfig:
     checkpoint_every: int  # periodic checkpoint every this many iterations
     num_cpus: int  # CPUs Ray may use in this job
     num_env_runners: int  # 0: sample in the driver process
+    batch_episodes: int  # episodes each env runner plays together per sample() call; 0: the runner's whole batch
     use_gpu: bool  # use a GPU for learning if one is present
     backend: str  # "rllib" (MAPPO, one policy per role) or "sb3" (Stable-Baselines3 PPO on a single-agent view)
     ray_address: str  # "": start a private Ray instance; else the address of a running Ray cluster to join
@@ -234,6 +240,7 @@ class WorkflowConfig:
     backend_variants: tuple[str, ...]  # variants (another training.backend) the `compare_backends` target compares
     w_energy: tuple[float, ...]  # reward.w_energy_per_j values of the QoS-energy trade-off (`pareto` target)
     w_energy_overrides: FrozenMap  # overrides every trade-off variant also applies (e.g. fewer sizes or seeds)
+    results_dir: str  # folder of every output of the study ("results"); each config its own, so studies never mix
 
 
 @dataclass(frozen=True)
@@ -282,6 +289,7 @@ CRITICS = ("central", "local")
 UE_CREDITS = ("marginal", "shared")
 COORDINATORS = ("learned", "equal")
 BACKENDS = ("rllib", "sb3")
+MAX_PHASE1_UE = 12  # the largest N of phase1.n_ue
 
 # "reference" reproduces the spec sheet's weighting, under which energy is numerically invisible
 # next to QoS; "study" makes energy a real trade-off (see config.yaml for the arithmetic).
@@ -339,6 +347,7 @@ DEFAULT_CONFIG = StudyConfig(
         checkpoint_every=10,
         num_cpus=1,
         num_env_runners=0,
+        batch_episodes=0,
         use_gpu=False,
         backend="rllib",
         ray_address="",
@@ -360,6 +369,7 @@ DEFAULT_CONFIG = StudyConfig(
         w_energy_overrides=FrozenMap(
             {"phase1.n_ue": [3, 7], "phase2.n_clusters": [4, 10], "workflow.seeds": [0, 1, 2]}
         ),
+        results_dir="results",
     ),
     statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000, seed=0),
     plotting=PlottingConfig(dpi=150, style="default", width_in=6.4, height_in=4.0),
@@ -591,8 +601,19 @@ def _overrides_parser(forbidden: Sequence[str]) -> Parser:
     return parse
 
 
-_variant_overrides = _overrides_parser(_FAMILY_KEYS)
-_w_energy_overrides = _overrides_parser((*_FAMILY_KEYS, "reward"))
+# A variant's outputs live in the study's results_dir (under variants/<name>/), so it cannot move them elsewhere.
+_variant_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir"))
+_w_energy_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir", "reward"))
+
+_RESULTS_DIR = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*$")
+
+
+def _results_dir(key: str, value: Any) -> str:
+    """A relative folder of the workflow's outputs: results, results-test, results/test (no '.', '..' or '/x')."""
+    if not isinstance(value, str) or not _RESULTS_DIR.match(value):
+        _fail(key, value, "a relative folder such as results or results-test (letters, digits, _.+-, parts "
+              "separated by /, none starting with a dot)")  # fmt: skip
+    return value
 
 
 def _variants(key: str, value: Any) -> FrozenMap:
@@ -709,6 +730,82 @@ def _check_phase2(cfg: Phase2Config, key: str) -> None:
         )
 
 
+def _check_training(cfg: TrainingConfig, key: str) -> None:
+    # The batched sampler plays whole episodes: each env runner's sample() call returns `batch_episodes` complete
+    # episodes, and an iteration is exactly train_batch_slots slots.
+    runners = max(1, cfg.num_env_runners)
+    per_call = cfg.episode_slots * runners * max(1, cfg.batch_episodes)
+    if cfg.train_batch_slots % per_call:
+        what = "episode_slots * max(1, num_env_runners)" + (" * batch_episodes" if cfg.batch_episodes else "")
+        _fail(
+            _join(key, "train_batch_slots"),
+            cfg.train_batch_slots,
+            f"a multiple of {what} = {per_call} (the sampler plays whole episodes on every env runner)",
+        )
+    if cfg.minibatch_size > cfg.train_batch_slots:
+        _fail(
+            _join(key, "minibatch_size"),
+            cfg.minibatch_size,
+            f"at most {_join(key, 'train_batch_slots')} = {cfg.train_batch_slots}",
+        )
+
+
+# The memory the episode arrays of one batch of episodes need, per UE and slot: the drawn tasks and users, the
+# simulator's per-task results and the schedule trace (mec.evaluation.TRACE_COLUMNS), about 16 float64 columns. A
+# size whose estimate exceeds MEMORY_FRACTION of this machine's physical memory is rejected before anything runs
+# (such a job would end in the kernel's OOM killer, not in an error).
+BYTES_PER_UE_SLOT = 16 * 8
+MEMORY_FRACTION = 0.5
+_FALLBACK_RAM_BYTES = 16 * 2**30  # where the OS does not tell its physical memory
+
+
+def memory_limit_bytes() -> int:
+    """MEMORY_FRACTION of this machine's physical memory (os.sysconf), the most a batch of episodes may take."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        ram = _FALLBACK_RAM_BYTES
+    return int(MEMORY_FRACTION * (ram if ram > 0 else _FALLBACK_RAM_BYTES))
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB"
+
+
+def check_episode_memory(keys: Sequence[str], sizes: Sequence[int], n_ue: int) -> None:
+    """Reject a batch of prod(sizes) slots at n_ue UEs whose episode arrays would not fit in memory. `keys` name
+    the sizes in the one-line message: config keys, or command-line flags (starting with --)."""
+    need = BYTES_PER_UE_SLOT * n_ue * math.prod(int(size) for size in sizes)
+    limit = memory_limit_bytes()
+    if need > limit:
+        names = " x ".join(key if key.startswith("--") else f"'{key}'" for key in keys)
+        if not any(key.startswith("--") for key in keys):
+            names = ("config keys " if len(keys) > 1 else "config key ") + names
+        got = " x ".join(str(size) for size in sizes)
+        raise ConfigError(
+            f"{names}: got {got} slots at {n_ue} UEs, about {_gb(need)} of episode arrays "
+            f"({BYTES_PER_UE_SLOT} bytes per UE-slot); allowed: at most {_gb(limit)} "
+            f"({MEMORY_FRACTION:g} of this machine's {_gb(limit / MEMORY_FRACTION)} of RAM)"
+        )
+
+
+def _check_study(cfg: StudyConfig, key: str) -> None:
+    """Checks across sections (only on a whole study: config_from_sections builds a job's config from a few)."""
+    t, ev = cfg.training, cfg.evaluation
+    if t.eval_seed == ev.seed:
+        _fail(
+            _join(key, "training.eval_seed"),
+            t.eval_seed,
+            f"a seed other than evaluation.seed = {ev.seed} (the validation episodes that pick the best "
+            "checkpoint must not be the test episodes the results are reported on)",
+        )
+    sizes = {1: max(cfg.phase1.n_ue), 2: cfg.phase2.n_users}
+    n_ue = max(sizes[phase] for phase in cfg.workflow.phases)
+    check_episode_memory(("evaluation.episodes", "evaluation.slots"), (ev.episodes, ev.slots), n_ue)
+    check_episode_memory(("training.eval_episodes", "training.episode_slots"), (t.eval_episodes, t.episode_slots), n_ue)
+    check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), n_ue)
+
+
 # --------------------------------------------------------------------------- tables
 
 # A dataclass as the "parser" means a nested section.
@@ -737,7 +834,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
     UEConfig: {"distance_m": _range, "cpu_ghz": _range, "tx_power_w": _positive, "kappa": _positive},
     ServerConfig: {"cpu_ghz": _positive, "power_w": _positive, "bandwidth_mhz": _positive},
     ChannelConfig: {"model": _choice(CHANNEL_MODELS), "noise_dbm_per_hz": _finite},
-    Phase1Config: {"n_ue": _int_tuple(1, 12), "theta_min": _fraction},
+    Phase1Config: {"n_ue": _int_tuple(1, MAX_PHASE1_UE), "theta_min": _fraction},
     Phase2Config: {
         "n_users": _integer(1),
         "n_clusters": _int_tuple(1),
@@ -767,6 +864,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "checkpoint_every": _integer(1),
         "num_cpus": _integer(1),
         "num_env_runners": _integer(0),
+        "batch_episodes": _integer(0),
         "use_gpu": _boolean,
         "backend": _choice(BACKENDS),
         "ray_address": _ray_address,
@@ -779,6 +877,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "backend_variants": _names,
         "w_energy": _weights,
         "w_energy_overrides": _w_energy_overrides,
+        "results_dir": _results_dir,
     },
     TuningConfig: {
         "phase": _phase,
@@ -796,13 +895,15 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
 }
 
 _CHECKS: dict[type, Callable[[Any, str], None]] = {
+    StudyConfig: _check_study,
     WorkflowConfig: _check_workflow,
     Phase1Config: _check_phase1,
+    TrainingConfig: _check_training,
     Phase2Config: _check_phase2,
 }
 
 
-def _section(cls: type, default: Any, raw: Any, key: str) -> Any:
+def _section(cls: type, default: Any, raw: Any, key: str, whole_study: bool = True) -> Any:
     spec = _FIELDS[cls]
     if raw is None:  # a YAML section whose keys are all commented out
         raw = {}
@@ -819,7 +920,7 @@ def _section(cls: type, default: Any, raw: Any, key: str) -> Any:
         else:
             values[name] = getattr(default, name)
     result = cls(**values)
-    if cls in _CHECKS:
+    if cls in _CHECKS and (whole_study or cls is not StudyConfig):
         _CHECKS[cls](result, key)
     return result
 
@@ -831,8 +932,27 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads 1e-27 / 2e9 as floats.
 
     YAML 1.1 (PyYAML) only treats exponent notation as a float when it has a dot and a
-    signed exponent, so ``kappa: 1e-27`` would otherwise arrive as a string.
+    signed exponent, so ``kappa: 1e-27`` would otherwise arrive as a string. A key given twice in one mapping is an
+    error (PyYAML would silently keep the last one).
     """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key; SafeLoader rejects it itself
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (given twice in one mapping)", key_node.start_mark
+                    )
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -844,6 +964,14 @@ _Loader.add_implicit_resolver(
 
 def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def parse_value(text: str) -> Any:
+    """One value written as in a config file (the YAML of load_config, which also reads 1e-27 as a number)."""
+    try:
+        return _parse_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"value {text!r} is not valid YAML ({_yaml_problem(exc)})") from exc
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -864,7 +992,9 @@ def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
 def config_from_sections(phase: int, phase_section: Mapping[str, Any], **sections: Any) -> StudyConfig:
     """The config of one workflow job from the sections it receives as params: the job's own phase section (under
     `phase<phase>`) and any others by name; everything else takes the defaults."""
-    return config_from_dict({**sections, f"phase{phase}": phase_section})
+    # Not the checks across sections (_check_study): the sections left out take defaults, which the study's own
+    # values need not match; the workflow checks the whole study before any job runs.
+    return _section(StudyConfig, DEFAULT_CONFIG, {**sections, f"phase{phase}": phase_section}, "", whole_study=False)
 
 
 def config_to_dict(cfg: StudyConfig) -> dict[str, Any]:
@@ -901,6 +1031,9 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             value = _parse_yaml(value_text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"config override {text!r}: value is not valid YAML ({_yaml_problem(exc)})") from exc
+        if parts == ["reward", "preset"]:  # a preset replaces the weights (the reward takes one or the other)
+            result["reward"] = {"preset": value}
+            continue
         node = result
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -919,8 +1052,9 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     return result
 
 
-def load_config(path: str | PathLike[str], overrides: Sequence[str] = ()) -> StudyConfig:
-    """Read a YAML study file, apply optional overrides, and validate; every failure names the file."""
+def read_config_file(path: str | PathLike[str]) -> Mapping[str, Any]:
+    """The raw mapping of a YAML config file (empty: {}); a missing, unreadable or binary file, invalid YAML, a
+    duplicate key or a top level that is not a mapping fails in one line naming the file."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -936,6 +1070,12 @@ def load_config(path: str | PathLike[str], overrides: Sequence[str] = ()) -> Stu
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config file '{path}': got {_show(raw)} at the top level; allowed: a mapping of sections")
+    return raw
+
+
+def load_config(path: str | PathLike[str], overrides: Sequence[str] = ()) -> StudyConfig:
+    """Read a YAML study file, apply optional overrides, and validate; every failure names the file."""
+    raw = read_config_file(path)
     try:
         return config_from_dict(apply_overrides(raw, overrides))
     except ConfigError as exc:

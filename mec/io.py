@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -75,10 +76,26 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
-    """Send this process's log records (INFO and up, timestamped) to a job's log file."""
+    """Send this process's log records (INFO and up, timestamped) to a job's log file, and the traceback of an
+    exception that ends the process too: a failed job's log says why it failed, not only the console."""
     logging.basicConfig(
         filename=str(path),
         filemode="a" if append else "w",
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+    previous = sys.excepthook
+
+    def log_failure(kind, exc, tb) -> None:
+        logging.getLogger("mec").error("the job failed", exc_info=(kind, exc, tb))
+        if not _is_same_file(sys.stderr, path):  # a job whose stderr is its log already has the traceback now
+            previous(kind, exc, tb)
+
+    sys.excepthook = log_failure
+
+
+def _is_same_file(stream, path: str | os.PathLike) -> bool:
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -14,6 +14,8 @@ from mec.config import (
     ConfigError,
     config_from_dict,
     config_to_dict,
+    parse_value,
+    read_config_file,
     study_variants,
     study_without_variants,
     variant_configs,
@@ -46,6 +48,43 @@ def _replace_from_overrides(config, overrides):
 _replace_from_overrides(config, workflow.config_settings.overwrite_config)
 
 
+def _typed(value):
+    """A value of Snakemake's --config as mec.config reads a config file: Snakemake reads every value nested in a
+    mapping (training={iterations: 3}) as text, so numbers and booleans are read again with mec.config's YAML
+    loader. Text that reads as text, nothing or a mapping or list stays as it is."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = parse_value(value)
+        except ConfigError:
+            return value
+        if isinstance(parsed, (bool, int, float)):
+            return parsed
+    return value
+
+
+def _retype_command_line(node, given):
+    """Replace the values given by --config in the merged config by their typed form."""
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(node.get(key), dict):
+            _retype_command_line(node[key], value)
+        elif key in node:
+            node[key] = _typed(value)
+
+
+_retype_command_line(config, dict(workflow.config_settings.config))
+
+
+def check_config_files():
+    """Read every config file again with mec.config's YAML loader: Snakemake's keeps the last of a duplicate key
+    silently, mec.config stops with one line naming the key and the file."""
+    for path in dict.fromkeys(str(path) for path in workflow.configfiles):
+        read_config_file(path)
+
+
 def _schema_problem(exc):
     """The jsonschema error behind a failed snakemake.utils.validate (kept as the WorkflowError's context)."""
     while exc is not None and not isinstance(exc, jsonschema.ValidationError):
@@ -67,8 +106,11 @@ def _schema_message(problem):
             float(problem.instance)
         except ValueError:
             pass
-        else:  # YAML 1.1 reads 1e-27 (no dot) as text
-            message += f" (write it with a dot and a signed exponent, e.g. {float(problem.instance):.1e})"
+        else:
+            if "e" in problem.instance.lower():  # YAML 1.1 reads 1e-27 (no dot) as text
+                message += f" (write it with a dot and a signed exponent, e.g. {float(problem.instance):.1e})"
+            else:  # a number in quotes is text
+                message += f" (a number in quotes is text: write it without quotes, e.g. {problem.instance.strip()})"
     return f"{message} (config/schema.yaml)"
 
 
@@ -94,44 +136,54 @@ def one_line_config_errors():
 
 # --------------------------------------------------------------------------- paths (defined once)
 
+# Every output lies under workflow.results_dir ("results" by default), so each config (config.yaml's study, the tiny
+# .test/config.yaml) keeps its own outputs and never marks another's stale. Taken from the raw config here, before
+# the Snakefile validates it: a bad value stops there in one line, before any path is used.
+RESULTS = str(
+    (config.get("workflow") or {}).get("results_dir", "results")
+    if isinstance(config.get("workflow") or {}, dict)
+    else "results"
+)
 # {variant_dir} is "" for the study itself and "variants/<name>/" for a variant of it (workflow.variants, the
 # trade-off axis workflow.w_energy, the tuning grid): the same rules build both, and the study's paths stay as they
-# are.
-BASELINE_EPISODES = "results/{variant_dir}phase{phase}/n{n}/baselines/episodes.parquet"
-BASELINE_SUMMARY = "results/{variant_dir}phase{phase}/n{n}/baselines/summary.parquet"
+# are. {variant_dir} is constrained to variants/<name>/, so no pattern of one results folder matches another's.
+BASELINE_EPISODES = (
+    RESULTS + "/{variant_dir}phase{phase}/n{n}/baselines/episodes.parquet"
+)
+BASELINE_SUMMARY = RESULTS + "/{variant_dir}phase{phase}/n{n}/baselines/summary.parquet"
 # One training job's folder. run/ is mec.training's run directory (its own metrics, checkpoints, resume state); it
 # is not an output, so Snakemake never deletes it and a rerun of a killed job resumes from its latest checkpoint.
 # The job's outputs are the complete learning history (a copy written once training is complete) and the final
 # checkpoint's marker.
-RUN = "results/{variant_dir}phase{phase}/n{n}/seed{seed}"
+RUN = RESULTS + "/{variant_dir}phase{phase}/n{n}/seed{seed}"
 TRAIN_METRICS = f"{RUN}/metrics.parquet"
 FINAL_CHECKPOINT = f"{RUN}/run/checkpoints/final/mec_checkpoint.json"
 POLICY_EPISODES = f"{RUN}/eval/episodes.parquet"
 POLICY_SCHEDULE = f"{RUN}/eval/schedule.parquet"
-SUMMARY_BASELINES = "results/{variant_dir}summary/baselines.parquet"
-SUMMARY_LEARNED = "results/{variant_dir}summary/learned.parquet"
-SUMMARY_CURVES = "results/{variant_dir}summary/learning_curves.parquet"
-SUMMARY_COMPARISON = "results/{variant_dir}summary/comparison.parquet"
-SWEEP_FIGURE = "results/{variant_dir}figures/phase{phase}/sweep_{metric}.png"
-CURVES_FIGURE = "results/{variant_dir}figures/phase{phase}/n{n}/learning_curves.png"
-RUN_FIGURES = "results/{variant_dir}figures/phase{phase}/n{n}/seed{seed}"
+SUMMARY_BASELINES = RESULTS + "/{variant_dir}summary/baselines.parquet"
+SUMMARY_LEARNED = RESULTS + "/{variant_dir}summary/learned.parquet"
+SUMMARY_CURVES = RESULTS + "/{variant_dir}summary/learning_curves.parquet"
+SUMMARY_COMPARISON = RESULTS + "/{variant_dir}summary/comparison.parquet"
+SWEEP_FIGURE = RESULTS + "/{variant_dir}figures/phase{phase}/sweep_{metric}.png"
+CURVES_FIGURE = RESULTS + "/{variant_dir}figures/phase{phase}/n{n}/learning_curves.png"
+RUN_FIGURES = RESULTS + "/{variant_dir}figures/phase{phase}/n{n}/seed{seed}"
 # {name}: a key of mec.plotting.LEARNING_FIGURES, filled in per phase (run_figure_paths), never a wildcard.
 LEARNING_FIGURE = f"{RUN_FIGURES}/{{name}}_over_learning.png"
 SCHEDULE_FIGURE = f"{RUN_FIGURES}/{plotting.SCHEDULE_FIGURE}.png"
 # Results across variants. {comparison}: "ablations" (workflow.ablations) or "backends" (workflow.backend_variants).
-COMPARISON_TABLE = "results/summary/{comparison}.parquet"
-COMPARISON_MARKDOWN = "results/summary/{comparison}.md"
-COMPARISON_FIGURE = "results/figures/phase{phase}/{comparison}.png"
-PARETO_TABLE = "results/summary/pareto.parquet"
-PARETO_FIGURE = "results/figures/phase{phase}/pareto.png"
-TUNING_TABLE = "results/summary/tuning.parquet"
-TUNING_MARKDOWN = "results/summary/tuning.md"
+COMPARISON_TABLE = RESULTS + "/summary/{comparison}.parquet"
+COMPARISON_MARKDOWN = RESULTS + "/summary/{comparison}.md"
+COMPARISON_FIGURE = RESULTS + "/figures/phase{phase}/{comparison}.png"
+PARETO_TABLE = RESULTS + "/summary/pareto.parquet"
+PARETO_FIGURE = RESULTS + "/figures/phase{phase}/pareto.png"
+TUNING_TABLE = RESULTS + "/summary/tuning.parquet"
+TUNING_MARKDOWN = RESULTS + "/summary/tuning.md"
 # The README's results section: written here, spliced into README.md between its markers, with copies of the
-# figures it shows under docs/results/ (results/ is not in git; the README must show its figures anywhere).
+# figures it shows under docs/results/ (the results folder is not in git; the README must show its figures anywhere).
 README = "README.md"
-README_RESULTS = "results/README_results.md"
+README_RESULTS = RESULTS + "/README_results.md"
 README_FIGURES = "docs/results"
-LOGS = "results/logs"
+LOGS = RESULTS + "/logs"
 VARIANTS_DIR = "variants/{}/"
 # A comparison's name -> the key of the workflow section that names its variants.
 COMPARISONS = {"ablations": "ablations", "backends": "backend_variants"}
@@ -235,7 +287,7 @@ def variant_of(wildcards):
     name = prefix.removeprefix("variants/").removesuffix("/")
     if name not in VARIANTS:
         raise WorkflowError(
-            f"results/{prefix}: no variant named {name!r}; declared: {', '.join(VARIANTS) or 'none'}"
+            f"{RESULTS}/{prefix}: no variant named {name!r}; declared: {', '.join(VARIANTS) or 'none'}"
         )
     return name
 

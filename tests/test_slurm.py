@@ -131,7 +131,7 @@ def error_blocks(output: str) -> list[str]:
 
 
 def rule_log(workdir: Path, rule: str, name: str) -> Path:
-    (path,) = workdir.glob(f"results/logs/{rule}/**/{name}.log")
+    (path,) = workdir.glob(f"{RESULTS}/logs/{rule}/**/{name}.log")
     return path
 
 
@@ -157,7 +157,7 @@ def test_tiny_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
     on_slurm = copy_workflow(tmp_path / "slurm")
     local = copy_workflow(tmp_path / "local")
     # The local run (summaries only: the figures are not compared) runs beside the SLURM run, in its idle polls.
-    local_targets = [f"results/summary/{name}.parquet" for name in SUMMARIES]
+    local_targets = [f"{RESULTS}/summary/{name}.parquet" for name in SUMMARIES]
     local_run = subprocess.Popen(
         snakemake_cmd(*local_targets, "--cores", "1", "--configfile", ".test/config.yaml"),
         cwd=local, env=smk_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -197,8 +197,8 @@ def test_tiny_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
     assert train_jobs == 4
 
     for name in SUMMARIES:
-        got = pd.read_parquet(on_slurm / f"results/summary/{name}.parquet")
-        expected = pd.read_parquet(local / f"results/summary/{name}.parquet")
+        got = pd.read_parquet(on_slurm / f"{RESULTS}/summary/{name}.parquet")
+        expected = pd.read_parquet(local / f"{RESULTS}/summary/{name}.parquet")
         assert len(got) > 0
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
@@ -214,14 +214,14 @@ def test_a_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint
     iterations = 12  # tiny iterations (about a second each): time to cancel after the first
     config = write_config(tmp_path / "slow.yaml", tiny_config(training__iterations=iterations,
                                                               training__num_cpus=2))  # fmt: skip
-    target = "results/phase1/n2/seed0/metrics.parquet"
+    target = f"{RESULTS}/phase1/n2/seed0/metrics.parquet"
     console = tmp_path / "snakemake.out"
     with console.open("w") as out:
         process = subprocess.Popen(snakemake_cmd(target, *SLURM_FLAGS, "--configfile", str(config)), cwd=workdir,
                                    env=smk_env(), stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         first = wait_for(lambda: SUBMITTED.search(console.read_text()), 120, "the submission", process).group(2)
-        log_glob = "results/logs/train_agents/**/phase1_n2_seed0.log"
+        log_glob = f"{RESULTS}/logs/train_agents/**/phase1_n2_seed0.log"
 
         def first_iteration_logged():
             return any(" iter 1/" in path.read_text(errors="replace") for path in workdir.glob(log_glob))
@@ -260,14 +260,14 @@ def test_jobs_over_their_memory_or_time_request_fail_naming_rule_and_limit(slurm
     handler then names the rule and the exceeded resource of each, in one line."""
     workdir = copy_workflow(tmp_path)
     config = write_config(tmp_path / "long.yaml", tiny_config(training__iterations=5000))
-    targets = [f"results/phase1/n{n}/seed0/metrics.parquet" for n in (2, 3)]
+    targets = [f"{RESULTS}/phase1/n{n}/seed0/metrics.parquet" for n in (2, 3)]
     result = run_snakemake(
         workdir, *targets, *SLURM_FLAGS, "--configfile", str(config), "--retries", "0",
         "--set-resources", "train_agents:mem_mb=300 if wildcards.n == '2' else 4000", "train_agents:runtime=1",
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    blocks = {re.search(r"results/phase1/n(\d)/", block).group(1): block for block in error_blocks(output)}
+    blocks = {re.search(rf"{RESULTS}/phase1/n(\d)/", block).group(1): block for block in error_blocks(output)}
     assert set(blocks) == {"2", "3"}, output[-5000:]
     for n, block in blocks.items():
         assert block.startswith("Error in rule train_agents:"), block
@@ -279,7 +279,7 @@ def test_jobs_over_their_memory_or_time_request_fail_naming_rule_and_limit(slurm
             assert "SLURM status is: 'TIMEOUT'" in block, block
             assert "DUE TO TIME LIMIT" in slurm_log.read_text(), slurm_log.read_text()[-3000:]
     # The Snakefile's onerror handler adds one line per killed job naming the rule and the resource.
-    killed = (r"^Error: rule train_agents \(results/phase1/n(\d)/\S+; SLURM job \d+\) was killed for exceeding its "
+    killed = (rf"^Error: rule train_agents \({RESULTS}/phase1/n(\d)/\S+; SLURM job \d+\) was killed for exceeding its "
               r"(memory request \(mem_mb\)|time request \(runtime)")
     reasons = re.findall(killed, output, flags=re.M)
     assert sorted(reasons) == [("2", "memory request (mem_mb)"), ("3", "time request (runtime")], output[-3000:]

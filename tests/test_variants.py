@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "report", "profiles", ".test", "config.yaml")
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 SNAKEMAKE_TIMEOUT_S = 300
+# The tiny study's outputs folder (its workflow.results_dir).
+RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 
 
 # --------------------------------------------------------------------------- configs of the variants
@@ -402,20 +404,20 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def _under(files: set[str], folder: str, suffix: str) -> set[str]:
-    """The paths ending in `suffix` directly under results/<folder> ("": the study's, not a variant's), relative to
+    """The paths ending in `suffix` directly under RESULTS/<folder> ("": the study's, not a variant's), relative to
     it and without the suffix."""
-    prefix = f"results/{folder}"
+    prefix = f"{RESULTS}/{folder}"
     return {
         path.removeprefix(prefix).removesuffix(suffix)
         for path in files
         if path.startswith(prefix)
         and path.endswith(suffix)
-        and (folder or not path.startswith("results/variants/"))
+        and (folder or not path.startswith(f"{RESULTS}/variants/"))
     }
 
 
 def _runs(files: set[str], folder: str) -> set[str]:
-    """phase<P>/n<N or K>/seed<s> of the training jobs under results/<folder>."""
+    """phase<P>/n<N or K>/seed<s> of the training jobs under RESULTS/<folder>."""
     return {path for path in _under(files, folder, "/metrics.parquet") if "/seed" in path}
 
 
@@ -437,9 +439,9 @@ def test_ablations_train_only_the_variants_and_share_the_studys_baselines(workdi
     assert _baseline_points(files, "variants/ippo/") == _baseline_points(files, "variants/no_coordinator/") == set()
     assert _baseline_points(files, "variants/flat/") == {"phase2/n1"}  # K = 1 is no point of the study
     assert {
-        "results/summary/ablations.parquet", "results/summary/ablations.md",
-        "results/figures/phase1/ablations.png", "results/figures/phase2/ablations.png",
-        "results/variants/flat/summary/learned.parquet",
+        f"{RESULTS}/summary/ablations.parquet", f"{RESULTS}/summary/ablations.md",
+        f"{RESULTS}/figures/phase1/ablations.png", f"{RESULTS}/figures/phase2/ablations.png",
+        f"{RESULTS}/variants/flat/summary/learned.parquet",
     } <= files  # fmt: skip
     # No figures of the variants' own runs, nothing of the other targets.
     assert not any("/variants/" in path and "/figures/" in path for path in files)
@@ -450,8 +452,8 @@ def test_compare_backends_trains_the_backend_variant_beside_the_study(workdir, t
     files = dag_files(workdir, "compare_backends", tiny_config(tmp_path / "c.yaml"))
     assert _runs(files, "variants/sb3/") == _runs(files, "") == {f"{p}/seed0" for p in TINY_POINTS}
     assert _baseline_points(files, "variants/sb3/") == set()
-    assert {"results/summary/backends.md", "results/figures/phase1/backends.png",
-            "results/figures/phase2/backends.png"} <= files  # fmt: skip
+    assert {f"{RESULTS}/summary/backends.md", f"{RESULTS}/figures/phase1/backends.png",
+            f"{RESULTS}/figures/phase2/backends.png"} <= files  # fmt: skip
 
 
 def test_the_studys_energy_weight_is_not_trained_again_and_a_new_weight_adds_only_its_jobs(workdir, tmp_path):
@@ -460,10 +462,10 @@ def test_the_studys_energy_weight_is_not_trained_again_and_a_new_weight_adds_onl
     assert not any("w_energy_0.1" in path for path in before)
     assert _runs(before, "variants/w_energy_0.0/") == {f"{p}/seed0" for p in TINY_POINTS}
     assert _baseline_points(before, "variants/w_energy_0.0/") == TINY_POINTS  # the reward changed: own baselines
-    assert {"results/summary/pareto.parquet", "results/figures/phase1/pareto.png"} <= before
+    assert {f"{RESULTS}/summary/pareto.parquet", f"{RESULTS}/figures/phase1/pareto.png"} <= before
     after = dag_files(workdir, "pareto", tiny_config(tmp_path / "b.yaml", workflow={"w_energy": [0.0, 0.1, 0.2]}))
     added = after - before
-    assert added and all(path.startswith(("results/variants/w_energy_0.2/", "results/logs/")) for path in added)
+    assert added and all(path.startswith((f"{RESULTS}/variants/w_energy_0.2/", f"{RESULTS}/logs/")) for path in added)
     assert before - after == set()
 
 
@@ -472,8 +474,8 @@ def test_a_restricted_trade_off_axis_reuses_the_studys_runs_job_by_job(workdir, 
     jobs is one of the study's: nothing is trained or evaluated under its folder."""
     configfile = tiny_config(tmp_path / "c.yaml", workflow={"w_energy_overrides": {"phase1.n_ue": [2]}})
     files = dag_files(workdir, "pareto", configfile)
-    own = {path for path in files if "/w_energy_0.1/" in path and not path.startswith("results/logs/")}
-    assert own == {f"results/variants/w_energy_0.1/summary/{name}.parquet"
+    own = {path for path in files if "/w_energy_0.1/" in path and not path.startswith(f"{RESULTS}/logs/")}
+    assert own == {f"{RESULTS}/variants/w_energy_0.1/summary/{name}.parquet"
                    for name in ("learned", "learning_curves", "comparison", "baselines")}  # fmt: skip
     assert _runs(files, "") == {"phase1/n2/seed0", "phase2/n2/seed0", "phase2/n3/seed0"}
     assert _runs(files, "variants/w_energy_0.0/") == {"phase1/n2/seed0", "phase2/n2/seed0", "phase2/n3/seed0"}
@@ -482,7 +484,7 @@ def test_a_restricted_trade_off_axis_reuses_the_studys_runs_job_by_job(workdir, 
 def test_tune_trains_the_grid_and_reads_no_test_episodes(workdir, tmp_path):
     files = dag_files(workdir, "tune", tiny_config(tmp_path / "c.yaml"))
     assert _runs(files, "variants/tune_lr0.0003/") == _runs(files, "variants/tune_lr0.001/") == {"phase1/n2/seed100"}
-    assert "results/summary/tuning.parquet" in files and "results/summary/tuning.md" in files
+    assert f"{RESULTS}/summary/tuning.parquet" in files and f"{RESULTS}/summary/tuning.md" in files
     # Ranked on validation episodes only: no evaluation (evaluation.seed's test episodes) and no baseline in the DAG.
     assert not any("/eval/" in path or "/baselines/" in path for path in files)
     # The study's main results are not needed either.
@@ -518,14 +520,14 @@ def test_tune_end_to_end(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     result = snakemake(workdir, "tune", "--cores", "2", "--configfile", ".test/config.yaml")
     assert result.returncode == 0, result.stderr[-5000:]
-    table = pd.read_parquet(workdir / "results/summary/tuning.parquet")
+    table = pd.read_parquet(workdir / f"{RESULTS}/summary/tuning.parquet")
     assert sorted(table["variant"]) == ["tune_lr0.0003", "tune_lr0.001"]
     assert sorted(table["training.lr"]) == [3e-4, 1e-3] and list(table["rank"]) == [1, 2]
     for row in table.itertuples(index=False):
-        history = pd.read_parquet(workdir / f"results/variants/{row.variant}/phase1/n2/seed100/metrics.parquet")
+        history = pd.read_parquet(workdir / f"{RESULTS}/variants/{row.variant}/phase1/n2/seed100/metrics.parquet")
         assert len(history) == 2  # tuning.iterations
         assert row.validation_reward == pytest.approx(history[aggregate.VALIDATION_REWARD].max(), rel=1e-12)
     assert table["validation_reward"].is_monotonic_decreasing
-    text = (workdir / "results/summary/tuning.md").read_text()
+    text = (workdir / f"{RESULTS}/summary/tuning.md").read_text()
     assert "| rank | lr |" in text and "| 1 | " in text and "| 2 | " in text
-    assert not list(workdir.glob("results/**/eval")), "tuning evaluated on test episodes"
+    assert not list(workdir.glob(f"{RESULTS}/**/eval")), "tuning evaluated on test episodes"

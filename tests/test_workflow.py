@@ -37,22 +37,24 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "report", "profiles", ".test", "config.yaml")
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 SNAKEMAKE_TIMEOUT_S = 400
+# The tiny study's outputs folder (its workflow.results_dir), apart from the default study's results/.
+RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 
 # The tiny study's sweep: N in {2, 3}, K in {2, 3}, seed 0 (.test/config.yaml).
 POINTS = ((1, 2), (1, 3), (2, 2), (2, 3))
 SEEDS = (0,)
-SUMMARY = "results/summary/baselines.parquet"
-LEARNED_SUMMARIES = {f"results/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
+SUMMARY = f"{RESULTS}/summary/baselines.parquet"
+LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
 SUMMARIES = {SUMMARY} | LEARNED_SUMMARIES
 
 
 def eval_outputs(phase: int, n: int) -> set[str]:
     """Outputs of evaluate_baselines at one sweep point."""
-    return {f"results/phase{phase}/n{n}/baselines/{name}" for name in ("episodes.parquet", "summary.parquet")}
+    return {f"{RESULTS}/phase{phase}/n{n}/baselines/{name}" for name in ("episodes.parquet", "summary.parquet")}
 
 
 def run_folder(phase: int, n: int, seed: int) -> str:
-    return f"results/phase{phase}/n{n}/seed{seed}"
+    return f"{RESULTS}/phase{phase}/n{n}/seed{seed}"
 
 
 def train_outputs(phase: int, n: int, seed: int) -> set[str]:
@@ -66,20 +68,20 @@ def policy_outputs(phase: int, n: int, seed: int) -> set[str]:
 
 
 def learning_figures(phase: int, n: int, seed: int) -> set[str]:
-    folder = f"results/figures/phase{phase}/n{n}/seed{seed}"
+    folder = f"{RESULTS}/figures/phase{phase}/n{n}/seed{seed}"
     return {f"{folder}/{name}_over_learning.png" for name in learning_figure_names(phase)}
 
 
 def schedule_figure(phase: int, n: int, seed: int) -> str:
-    return f"results/figures/phase{phase}/n{n}/seed{seed}/{SCHEDULE_FIGURE}.png"
+    return f"{RESULTS}/figures/phase{phase}/n{n}/seed{seed}/{SCHEDULE_FIGURE}.png"
 
 
 def curve_figure(phase: int, n: int) -> str:
-    return f"results/figures/phase{phase}/n{n}/learning_curves.png"
+    return f"{RESULTS}/figures/phase{phase}/n{n}/learning_curves.png"
 
 
 def sweep_figures(phases=(1, 2)) -> set[str]:
-    return {f"results/figures/phase{p}/sweep_{m}.png" for p in phases for m in FIGURE_METRICS}
+    return {f"{RESULTS}/figures/phase{p}/sweep_{m}.png" for p in phases for m in FIGURE_METRICS}
 
 
 def run_outputs(phase: int, n: int, seed: int) -> set[str]:
@@ -316,7 +318,7 @@ def test_tiny_study_writes_every_output(study):
     for path in figures() - sweep_figures():
         fig_width, fig_height = png_size(study / path)  # a valid PNG, at least the configured size
         assert fig_width >= round(width * raw["dpi"]) and fig_height >= round(height * raw["dpi"]), path
-    assert not list(study.glob("results/**/*.tmp")), "temporary files left behind"
+    assert not list(study.glob(f"{RESULTS}/**/*.tmp")), "temporary files left behind"
 
 
 def test_training_writes_one_metrics_row_per_iteration(study, merged_test_config):
@@ -341,11 +343,11 @@ def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
     cfg = config_from_dict(merged_test_config)
     ev = cfg.evaluation
     for phase, n in ((1, 3), (2, 2)):
-        frame = pd.read_parquet(study / f"results/phase{phase}/n{n}/baselines/episodes.parquet")
+        frame = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/episodes.parquet")
         assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy"]
         assert sorted(frame["policy"].unique()) == sorted(baselines.policy_names(phase))
         assert len(frame) == len(baselines.policy_names(phase)) * ev.episodes * ev.slots
-        summary = pd.read_parquet(study / f"results/phase{phase}/n{n}/baselines/summary.parquet")
+        summary = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/summary.parquet")
         assert sorted(summary["policy"]) == sorted(baselines.policy_names(phase))
 
 
@@ -390,7 +392,7 @@ def test_summary_matches_a_direct_evaluation(study, merged_test_config, phase, n
     )
     expected = metrics.summarise(frame)
 
-    job = pd.read_parquet(study / f"results/phase{phase}/n{n}/baselines/summary.parquet").set_index("policy")
+    job = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/summary.parquet").set_index("policy")
     assert job.loc[policy, "reward_per_slot"] == pytest.approx(expected["reward_per_slot"], rel=1e-12)
     assert job.loc[policy, "energy_per_task_j"] == pytest.approx(expected["energy_per_task_j"], rel=1e-12)
 
@@ -407,7 +409,7 @@ def test_summary_matches_a_direct_evaluation(study, merged_test_config, phase, n
 
 def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
     cfg = config_from_dict(merged_test_config)
-    learned = pd.read_parquet(study / "results/summary/learned.parquet")
+    learned = pd.read_parquet(study / f"{RESULTS}/summary/learned.parquet")
     assert list(learned.columns) == list(pd.read_parquet(study / SUMMARY).columns)
     assert set(zip(learned["phase"], learned["n"])) == set(POINTS) and set(learned["policy"]) == {"mappo"}
     assert set(learned["metric"]) == set(metrics.SUMMARY_KEYS) and (learned["samples"] == len(SEEDS)).all()
@@ -416,13 +418,13 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
         row = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "mean_qos")]
         assert row["mean"].item() == pytest.approx(own["mean_qos"], rel=1e-12)  # one seed: its own value
 
-    curves = pd.read_parquet(study / "results/summary/learning_curves.parquet")
+    curves = pd.read_parquet(study / f"{RESULTS}/summary/learning_curves.parquet")
     assert len(curves) == len(POINTS) * cfg.training.iterations * len(aggregate.CURVE_METRICS)
     history = pd.read_parquet(study / run_folder(1, 2, 0) / "metrics.parquet")
     rows = curves[(curves["phase"] == 1) & (curves["n"] == 2) & (curves["metric"] == "reward_per_slot")]
     np.testing.assert_allclose(rows.sort_values("iteration")["mean"], history["eval/reward_per_slot"], rtol=1e-12)
 
-    comparison = pd.read_parquet(study / "results/summary/comparison.parquet")
+    comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         point = comparison[(comparison["phase"] == phase) & (comparison["n"] == n)].set_index("policy")
         assert set(point.index) == {"mappo", *baselines.policy_names(phase)}
@@ -603,7 +605,7 @@ def test_a_bad_config_stops_with_one_line_before_any_job(tmp_path, changes, key)
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "rror" in line]
     assert len(errors) == 1, result.stdout + result.stderr
     assert errors[0].startswith("Error: invalid config: ") and f"'{key}'" in errors[0]
-    assert not (workdir / "results").exists()
+    assert not (workdir / "results").exists() and not (workdir / RESULTS).exists()
 
 
 # --------------------------------------------------------------------------- killed jobs
@@ -619,8 +621,8 @@ def test_a_job_killed_mid_way_leaves_no_output_snakemake_would_trust(tmp_path):
     assert last_write in script.read_text()
     # This copy only: hold the job between its two writes so the kill lands mid-way, every time.
     script.write_text(script.read_text().replace(last_write, "    __import__('time').sleep(600)\n" + last_write))
-    target = "results/phase2/n3/baselines/summary.parquet"
-    first = workdir / "results/phase2/n3/baselines/episodes.parquet"
+    target = f"{RESULTS}/phase2/n3/baselines/summary.parquet"
+    first = workdir / f"{RESULTS}/phase2/n3/baselines/episodes.parquet"
     process = subprocess.Popen(
         # The target goes first: --configfile takes every following name as a config file.
         [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", ".test/config.yaml"],
@@ -673,7 +675,7 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
     script.write_text(script.read_text().replace(call, hold))
     run = workdir / run_folder(1, 2, 0)
     target = f"{run_folder(1, 2, 0)}/metrics.parquet"
-    job_log = workdir / "results/logs/train_agents/phase1_n2_seed0.log"
+    job_log = workdir / f"{RESULTS}/logs/train_agents/phase1_n2_seed0.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", ".test/config.yaml"],
         cwd=workdir,
@@ -724,9 +726,9 @@ def test_readme_results_splices_the_studys_tables_into_the_readme(study):
     _, tail = rest.split(markdown.README_END)
     assert text.startswith(head + markdown.README_START) and text.endswith(markdown.README_END + tail)
     section = text.split(markdown.README_START)[1].split(markdown.README_END)[0]
-    generated = (study / "results/README_results.md").read_text()
+    generated = (study / f"{RESULTS}/README_results.md").read_text()
     assert section.strip() == generated.strip()
-    comparison = pd.read_parquet(study / "results/summary/comparison.parquet")
+    comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         row = comparison[(comparison["phase"] == phase) & (comparison["n"] == n) & (comparison["policy"] == "mappo")]
         row = row.iloc[0]
@@ -735,7 +737,7 @@ def test_readme_results_splices_the_studys_tables_into_the_readme(study):
     for phase in (1, 2):
         figure = f"docs/results/phase{phase}_sweep_reward_per_slot.png"
         assert f"]({figure})" in section
-        source = study / f"results/figures/phase{phase}/sweep_reward_per_slot.png"
+        source = study / f"{RESULTS}/figures/phase{phase}/sweep_reward_per_slot.png"
         assert (study / figure).read_bytes() == source.read_bytes()
     again = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,254 @@
+"""Bad input ends in one line, before anything is written or deleted (issue 15, items 4, 7 and 8): config checks
+that RLlib or memory would otherwise enforce too late, the `mec` command's flags, and the workflow's config
+handling (dry runs only, in a temporary copy of the workflow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mec import cli
+from mec.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_from_sections,
+    load_config,
+    memory_limit_bytes,
+)
+from test_workflow import RESULTS, copy_workflow, snakemake, tiny_config, write_config
+
+BIG = 10**9
+
+
+def one_line(message: str) -> str:
+    assert "\n" not in message.strip(), message
+    return message
+
+
+# --------------------------------------------------------------------------- mec.config (item 4)
+
+
+@pytest.mark.parametrize(
+    ("raw", "keys"),
+    [
+        pytest.param({"evaluation": {"slots": BIG}}, "'evaluation.episodes' x 'evaluation.slots'", id="eval-slots"),
+        pytest.param({"evaluation": {"episodes": BIG}}, "'evaluation.episodes' x 'evaluation.slots'", id="eval-eps"),
+        pytest.param({"training": {"episode_slots": BIG, "train_batch_slots": BIG}},
+                     "'training.eval_episodes' x 'training.episode_slots'", id="episode-slots"),  # fmt: skip
+        pytest.param({"training": {"eval_episodes": BIG}}, "'training.eval_episodes' x 'training.episode_slots'",
+                     id="eval-episodes"),  # fmt: skip
+    ],
+)
+def test_sizes_that_cannot_fit_in_memory_are_rejected_with_estimate_and_limit(raw, keys):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    message = one_line(str(info.value))
+    assert keys in message and " GB of episode arrays" in message
+    assert f"allowed: at most {memory_limit_bytes() / 1e9:.3g} GB" in message and "of RAM" in message
+
+
+def test_episode_slots_of_a_billion_alone_is_rejected_too():
+    with pytest.raises(ConfigError, match="training.train_batch_slots"):
+        config_from_dict({"training": {"episode_slots": BIG}})
+
+
+def test_the_memory_limit_is_half_the_physical_memory():
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory_limit_bytes() == int(0.5 * ram)
+    config_from_dict({})  # the default study fits
+
+
+def test_validation_seed_equal_to_the_evaluation_seed_is_rejected():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"training": {"eval_seed": DEFAULT_CONFIG.evaluation.seed}})
+    message = one_line(str(info.value))
+    assert message.startswith("config key 'training.eval_seed': got 12345; allowed: a seed other than evaluation.seed")
+    with pytest.raises(ConfigError, match="training.eval_seed"):
+        config_from_dict({"training": {"eval_seed": 7}, "evaluation": {"seed": 7}})
+    # A job's config from a few sections leaves the others at their defaults: no cross-section check there.
+    assert config_from_sections(1, {"n_ue": [2]}, training={"eval_seed": 12345}).training.eval_seed == 12345
+
+
+def test_minibatch_larger_than_the_batch_is_rejected_in_our_terms():
+    with pytest.raises(ConfigError, match=r"^config key 'training.minibatch_size': got 1000; allowed: at most "):
+        config_from_dict({"training": {"minibatch_size": 1000, "train_batch_slots": 800}})
+
+
+def test_duplicate_yaml_keys_are_an_error_naming_key_and_file(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("training:\n  iterations: 3\n  lr: 1.0e-3\n  iterations: 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = one_line(str(info.value))
+    assert f"config file '{path}'" in message and "duplicate key 'iterations'" in message and "line 4" in message
+    with pytest.raises(ConfigError, match="duplicate key 'iterations'"):
+        apply_overrides({}, ["training={iterations: 3, iterations: 4}"])
+    # A merge key (<<) is no duplicate of the keys beside it.
+    path.write_text("anchors: {a: &t {iterations: 3}}\ntraining:\n  <<: *t\n  iterations: 4\n")
+    with pytest.raises(ConfigError, match="config key 'anchors': unknown"):
+        load_config(path)
+
+
+def test_a_reward_preset_override_replaces_the_files_weights(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("reward:\n  w_qos: 1.0\n  w_energy_per_j: 0.1\n")
+    cfg = load_config(path, ["reward.preset=reference"])
+    assert (cfg.reward.w_qos, cfg.reward.w_energy_per_j) == (1.0, 1e-6)
+
+
+def test_results_dir_is_a_relative_folder_no_variant_may_move():
+    assert DEFAULT_CONFIG.workflow.results_dir == "results"
+    assert config_from_dict({"workflow": {"results_dir": "results-test"}}).workflow.results_dir == "results-test"
+    for bad in ("", "/abs", "../up", "a/../b", ".hidden", 3):
+        with pytest.raises(ConfigError, match="workflow.results_dir"):
+            config_from_dict({"workflow": {"results_dir": bad}})
+    with pytest.raises(ConfigError, match="cannot be overridden here"):
+        config_from_dict({"workflow": {"variants": {"v": {"workflow.results_dir": "elsewhere"}}}})
+
+
+# --------------------------------------------------------------------------- the mec command (item 7)
+
+
+def run_cli(capsys, argv) -> tuple[int, str]:
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+EVALUATE = ["evaluate", "--policy", "random", "--episodes", "1", "--slots", "2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param([*EVALUATE, "--phase", "1", "--n-ue", "150"], "--n-ue 150: allowed 1..12", id="n-ue-150"),
+        pytest.param([*EVALUATE, "--phase", "1", "--n-ue", "13"], "--n-ue 13: allowed 1..12", id="n-ue-13"),
+        pytest.param([*EVALUATE, "--phase", "2", "--n-clusters", "60"], "--n-clusters 60: allowed 1..50",
+                     id="n-clusters-60"),  # fmt: skip
+        pytest.param([*EVALUATE, "--phase", "1", "--n-ue", "11", "--set", "phase1.theta_min=0.1"],
+                     "--n-ue 11: allowed 1..10", id="n-ue-over-theta"),  # fmt: skip
+        pytest.param(["train", "--phase", "1", "--n-ue", "13", "--seed", "0", "--out", "OUT"], "--n-ue 13",
+                     id="train-n-ue-13"),  # fmt: skip
+        pytest.param(["evaluate", "--policy", "random", "--phase", "1", "--n-ue", "2", "--slots", str(BIG)],
+                     "--slots: got 5 x 1000000000 slots", id="slots-flag-memory"),  # fmt: skip
+    ],
+)
+def test_bad_sizes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(tmp_path / "run") if arg == "OUT" else arg for arg in argv]
+    code, err = run_cli(capsys, [*argv, "--config", str(Path(__file__).parents[1] / "config.yaml")])
+    assert code == 2
+    assert err.startswith("error: ") and expected in one_line(err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_out_that_is_a_file_or_unwritable_ends_in_one_line(capsys, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    base = ["train", "--phase", "1", "--n-ue", "2", "--seed", "0", "--set", "training.iterations=1", "--out"]
+    code, err = run_cli(capsys, [*base, str(afile)])
+    assert code == 2 and "is an existing file, not a directory" in one_line(err)
+    code, err = run_cli(capsys, [*base, str(afile / "run")])
+    assert code == 2 and f"{afile} is a file, not a directory" in one_line(err)
+    assert afile.read_text() == "keep"
+    # Unwritable: a read-only directory (not for root, who may write anywhere), and /proc, where even root may not.
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        code, err = run_cli(capsys, [*base, str(locked / "run")])
+        assert code == 2 and "is not writable" in one_line(err)
+        assert list(locked.iterdir()) == []
+    code, err = run_cli(capsys, [*base, "/proc/mec-no-such-run/run"])
+    assert code == 2 and err.startswith("error: --out /proc/mec-no-such-run/run: ") and one_line(err)
+
+
+def test_evaluate_out_that_is_a_directory_ends_in_one_line(capsys, tmp_path):
+    folder = tmp_path / "table.parquet"
+    folder.mkdir()
+    code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", "--out", str(folder)])
+    assert code == 2 and "is a directory" in one_line(err)
+
+
+def test_set_reward_preset_is_accepted_by_the_command(capsys, tmp_path):
+    out = tmp_path / "t.parquet"
+    code = cli.main([*EVALUATE, "--phase", "1", "--n-ue", "2", "--set", "reward.preset=reference", "--out", str(out),
+                     "--config", str(Path(__file__).parents[1] / "config.yaml")])  # fmt: skip
+    assert code == 0 and out.is_file()
+
+
+def test_a_failed_job_writes_its_traceback_into_its_log(tmp_path):
+    log = tmp_path / "job.log"
+    script = tmp_path / "job.py"
+    script.write_text(f"from mec import io\nio.log_to_file({str(log)!r})\nraise ValueError('boom in the job')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "ValueError: boom in the job" in text
+    assert "ValueError: boom in the job" in result.stderr  # and on the console, as before
+
+
+# --------------------------------------------------------------------------- the workflow (items 7 and 8)
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("errors"))
+
+
+def config_error_line(result) -> str:
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "rror" in line]
+    assert result.returncode != 0 and len(errors) == 1, result.stdout + result.stderr
+    assert errors[0].startswith("Error: invalid config: ")
+    return errors[0]
+
+
+def test_a_quoted_integer_gets_no_exponent_hint(workflow, tmp_path):
+    raw = tiny_config()
+    raw["training"]["iterations"] = "2"
+    line = config_error_line(snakemake(workflow, "-n", "--cores", "1", "--configfile",
+                                       str(write_config(tmp_path / "q.yaml", raw))))  # fmt: skip
+    assert "'training.iterations'" in line and "signed exponent" not in line and "without quotes" in line
+
+
+def test_a_duplicate_key_in_a_configfile_stops_the_workflow(workflow, tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text((Path(workflow) / ".test/config.yaml").read_text() + "\nplotting:\n  dpi: 90\n")
+    line = config_error_line(snakemake(workflow, "-n", "--cores", "1", "--configfile", str(path)))
+    assert f"config file '{path}'" in line and "duplicate key 'plotting'" in line
+
+
+def test_the_validation_seed_equal_to_the_evaluation_seed_stops_the_workflow(workflow, tmp_path):
+    configfile = write_config(tmp_path / "s.yaml", tiny_config(training__eval_seed=12345))
+    assert "'training.eval_seed'" in config_error_line(snakemake(workflow, "-n", "--cores", "1", "--configfile",
+                                                                 str(configfile)))  # fmt: skip
+
+
+def test_numbers_on_the_snakemake_command_line_work_as_in_a_config_file(workflow):
+    result = snakemake(workflow, "-n", "--cores", "1", "--quiet", "rules", "--configfile", ".test/config.yaml",
+                       "--config", "training={iterations: 3, lr: 3e-4, use_gpu: false}", "reward={preset: reference}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    bad = snakemake(workflow, "-n", "--cores", "1", "--configfile", ".test/config.yaml",
+                    "--config", "training={iterations: 0}")  # fmt: skip
+    assert "'training.iterations'" in config_error_line(bad)
+
+
+def planned_outputs(workdir: Path, *args: str) -> set[str]:
+    result = snakemake(workdir, "--cores", "1", "--summary", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    return {row[0] for row in rows[1:] if len(row) > 1}
+
+
+def test_the_tiny_study_writes_into_its_own_results_dir(workflow):
+    assert RESULTS != "results"
+    tiny = planned_outputs(workflow, "--configfile", ".test/config.yaml")
+    study = planned_outputs(workflow)
+    assert tiny and all(path.startswith(f"{RESULTS}/") for path in tiny), sorted(tiny)[:5]
+    assert study and all(path.startswith("results/") or path.startswith("docs/") for path in study)
+    assert not tiny & study
