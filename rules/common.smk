@@ -148,42 +148,46 @@ RESULTS = str(
 # trade-off axis workflow.w_energy, the tuning grid): the same rules build both, and the study's paths stay as they
 # are. {variant_dir} is constrained to variants/<name>/, so no pattern of one results folder matches another's.
 BASELINE_EPISODES = (
-    RESULTS + "/{variant_dir}phase{phase}/n{n}/baselines/episodes.parquet"
+    f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/baselines/episodes.parquet"
 )
-BASELINE_SUMMARY = RESULTS + "/{variant_dir}phase{phase}/n{n}/baselines/summary.parquet"
+BASELINE_SUMMARY = (
+    f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/baselines/summary.parquet"
+)
 # One training job's folder. run/ is mec.training's run directory (its own metrics, checkpoints, resume state); it
 # is not an output, so Snakemake never deletes it and a rerun of a killed job resumes from its latest checkpoint.
 # The job's outputs are the complete learning history (a copy written once training is complete) and the final
 # checkpoint's marker.
-RUN = RESULTS + "/{variant_dir}phase{phase}/n{n}/seed{seed}"
+RUN = f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/seed{{seed}}"
 TRAIN_METRICS = f"{RUN}/metrics.parquet"
 FINAL_CHECKPOINT = f"{RUN}/run/checkpoints/final/mec_checkpoint.json"
 POLICY_EPISODES = f"{RUN}/eval/episodes.parquet"
 POLICY_SCHEDULE = f"{RUN}/eval/schedule.parquet"
-SUMMARY_BASELINES = RESULTS + "/{variant_dir}summary/baselines.parquet"
-SUMMARY_LEARNED = RESULTS + "/{variant_dir}summary/learned.parquet"
-SUMMARY_CURVES = RESULTS + "/{variant_dir}summary/learning_curves.parquet"
-SUMMARY_COMPARISON = RESULTS + "/{variant_dir}summary/comparison.parquet"
-SWEEP_FIGURE = RESULTS + "/{variant_dir}figures/phase{phase}/sweep_{metric}.png"
-CURVES_FIGURE = RESULTS + "/{variant_dir}figures/phase{phase}/n{n}/learning_curves.png"
-RUN_FIGURES = RESULTS + "/{variant_dir}figures/phase{phase}/n{n}/seed{seed}"
+SUMMARY_BASELINES = f"{RESULTS}/{{variant_dir}}summary/baselines.parquet"
+SUMMARY_LEARNED = f"{RESULTS}/{{variant_dir}}summary/learned.parquet"
+SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
+SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
+SWEEP_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_{{metric}}.png"
+CURVES_FIGURE = (
+    f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/n{{n}}/learning_curves.png"
+)
+RUN_FIGURES = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/n{{n}}/seed{{seed}}"
 # {name}: a key of mec.plotting.LEARNING_FIGURES, filled in per phase (run_figure_paths), never a wildcard.
 LEARNING_FIGURE = f"{RUN_FIGURES}/{{name}}_over_learning.png"
 SCHEDULE_FIGURE = f"{RUN_FIGURES}/{plotting.SCHEDULE_FIGURE}.png"
 # Results across variants. {comparison}: "ablations" (workflow.ablations) or "backends" (workflow.backend_variants).
-COMPARISON_TABLE = RESULTS + "/summary/{comparison}.parquet"
-COMPARISON_MARKDOWN = RESULTS + "/summary/{comparison}.md"
-COMPARISON_FIGURE = RESULTS + "/figures/phase{phase}/{comparison}.png"
-PARETO_TABLE = RESULTS + "/summary/pareto.parquet"
-PARETO_FIGURE = RESULTS + "/figures/phase{phase}/pareto.png"
-TUNING_TABLE = RESULTS + "/summary/tuning.parquet"
-TUNING_MARKDOWN = RESULTS + "/summary/tuning.md"
+COMPARISON_TABLE = f"{RESULTS}/summary/{{comparison}}.parquet"
+COMPARISON_MARKDOWN = f"{RESULTS}/summary/{{comparison}}.md"
+COMPARISON_FIGURE = f"{RESULTS}/figures/phase{{phase}}/{{comparison}}.png"
+PARETO_TABLE = f"{RESULTS}/summary/pareto.parquet"
+PARETO_FIGURE = f"{RESULTS}/figures/phase{{phase}}/pareto.png"
+TUNING_TABLE = f"{RESULTS}/summary/tuning.parquet"
+TUNING_MARKDOWN = f"{RESULTS}/summary/tuning.md"
 # The README's results section: written here, spliced into README.md between its markers, with copies of the
 # figures it shows under docs/results/ (the results folder is not in git; the README must show its figures anywhere).
 README = "README.md"
-README_RESULTS = RESULTS + "/README_results.md"
+README_RESULTS = f"{RESULTS}/README_results.md"
 README_FIGURES = "docs/results"
-LOGS = RESULTS + "/logs"
+LOGS = f"{RESULTS}/logs"
 VARIANTS_DIR = "variants/{}/"
 # A comparison's name -> the key of the workflow section that names its variants.
 COMPARISONS = {"ablations": "ablations", "backends": "backend_variants"}

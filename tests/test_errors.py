@@ -252,3 +252,19 @@ def test_the_tiny_study_writes_into_its_own_results_dir(workflow):
     assert tiny and all(path.startswith(f"{RESULTS}/") for path in tiny), sorted(tiny)[:5]
     assert study and all(path.startswith("results/") or path.startswith("docs/") for path in study)
     assert not tiny & study
+
+
+def test_a_failed_workflow_job_writes_its_traceback_into_its_log(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    script = workdir / "workflow_scripts" / "evaluate_baselines.py"
+    marker = "def main(smk) -> None:\n"
+    assert marker in script.read_text()
+    # This copy only: the job fails at its start.
+    script.write_text(script.read_text().replace(marker, marker + "    raise RuntimeError('job broken on purpose')\n"))
+    target = f"{RESULTS}/phase1/n2/baselines/summary.parquet"
+    result = snakemake(workdir, target, "--cores", "1", "--configfile", ".test/config.yaml")
+    assert result.returncode != 0
+    log = workdir / f"{RESULTS}/logs/evaluate_baselines/phase1_n2.log"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "RuntimeError: job broken on purpose" in text
+    assert not (workdir / target).exists()
