@@ -175,6 +175,7 @@ class TrainingConfig:
     vf_loss_coeff: float
     hidden: tuple[int, ...]  # hidden layer widths of every actor and critic MLP
     critic: str  # "central" (MAPPO) or "local" (IPPO ablation)
+    critic_row_layers: int  # hidden layers the critic applies to every row before its mean over rows
     ue_credit: str  # "marginal": each UE's own contribution to the slot reward; "shared": the critic's advantage
     checkpoint_every: int  # periodic checkpoint every this many iterations
     num_cpus: int  # CPUs Ray may use in this job
@@ -343,6 +344,7 @@ DEFAULT_CONFIG = StudyConfig(
         vf_loss_coeff=0.5,
         hidden=(64, 64),
         critic="central",
+        critic_row_layers=2,
         ue_credit="marginal",
         checkpoint_every=10,
         num_cpus=1,
@@ -742,6 +744,9 @@ def _check_training(cfg: TrainingConfig, key: str) -> None:
             cfg.train_batch_slots,
             f"a multiple of {what} = {per_call} (the sampler plays whole episodes on every env runner)",
         )
+    if cfg.critic_row_layers > len(cfg.hidden):
+        _fail(_join(key, "critic_row_layers"), cfg.critic_row_layers,
+              f"1..len({_join(key, 'hidden')}) = 1..{len(cfg.hidden)} (the critic's row layers are hidden layers)")
     if cfg.minibatch_size > cfg.train_batch_slots:
         _fail(
             _join(key, "minibatch_size"),
@@ -860,6 +865,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "vf_loss_coeff": _non_negative,
         "hidden": _int_tuple(1, None, distinct=False),
         "critic": _choice(CRITICS),
+        "critic_row_layers": _integer(1),
         "ue_credit": _choice(UE_CREDITS),
         "checkpoint_every": _integer(1),
         "num_cpus": _integer(1),

@@ -61,12 +61,25 @@ def _trace_rows(result, slot: int, episode_index: np.ndarray) -> dict[str, np.nd
 
 
 def run_policy(
-    cfg: StudyConfig, setup: PhaseSetup, policy: Policy, episodes: EpisodeBatch, trace: bool = False
+    cfg: StudyConfig, setup: PhaseSetup, policy: Policy, episodes: EpisodeBatch, trace: bool = False,
+    all_slots_at_once: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Step every episode of the batch to the end under `policy`; one row per (episode, slot).
 
     With `trace`, also return the per-task schedule (TRACE_COLUMNS), one row per (episode, slot, UE).
+    With `all_slots_at_once` and no carry-over (no slot depends on an earlier one), the policy acts on every slot of
+    every episode in one call (one batch of episodes x slots rows): for policies that decide each slot on its own
+    state alone, such as the learned ones (the training's validation uses it).
     """
+    if all_slots_at_once and not cfg.scenario.carry_over_queue and not trace:
+        from mec.simulator import SimParams, resolve_slot, slot_block_state
+
+        n_b, n_t = episodes.n_episodes, episodes.n_slots
+        state = slot_block_state(episodes, SimParams.from_config(cfg, setup), n_t)
+        result = resolve_slot(state, policy.act(state))
+        rows = metrics.slot_rows(result, np.tile(np.arange(n_t), n_b), np.repeat(np.arange(n_b), n_t),
+                                 setup.phase == 1)  # fmt: skip
+        return pd.DataFrame(rows)
     sim = Simulator(cfg, setup, episodes.n_slots)
     state = sim.reset_from(episodes)
     index = np.arange(episodes.n_episodes)

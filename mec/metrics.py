@@ -46,8 +46,11 @@ def _group_sums(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndar
     return out
 
 
-def slot_rows(result: SlotResult, slot: int, episode_index: np.ndarray, per_ue_groups: bool) -> dict[str, list]:
-    """Column-wise per-slot records of a batch of episodes for one slot.
+def slot_rows(
+    result: SlotResult, slot: int | np.ndarray, episode_index: np.ndarray, per_ue_groups: bool
+) -> dict[str, list]:
+    """Column-wise per-slot records of a batch of slots: one slot of every episode (`slot` an int), or any rows of
+    (episode, slot) pairs (`slot` an array beside `episode_index`).
 
     group_qos / group_energy_j hold the slot's sums per UE (phase 1, `per_ue_groups`) or per cluster (phase 2).
     """
@@ -57,7 +60,7 @@ def slot_rows(result: SlotResult, slot: int, episode_index: np.ndarray, per_ue_g
     energy = result.energy_j
     return {
         "episode": episode_index.tolist(),
-        "slot": [slot] * n_b,
+        "slot": np.broadcast_to(np.asarray(slot), (n_b,)).tolist(),
         "n_tasks": [n_ue] * n_b,
         "n_offloaded": result.offload.sum(axis=1).tolist(),
         "n_deadline_met": result.deadline_met.sum(axis=1).tolist(),

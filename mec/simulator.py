@@ -317,26 +317,60 @@ def resolve_slot(state: SlotState, decisions: Decisions) -> SlotResult:
     return SlotResult(offload, state.cluster, state.deadline_s, tasks, cpu_share, free_next, reward)
 
 
-def local_counterfactual_rewards(state: SlotState, decisions: Decisions) -> np.ndarray:
+def local_counterfactual_rewards(
+    state: SlotState, decisions: Decisions, actual: np.ndarray | None = None
+) -> np.ndarray:
     """(B, N) slot reward with UE i alone switched to local execution, every other decision (spectrum weights,
-    priorities, CPU weights) kept; the actual reward where UE i already runs locally."""
-    n_b, n = state.batch_size, state.n_ue
-    actual = resolve_slot(state, decisions).reward
-    rows = np.repeat(np.arange(n_b), n)
+    priorities, CPU weights) kept; the actual reward where UE i already runs locally.
+
+    Only the offloading UEs' counterfactual slots are resolved (one kernel call over all of them); `actual`, the
+    slots' own rewards (B,), is resolved here unless given."""
+    if actual is None:
+        actual = resolve_slot(state, decisions).reward
+    offload = np.asarray(decisions.offload, dtype=bool)
+    out = np.repeat(np.asarray(actual, dtype=float)[:, None], state.n_ue, axis=1)
+    rows, ues = np.nonzero(offload)
+    if rows.size == 0:
+        return out
 
     def tile(x):
         return np.ascontiguousarray(np.asarray(x)[rows])
 
     fields = ("data_bits", "cycles", "deadline_s", "distance_m", "cpu_hz", "gain", "cluster", "server_free_s")
     tiled = dataclasses.replace(state, **{name: tile(getattr(state, name)) for name in fields})
-    offload = tile(decisions.offload).copy()
-    offload[np.arange(n_b * n), np.tile(np.arange(n), n_b)] = False
+    flipped = tile(offload).copy()
+    flipped[np.arange(rows.size), ues] = False
     result = resolve_slot(
         tiled,
-        Decisions(offload, tile(decisions.spectrum_weight), tile(decisions.priority), tile(decisions.cpu_weight)),
+        Decisions(flipped, tile(decisions.spectrum_weight), tile(decisions.priority), tile(decisions.cpu_weight)),
     )
-    flipped = result.reward.reshape(n_b, n)
-    return np.where(np.asarray(decisions.offload, dtype=bool), flipped, actual[:, None])
+    out[rows, ues] = result.reward
+    return out
+
+
+def slot_block_state(episodes: EpisodeBatch, params: SimParams, n_slots: int) -> SlotState:
+    """Slots 0..n_slots-1 of every episode as one batch of B * n_slots slot states, row b * n_slots + t, each with an
+    idle server (valid without carry-over, where no slot depends on an earlier one)."""
+    n_b = episodes.n_episodes
+
+    def per_slot(x):
+        return np.ascontiguousarray(x[:, :n_slots].reshape(n_b * n_slots, -1))
+
+    def per_episode(x):
+        return np.ascontiguousarray(np.repeat(x, n_slots, axis=0))
+
+    return SlotState(
+        slot=0,
+        data_bits=per_slot(episodes.data_bits),
+        cycles=per_slot(episodes.cycles),
+        deadline_s=per_slot(episodes.deadline_s),
+        distance_m=per_episode(episodes.distance_m),
+        cpu_hz=per_episode(episodes.cpu_hz),
+        gain=per_episode(episodes.gain),
+        cluster=per_episode(episodes.cluster),
+        server_free_s=np.zeros((n_b * n_slots, params.n_clusters)),
+        params=params,
+    )
 
 
 def uplink(state: SlotState, offload: np.ndarray, spectrum_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,9 +56,16 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
     from mec.modules import RoleModule
 
     t = cfg.training
+
+    def critic(role):
+        # With marginal credit the UE rows' advantage is their own credit, never the critic's: no UE critic.
+        return "none" if role == "ue" and t.ue_credit == "marginal" else t.critic
+
     return {
         role: RLModuleSpec(
-            module_class=RoleModule, model_config={"role": role, "hidden": list(t.hidden), "critic": t.critic}
+            module_class=RoleModule,
+            model_config={"role": role, "hidden": list(t.hidden), "critic": critic(role),
+                          "critic_row_layers": t.critic_row_layers},
         )
         for role in trained_roles(cfg, phase)
     }
@@ -74,12 +81,16 @@ def _marginal_credit(*args, **kwargs):
     return MarginalCredit()
 
 
-def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
-    """The RLlib PPOConfig of one job: fleet env, one module per role, per-row-ratio learner."""
+def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int, batched: bool = True):
+    """The RLlib PPOConfig of one job: fleet env, one module per role, per-row-ratio learner.
+
+    batched: sample with the batched fleet runner (mec.backends.rllib.sampler); False: RLlib's own
+    MultiAgentEnvRunner stepping FleetEnv one env step at a time (the same episodes; kept for benchmarks)."""
     import torch
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 
+    from mec.backends.rllib.sampler import BatchedFleetEnvRunner
     from mec.modules import FleetPPOLearner
 
     t = cfg.training
@@ -89,7 +100,11 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int):
     return (
         PPOConfig()
         .environment(FleetEnv, env_config=env_config(cfg, phase, n), normalize_actions=False, clip_actions=False)
-        .env_runners(num_env_runners=t.num_env_runners, num_envs_per_env_runner=1)
+        .env_runners(
+            num_env_runners=t.num_env_runners,
+            num_envs_per_env_runner=1,
+            **({"env_runner_cls": BatchedFleetEnvRunner} if batched else {}),
+        )
         .learners(num_learners=0, num_gpus_per_learner=1 if use_gpu else 0)
         # A list, not a set: module build order (hence initial weights) must not depend on PYTHONHASHSEED.
         .multi_agent(policies=list(specs), policy_mapping_fn=_map_agent)
@@ -386,7 +401,7 @@ def train(
         for iteration in range(start_iter + 1, t.iterations + 1):
             result = algo.train()
             modules = {mid: algo.get_module(mid) for mid in module_specs(cfg, phase)}
-            frame = run_policy(cfg, setup, LearnedPolicy(modules, scales), episodes)
+            frame = run_policy(cfg, setup, LearnedPolicy(modules, scales), episodes, all_slots_at_once=True)
             summary = metrics.summarise(frame)
             wall = wall_before + time.perf_counter() - started
             roles = trained_roles(cfg, phase)

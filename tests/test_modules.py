@@ -219,7 +219,7 @@ def test_one_rows_features_never_change_another_rows_outputs(env, role):
     module = build(env, role)
     obs = make_obs(env, role, seed=5)
     changed = {k: v.clone() for k, v in obs.items()}
-    row = 1  # an invalid row of every scheduler sample (see make_obs); an ordinary row for the other roles
+    row = 0  # a valid row of every scheduler sample (see make_obs); an ordinary row for the other roles
     changed["obs"][:, row, 1:] += 0.5
     with torch.no_grad():
         a = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
@@ -227,6 +227,18 @@ def test_one_rows_features_never_change_another_rows_outputs(env, role):
     others = [r for r in range(a.shape[1]) if r != row]
     torch.testing.assert_close(a[:, others], b[:, others], rtol=0, atol=0)
     assert not torch.allclose(a[:, row], b[:, row])
+
+
+def test_scheduler_rows_without_a_decision_are_not_scored(env):
+    module = build(env, "scheduler")
+    obs = make_obs(env, "scheduler", seed=5)
+    changed = {k: v.clone() for k, v in obs.items()}
+    changed["obs"][:, 1, 1:] = 0.9  # row 1 is invalid in every sample: its features never reach the actor
+    with torch.no_grad():
+        a = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+        b = module.forward_train({Columns.OBS: changed})[Columns.ACTION_DIST_INPUTS]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert torch.all(a[:, 1, 0] == 0)
 
 
 def test_invalid_scheduler_rows_get_no_weight_from_the_local_critic(env):

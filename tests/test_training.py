@@ -476,7 +476,8 @@ def test_minibatches_are_counted_in_slots_per_role_module():
     from mec.training import build_ppo_config
 
     cfg = config_from_dict(
-        {"phase2": {"n_users": 8, "n_clusters": [2]}, "training": {"train_batch_slots": 40, "minibatch_size": 10}}
+        {"phase2": {"n_users": 8, "n_clusters": [2]},
+         "training": {"train_batch_slots": 40, "episode_slots": 20, "minibatch_size": 10}}
     )
     ppo = build_ppo_config(cfg, 2, 2, seed=0)
     assert ppo.minibatch_size == 10
@@ -508,7 +509,7 @@ def test_marginal_credit_reaches_the_ue_loss_aligned_with_its_actions(ray_sessio
 
     monkeypatch.setattr(modules.FleetPPOLearner, "compute_loss_for_module", recording)
     cfg = config_from_dict({"phase2": {"n_users": 8, "n_clusters": [2]}, "training": {
-        "train_batch_slots": 40, "minibatch_size": 20, "num_epochs": 1, "episode_slots": 15, "hidden": [8]}})  # fmt: skip
+        "train_batch_slots": 45, "minibatch_size": 20, "num_epochs": 1, "episode_slots": 15, "hidden": [8]}})  # fmt: skip
     algo = build_ppo_config(cfg, phase, 3 if phase == 1 else 2, seed=0).build_algo()
     try:
         algo.train()

@@ -206,7 +206,14 @@ def global_state(
     state: SlotState, cpu_share: np.ndarray, offload: np.ndarray, upload_end_s: np.ndarray, scales: FeatureScales
 ) -> np.ndarray:
     """(B, N, len(STATE_FEATURES)) slot state: every UE's features plus the decisions made so far."""
+    return state_from_ue_features(ue_features(state, cpu_share, scales), offload, upload_end_s, scales)
+
+
+def state_from_ue_features(
+    ue: np.ndarray, offload: np.ndarray, upload_end_s: np.ndarray, scales: FeatureScales
+) -> np.ndarray:
+    """global_state from already computed ue_features (the same numbers, without computing them again)."""
     extra = np.stack(
         [offload.astype(np.float32), np.clip(np.nan_to_num(upload_end_s) / scales.deadline_s, 0, 4)], axis=-1
     )
-    return np.concatenate([ue_features(state, cpu_share, scales), extra.astype(np.float32)], axis=-1)
+    return np.concatenate([ue, extra.astype(np.float32)], axis=-1)

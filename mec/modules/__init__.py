@@ -11,7 +11,9 @@ distribution of each row:
 Deterministic actions: offload iff sigmoid(l0) > 1/2, the Beta mean, and mu.
 
 Critic (ValueFunctionAPI): `central` (MAPPO) encodes every row of the global slot state (mec.envs.features
-STATE_FEATURES) and mean-pools; `local` (IPPO ablation) does the same over the role's own observation rows.
+STATE_FEATURES) with the first training.critic_row_layers hidden layers, takes the mean over rows and applies the
+other hidden layers and a linear head; `local` (IPPO ablation) does the same over the role's own observation rows;
+`none` (the UEs with marginal credit, whose advantage never comes from a critic) has no critic.
 
 `FleetPPOLearner` takes one PPO probability ratio per row (per UE decision), not one per fleet sample. With
 training.ue_credit = "marginal", `MarginalCredit` (a learner connector) puts each UE's marginal contribution to its
@@ -53,7 +55,8 @@ def mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:
 
 
 class RoleModule(TorchRLModule, ValueFunctionAPI):
-    """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "critic": central | local}."""
+    """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "critic": central | local | none,
+    "critic_row_layers": how many of the hidden layers the critic applies to every row before the mean}."""
 
     def setup(self):
         cfg = dict(self.model_config or {})
@@ -70,10 +73,20 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         # clusters, which is where offloading starts to pay.
         init_log_std = {"scheduler": -0.5, "coordinator": 0.5}.get(self.role)
         self.log_std = nn.Parameter(torch.full((), init_log_std)) if init_log_std is not None else None
-        # A local critic needs no global state, so observation spaces without "state" work with it.
-        n_critic_in = self.observation_space["state"].shape[-1] if self.central else n_obs
-        self.critic_rows = mlp(n_critic_in, hidden, hidden[-1])
-        self.critic_head = nn.Sequential(nn.Tanh(), nn.Linear(hidden[-1], 1))
+        # "none": a role whose advantage never comes from a critic (the UEs with marginal credit) has none, and
+        # compute_values returns zeros without a forward pass.
+        self.has_critic = cfg.get("critic", "central") != "none"
+        if self.has_critic:
+            # A local critic needs no global state, so observation spaces without "state" work with it.
+            n_critic_in = self.observation_space["state"].shape[-1] if self.central else n_obs
+            # A set encoder: the first `critic_row_layers` hidden layers on every row, the mean over rows, the
+            # remaining hidden layers and a linear head on the mean. The row layers are where the cost is (R rows
+            # per sample, R = 100 UEs in phase 2); the layers after the mean run once per sample.
+            row_layers = int(cfg.get("critic_row_layers", 1))
+            if not 1 <= row_layers <= len(hidden):
+                raise ValueError(f"critic_row_layers {row_layers}: allowed 1..{len(hidden)} (the hidden layers)")
+            self.critic_rows = mlp(n_critic_in, hidden[:row_layers], hidden[row_layers - 1])[:-1]
+            self.critic_pooled = mlp(hidden[row_layers - 1], hidden[row_layers:], 1)
 
     # -- rows -----------------------------------------------------------------------------------------------------
 
@@ -91,7 +104,15 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
     def _dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, R, out) distribution parameters. Gaussian roles carry their log-std as a second channel, so the
         stored inputs alone define the distribution that sampled an action (the PPO ratio's denominator)."""
-        out = self.actor(self._rows(obs))
+        rows = self._rows(obs)
+        if self.role == "scheduler":
+            # Only rows that carry a decision (offloaded UEs) are scored; the others' scores are ignored by the
+            # simulator and masked out of the loss, so they are left at 0 rather than computed.
+            valid = rows[..., 0] > 0.5
+            out = rows.new_zeros((*rows.shape[:2], _OUT["scheduler"]))
+            out[valid] = self.actor(rows[valid])
+        else:
+            out = self.actor(rows)
         if self.log_std is not None:
             out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
         return out
@@ -155,10 +176,15 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
 
     def compute_values(self, batch, embeddings=None):
         obs = batch[Columns.OBS]
+        if not self.has_critic:
+            return torch.zeros(obs["obs"].shape[0], device=obs["obs"].device)
         rows = self._rows(obs["state"] if self.central else obs["obs"])
-        mask = torch.ones(rows.shape[:2], device=rows.device) if self.central else self.row_mask(obs["obs"]).float()
-        pooled = (self.critic_rows(rows) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
-        return self.critic_head(pooled).squeeze(-1)
+        if self.central:
+            pooled = self.critic_rows(rows).mean(1)
+        else:
+            mask = self.row_mask(obs["obs"]).float()
+            pooled = (self.critic_rows(rows) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return self.critic_pooled(pooled).squeeze(-1)
 
     # RLlib asks for distribution classes; actions are sampled in the module, so these only serve its API checks.
     def get_exploration_action_dist_cls(self):
@@ -223,10 +249,13 @@ class FleetPPOLearner(PPOTorchLearner):
         entropy = (module.row_entropy(new_inputs) * valid).sum() / n_valid
         approx_kl = ((old_logp - new_logp) * valid).sum() / n_valid
 
-        values = module.compute_values(batch)
-        vf_loss = torch.clamp((values - batch[Postprocessing.VALUE_TARGETS]) ** 2, 0, config.vf_clip_param)
         step_valid = step_mask.float()
-        vf_loss = (vf_loss * step_valid).sum() / step_valid.sum().clamp(min=1.0)
+        if module.has_critic:
+            values = module.compute_values(batch)
+            vf_loss = torch.clamp((values - batch[Postprocessing.VALUE_TARGETS]) ** 2, 0, config.vf_clip_param)
+            vf_loss = (vf_loss * step_valid).sum() / step_valid.sum().clamp(min=1.0)
+        else:
+            vf_loss = torch.zeros((), device=step_valid.device)
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         total = policy_loss + config.vf_loss_coeff * vf_loss - entropy_coeff * entropy
         self.metrics.log_dict(

@@ -1,0 +1,1 @@
+"""MAPPO on RLlib's new API stack: the batched sampler (sampler.py)."""
