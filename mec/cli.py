@@ -324,7 +324,11 @@ def _train(args) -> int:
         args.overrides.append(f"training.backend={args.backend}")
     cfg = _load(args)
     n = args.n_ue if args.phase == 1 else args.n_clusters
-    _setup(cfg, args.phase, args.n_ue, args.n_clusters)
+    setup = _setup(cfg, args.phase, args.n_ue, args.n_clusters)
+    t = cfg.training  # the config checks these at its workflow.phases' sizes; here at this job's
+    check_episode_memory(("training.eval_episodes", "training.episode_slots"), (t.eval_episodes, t.episode_slots),
+                         setup.n_ue)  # fmt: skip
+    check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), setup.n_ue)
     _check_out_dir("--out", args.out)
     try:
         args.out.mkdir(parents=True, exist_ok=True)  # where os.access cannot tell (as root, a read-only mount)

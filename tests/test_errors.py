@@ -135,6 +135,10 @@ EVALUATE = ["evaluate", "--policy", "random", "--episodes", "1", "--slots", "2"]
                      "--n-ue 11: allowed 1..10", id="n-ue-over-theta"),  # fmt: skip
         pytest.param(["train", "--phase", "1", "--n-ue", "13", "--seed", "0", "--out", "OUT"], "--n-ue 13",
                      id="train-n-ue-13"),  # fmt: skip
+        # The config checks memory at its workflow.phases' sizes (here N = 2), the command at the job's (100 UEs).
+        pytest.param(["train", "--phase", "2", "--n-clusters", "4", "--seed", "0", "--out", "OUT", "--set",
+                      "workflow.phases=[1]", "--set", "phase1.n_ue=[2]", "--set", "training.eval_episodes=100000"],
+                     "'training.eval_episodes' x 'training.episode_slots'", id="train-memory-at-the-jobs-size"),
         pytest.param(["evaluate", "--policy", "random", "--phase", "1", "--n-ue", "2", "--slots", str(BIG)],
                      "--slots: got 5 x 1000000000 slots", id="slots-flag-memory"),  # fmt: skip
     ],
