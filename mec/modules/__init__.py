@@ -35,6 +35,7 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.policy.sample_batch import MultiAgentBatch
 from torch import nn
 
 from mec.envs.fleet import CREDIT_KEY
@@ -220,6 +221,17 @@ class MarginalCredit(ConnectorV2):
 
 class FleetPPOLearner(PPOTorchLearner):
     """PPO with one clipped probability ratio per row (each UE / scheduler row / cluster decision)."""
+
+    def _make_batch_if_necessary(self, training_data):
+        # RLlib's minibatch iterator reshuffles each module's batch from numpy's global generator, module after
+        # module in the order of the batch's dict, which the learner connectors build in an order that depends on
+        # string hashing (PYTHONHASHSEED). One fixed order (sorted module ids) makes the minibatches, and so the
+        # training, the same in every process.
+        batch = super()._make_batch_if_necessary(training_data)
+        if isinstance(batch, MultiAgentBatch):
+            batch = MultiAgentBatch({mid: batch.policy_batches[mid] for mid in sorted(batch.policy_batches)},
+                                    env_steps=batch.env_steps())  # fmt: skip
+        return batch
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         module = self.module[module_id].unwrapped()
