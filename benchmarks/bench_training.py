@@ -1,24 +1,36 @@
-"""Training and evaluation throughput of the MAPPO setup; prints one JSON object.
+"""Training throughput of the MAPPO job: the batched sampler beside RLlib's own env runner, in the same run; one JSON.
 
-Sections (choose with --only):
-  throughput  RLlib PPO iterations on the fleet env (the training layout) beside the same loop on a no-op env with
-              identical spaces (the ceiling RLlib itself allows), for phase 1 N=7 and phase 2 K=4 and K=10; plus
-              the per-agent layout (one RLlib agent per UE and scheduler) on the same dynamics and modules.
+Sections (choose with --only; run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1):
+  sampling    env runner sample() calls alone (episodes, features, forward passes, simulator, RLlib episodes):
+              slots/s of the batched runner (mec.backends.rllib.sampler) and of RLlib's MultiAgentEnvRunner stepping
+              FleetEnv one env step at a time (the layout before the batched sampler), at phase 1 N=7 and phase 2
+              K=10, the default training section (one call = the whole 1000-slot batch).
+  iteration   a real training job (mec.training.train: sampling, learner, validation episodes, checkpoints) for
+              --iterations iterations with each sampler; seconds per iteration from the run's metrics.parquet
+              (wall_s), the first iteration left out (start-up), with RLlib's sampling and learner timers.
+  runners     sampling with 2 env runners (Ray actors, one core each) against 1, on the same batch: the speed-up of
+              sample() calls made in parallel (needs 2 free cores). Episodes of half the default length, so that
+              the batch splits into whole episodes on 2 runners.
   evaluation  batched evaluation of role modules (all agents of a role in one forward pass, episodes batched)
               against a per-agent loop that calls the module once per agent and slot (compute_single_action style).
-Run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1, no env runners.
+Every ratio compares two layouts measured in the same run, so it holds on a noisy machine where absolute figures
+drift.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import sys
+import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from mec.config import config_from_dict, config_to_dict  # noqa: E402
@@ -26,44 +38,7 @@ from mec.envs.fleet import FleetEnv  # noqa: E402
 from mec.envs.mec_env import MECEnv  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-class NoopFleetEnv(FleetEnv):
-    """FleetEnv's spaces and stage structure with no simulation: constant observations, zero reward."""
-
-    def reset(self, *, seed=None, options=None):
-        self._slot, self._stage_i = 0, 0
-        self._zero = {a: {k: np.zeros(sp.shape, np.float32) for k, sp in self.observation_spaces[a].items()}
-                      for a in self.possible_agents}  # fmt: skip
-        return {self.possible_agents[0]: self._zero[self.possible_agents[0]]}, {}
-
-    def step(self, action_dict):
-        self._stage_i += 1
-        if self._stage_i < len(self.possible_agents):
-            agent = self.possible_agents[self._stage_i]
-            return {agent: self._zero[agent]}, {}, {"__all__": False}, {"__all__": False}, {}
-        self._stage_i = 0
-        self._slot += 1
-        rewards = {a: 0.0 for a in self.possible_agents}
-        if self._slot >= self.episode_slots:
-            done = {a: True for a in self.possible_agents} | {"__all__": True}
-            alive = {a: False for a in self.possible_agents} | {"__all__": False}
-            return dict(self._zero), rewards, alive, done, {}
-        first = self.possible_agents[0]
-        return {first: self._zero[first]}, rewards, {"__all__": False}, {"__all__": False}, {}
-
-
-class PerAgentEnv(MECEnv):
-    """The per-agent view with observations wrapped as {"obs": ...} for the role modules (local critics)."""
-
-    def __init__(self, env_config=None):
-        import gymnasium as gym
-
-        super().__init__(env_config)
-        self.observation_spaces = {a: gym.spaces.Dict({"obs": sp}) for a, sp in self.observation_spaces.items()}
-
-    def _observe(self):
-        return {a: {"obs": o} for a, o in super()._observe().items()}
+POINTS = ((1, 7), (2, 10))
 
 
 def _role_of(agent_id: str) -> str:
@@ -74,86 +49,101 @@ def _role_of(agent_id: str) -> str:
     return "scheduler"
 
 
-def _ppo(env_cls, cfg, phase, n, critic):
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    from mec.modules import FleetPPOLearner, RoleModule
-
-    t = cfg.training
-    roles = ["ue", "scheduler"] + (["coordinator"] if phase == 2 else [])
-    specs = {
-        r: RLModuleSpec(module_class=RoleModule, model_config={"role": r, "hidden": list(t.hidden), "critic": critic})
-        for r in roles
-    }
-    env_config = {"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": t.episode_slots}
-    return (
-        PPOConfig()
-        .environment(env_cls, env_config=env_config, normalize_actions=False, clip_actions=False)
-        .env_runners(num_env_runners=0)
-        .multi_agent(policies=set(specs), policy_mapping_fn=lambda aid, *a, **k: _role_of(aid))
-        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
-        .training(learner_class=FleetPPOLearner, use_kl_loss=False, gamma=0.0,
-                  train_batch_size_per_learner=t.train_batch_slots * len(roles),
-                  minibatch_size=t.minibatch_size, num_epochs=t.num_epochs)  # fmt: skip
-        .debugging(seed=0, log_level="ERROR")
-    )
-
-
-def _measure_training(env_cls, cfg, phase, n, critic, iterations) -> dict:
-    algo = _ppo(env_cls, cfg, phase, n, critic).build_algo()
-    algo.train()  # warm-up (first iteration includes set-up costs)
-    sample_s = learn_s = 0.0
-    env_steps = agent_steps = 0
-    started = time.perf_counter()
-    for _ in range(iterations):
-        r = algo.train()
-        sample_s += r["timers"]["env_runner_sampling_timer"]
-        learn_s += r["timers"]["learner_update_timer"]
-        env_steps += r["env_runners"]["num_env_steps_sampled"]
-        agent_steps += r["env_runners"]["num_agent_steps_sampled"] if isinstance(
-            r["env_runners"]["num_agent_steps_sampled"], (int, float)) else sum(
-            r["env_runners"]["num_agent_steps_sampled"].values())  # fmt: skip
-    wall = time.perf_counter() - started
-    algo.stop()
-    stages = 3 if phase == 2 else 2
-    return {
-        "iteration_s": round(wall / iterations, 2),
-        "sampling_s_per_iter": round(sample_s / iterations, 2),
-        "learning_s_per_iter": round(learn_s / iterations, 2),
-        "env_steps_per_s": round(env_steps / wall, 1),
-        "slots_per_s": round(env_steps / stages / wall, 1),
-        "agent_steps_per_s": round(agent_steps / wall, 1),
-    }
-
-
-POINTS = ((1, 7), (2, 4), (2, 10))
-
-
-def throughput(cfg, iterations: int, per_agent: bool, points=POINTS) -> list[dict]:
+def _ray(num_cpus: int):
     import ray
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    return ray
+
+
+def _sample_rate(algo, calls: int, slots_per_call: int, remote: bool = False) -> float:
+    """Slots per second of `calls` sample() calls (after one warm-up call)."""
+    group = algo.env_runner_group
+    if remote:
+        def run():
+            return group.foreach_env_runner(lambda w: w.sample(), local_env_runner=False)
+    else:
+        def run():
+            return group.local_env_runner.sample()
+    run()
+    started = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return calls * slots_per_call / (time.perf_counter() - started)
+
+
+def sampling(cfg, calls: int, points=POINTS) -> list[dict]:
+    from mec.training import build_ppo_config
+
+    ray = _ray(1)
     rows = []
     try:
         for phase, n in points:
-            row = {"phase": phase, "n": n}
-            row["fleet"] = _measure_training(FleetEnv, cfg, phase, n, cfg.training.critic, iterations)
-            row["noop_ceiling"] = _measure_training(NoopFleetEnv, cfg, phase, n, cfg.training.critic, iterations)
-            row["fleet_over_ceiling"] = round(row["fleet"]["slots_per_s"] / row["noop_ceiling"]["slots_per_s"], 3)
-            if per_agent:
-                # Local critics in both layouts here: the per-agent view carries no global state.
-                row["fleet_local_critic"] = _measure_training(FleetEnv, cfg, phase, n, "local", iterations)
-                row["per_agent_local_critic"] = _measure_training(PerAgentEnv, cfg, phase, n, "local", iterations)
+            row = {"phase": phase, "n": n, "slots_per_call": cfg.training.train_batch_slots}
+            for name, batched, k in (("batched", True, calls), ("rllib_runner", False, max(1, calls // 10))):
+                algo = build_ppo_config(cfg, phase, n, 0, batched=batched).build_algo()
+                row[f"{name}_slots_per_s"] = round(_sample_rate(algo, k, cfg.training.train_batch_slots), 1)
+                algo.stop()
+            row["speedup"] = round(row["batched_slots_per_s"] / row["rllib_runner_slots_per_s"], 1)
             rows.append(row)
-            print(json.dumps(row), flush=True, file=__import__("sys").stderr)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
     return rows
 
 
-def evaluation(cfg, episodes: int, slots: int) -> list[dict]:
+def iteration(cfg, iterations: int, points=POINTS) -> list[dict]:
+    from mec.training import train
+
+    rows = []
+    for phase, n in points:
+        row = {"phase": phase, "n": n, "iterations": iterations}
+        for name, batched in (("batched", True), ("rllib_runner", False)):
+            its = iterations if batched else max(2, iterations // 4)
+            run_cfg = config_from_dict({**config_to_dict(cfg), "training": {**config_to_dict(cfg)["training"],
+                                                                            "iterations": its}})  # fmt: skip
+            with tempfile.TemporaryDirectory() as out:
+                started = time.perf_counter()
+                train(run_cfg, phase, n, 0, out, num_cpus=1, log=lambda line: None, batched=batched)
+                job_s = time.perf_counter() - started
+                wall = pd.read_parquet(f"{out}/metrics.parquet")["wall_s"].to_numpy()
+            per_iter = float(np.diff(wall).mean())
+            row[name] = {"iteration_s": round(per_iter, 3), "first_iteration_s": round(float(wall[0]), 3),
+                         "job_s": round(job_s, 1), "iterations": its}  # fmt: skip
+        row["speedup"] = round(row["rllib_runner"]["iteration_s"] / row["batched"]["iteration_s"], 1)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def runners(cfg, calls: int, points=POINTS) -> list[dict]:
+    """One vs two remote env runners on the same total batch (two runners sample half of it each)."""
+    from mec.training import build_ppo_config
+
+    ray = _ray(2)
+    rows = []
+    try:
+        for phase, n in points:
+            row = {"phase": phase, "n": n}
+            # 100-slot episodes, so that the default 1000-slot batch splits into whole episodes on 2 runners too.
+            t = {**config_to_dict(cfg)["training"], "episode_slots": cfg.training.episode_slots // 2}
+            row["episode_slots"] = t["episode_slots"]
+            for count in (1, 2):
+                run_cfg = config_from_dict({**config_to_dict(cfg), "training": {**t, "num_env_runners": count}})
+                algo = build_ppo_config(run_cfg, phase, n, 0).build_algo()
+                per_runner = run_cfg.training.train_batch_slots // count
+                row[f"runners_{count}_slots_per_s"] = round(_sample_rate(algo, calls, per_runner * count, True), 1)
+                algo.stop()
+            row["speedup"] = round(row["runners_2_slots_per_s"] / row["runners_1_slots_per_s"], 2)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        ray.shutdown()
+    return rows
+
+
+def evaluation(cfg, episodes: int, slots: int, points=POINTS) -> list[dict]:
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -164,7 +154,7 @@ def evaluation(cfg, episodes: int, slots: int) -> list[dict]:
     from mec.scenario import PhaseSetup
 
     rows = []
-    for phase, n in ((1, 7), (2, 10)):
+    for phase, n in points:
         setup = PhaseSetup.from_config(cfg, phase, n)
         env = FleetEnv({"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": slots})
         modules = {
@@ -212,23 +202,31 @@ def evaluation(cfg, episodes: int, slots: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("throughput", "evaluation"), help="run one section")
-    parser.add_argument("--iterations", type=int, default=2, help="timed PPO iterations per measurement")
-    parser.add_argument("--no-per-agent", action="store_true", help="skip the (slow) per-agent layout")
+    parser.add_argument("--only", choices=("sampling", "iteration", "runners", "evaluation"), nargs="+",
+                        help="run these sections")  # fmt: skip
+    parser.add_argument("--calls", type=int, default=10, help="timed sample() calls of the batched runner")
+    parser.add_argument("--iterations", type=int, default=8, help="iterations of the real job (batched sampler)")
     parser.add_argument("--quick", action="store_true", help="tiny batches: a smoke run, not a measurement")
     parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
-                        help="throughput sweep points as PHASE:N (default: 1:7 2:4 2:10)")  # fmt: skip
+                        help="sweep points as PHASE:N (default: 1:7 2:10)")  # fmt: skip
     args = parser.parse_args()
     overrides = {}
     if args.quick:
-        overrides = {"training": {"episode_slots": 10, "train_batch_slots": 20, "minibatch_size": 10, "num_epochs": 1}}
+        overrides = {"training": {"episode_slots": 10, "train_batch_slots": 20, "minibatch_size": 10, "num_epochs": 1,
+                                  "eval_episodes": 1}}  # fmt: skip
     cfg = config_from_dict(overrides)
+    points = [tuple(int(x) for x in point.split(":")) for point in args.points]
+    sections = args.only or ("sampling", "iteration", "runners", "evaluation")
     report = {"benchmark": "training", "training": config_to_dict(cfg)["training"]}
-    if args.only in (None, "evaluation"):
-        report["evaluation"] = evaluation(cfg, episodes=5 if args.quick else 200, slots=20 if args.quick else 200)
-    if args.only in (None, "throughput"):
-        points = [tuple(int(x) for x in point.split(":")) for point in args.points]
-        report["throughput"] = throughput(cfg, 1 if args.quick else args.iterations, not args.no_per_agent, points)
+    if "sampling" in sections:
+        report["sampling"] = sampling(cfg, 1 if args.quick else args.calls, points)
+    if "iteration" in sections:
+        report["iteration"] = iteration(cfg, 2 if args.quick else args.iterations, points)
+    if "runners" in sections:
+        report["runners"] = runners(cfg, 1 if args.quick else max(2, args.calls // 2), points)
+    if "evaluation" in sections:
+        report["evaluation"] = evaluation(cfg, episodes=5 if args.quick else 200, slots=20 if args.quick else 200,
+                                          points=points)  # fmt: skip
     print(json.dumps(report, indent=1))
 
 

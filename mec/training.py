@@ -344,8 +344,11 @@ def train(
     num_cpus: int | None = None,
     log: Callable[[str], None] = print,
     restart_stale: bool = False,
+    batched: bool = True,
 ) -> Path:
     """Train (or resume, or skip if complete) one job; returns the run directory.
+
+    batched: False samples with RLlib's own env runner instead of the batched one (benchmarks compare the two).
 
     A run directory left by another config, size or seed (or one trained beyond training.iterations) is an error,
     or, with `restart_stale`, discarded and trained afresh.
@@ -387,7 +390,7 @@ def train(
         )
         log(f"{tag} Ray: a private instance with {cpus} CPUs; torch uses {torch.get_num_threads()} threads")
     try:
-        algo = build_ppo_config(cfg, phase, n, seed).build_algo()
+        algo = build_ppo_config(cfg, phase, n, seed, batched=batched).build_algo()
         start_iter, rows, best_reward = resumed_rows(out, t.checkpoint_every)
         if start_iter:
             algo.restore_from_path(str(ckpt_dir / "latest"))

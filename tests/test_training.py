@@ -334,6 +334,29 @@ def test_same_seed_gives_identical_metrics_at_the_default_epochs(workdir, tmp_pa
     pd.testing.assert_frame_equal(frames[0][columns], frames[1][columns])
 
 
+def test_a_resumed_run_equals_the_uninterrupted_one_row_for_row(workdir, tmp_path):
+    """Stopping after iteration 2 and resuming to 4 gives exactly the uninterrupted run's rows: the checkpoint holds
+    every random state the next iteration draws from (episode seeds, action noise, minibatch shuffles)."""
+    config = tmp_path / "resume.yaml"
+    config.write_text(CONFIG_YAML.replace("num_epochs: 1", "num_epochs: 3").replace("iterations: 2",
+                                                                                   "iterations: 4"))
+    short = tmp_path / "short.yaml"
+    short.write_text(config.read_text().replace("iterations: 4", "iterations: 2"))
+    runs = {}
+    for name, steps in (("straight", [config]), ("resumed", [short, config])):
+        out = tmp_path / name
+        for step in steps:
+            args = train_args(workdir, 2, 2, out)
+            args[args.index("--config") + 1] = str(step)
+            proc = mec(args)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = metrics(out)
+    assert "resuming after iteration 2" in proc.stdout + proc.stderr
+    columns = [c for c in runs["straight"].columns if c != "wall_s"]
+    assert runs["resumed"]["iteration"].tolist() == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(runs["straight"][columns], runs["resumed"][columns])
+
+
 # --------------------------------------------------------------------------- restoring modules
 
 

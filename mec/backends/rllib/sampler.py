@@ -15,8 +15,8 @@ so every slot of the B episodes is one row of a single batch; with carry-over th
 
 Randomness: episode seeds come from a numpy Generator seeded with RLlib's per-runner seed (config seed + worker
 index) and drawn in the order FleetEnv's own reset draws them; action noise from torch's generator, which RLlib
-seeds with the same seed. Both generators' states are part of the runner's state, so a restored checkpoint
-continues the very same streams.
+seeds with the same seed. Their states, and that of numpy's global generator (RLlib's minibatch shuffles), are part
+of the runner's state, so a restored checkpoint continues the very same streams.
 """
 
 from __future__ import annotations
@@ -330,9 +330,12 @@ class BatchedFleetEnvRunner(MultiAgentEnvRunner):
     @override(MultiAgentEnvRunner)
     def get_state(self, components=None, *, not_components=None, **kwargs):
         state = super().get_state(components, not_components=not_components, **kwargs)
+        # The generators the next iteration draws from: this runner's episode seeds, torch's (action noise) and
+        # numpy's global one (RLlib's minibatch shuffles, in the learner of this same process when it is local).
         state[SAMPLER_STATE] = {
             "episode_rng": self.episode_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state().numpy().copy(),
+            "numpy_global": np.random.get_state(),
         }
         return state
 
@@ -342,6 +345,7 @@ class BatchedFleetEnvRunner(MultiAgentEnvRunner):
         if SAMPLER_STATE in state:
             self.episode_rng.bit_generator.state = state[SAMPLER_STATE]["episode_rng"]
             torch.set_rng_state(torch.from_numpy(np.asarray(state[SAMPLER_STATE]["torch_rng"], dtype=np.uint8)))
+            np.random.set_state(state[SAMPLER_STATE]["numpy_global"])
 
 
 
