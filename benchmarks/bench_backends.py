@@ -1,7 +1,7 @@
 """Training throughput of the two backends on the same phase, size and batch; prints one JSON object.
 
 For each sweep point (default phase 1 N=7 and phase 2 K=10) and backend:
-  rllib  MAPPO on RLlib's new API stack (mec.training.build_ppo_config: fleet env, one env step per decision stage)
+  rllib  MAPPO on RLlib's new API stack (mec.backends.rllib.training.build_ppo_config: fleet env, one env step per decision stage)
   sb3    Stable-Baselines3 PPO on the joint decision (mec.backends.sb3: one env step per slot)
 with the config's training section (default 1000 slots per iteration, minibatches of 250 slots, 8 epochs,
 hidden [64, 64]), one warm-up iteration, then --iterations timed PPO iterations (sampling and SGD; the per-iteration
@@ -49,8 +49,9 @@ def _rate(iteration_s: float, cfg, stages: int) -> dict:
 
 
 def measure_rllib(cfg, phase: int, n: int, iterations: int) -> dict:
-    from mec import training
-    from mec.policy import LearnedPolicy
+    from mec.backends.rllib import training
+    from mec.backends.rllib.policy import LearnedPolicy
+    from mec.runs import trained_roles
 
     algo = training.build_ppo_config(cfg, phase, n, seed=0).build_algo()
     algo.train()  # warm-up: module build, first compilation of the simulator kernels
@@ -62,7 +63,7 @@ def measure_rllib(cfg, phase: int, n: int, iterations: int) -> dict:
     setup = PhaseSetup.from_config(cfg, phase, n)
     eval_s = _eval_s(cfg, setup, LearnedPolicy(modules, features.FeatureScales(cfg.scenario)))
     algo.stop()
-    return {**_rate(iteration_s, cfg, len(training.trained_roles(cfg, phase))), "eval_s": round(eval_s, 3)}
+    return {**_rate(iteration_s, cfg, len(trained_roles(cfg, phase))), "eval_s": round(eval_s, 3)}
 
 
 def measure_sb3(cfg, phase: int, n: int, iterations: int) -> dict:

@@ -28,9 +28,9 @@ from mec.baselines import make_policy, policy_names  # noqa: E402
 from mec.config import load_config  # noqa: E402
 from mec.envs.features import FeatureScales  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
-from mec.policy import LearnedPolicy  # noqa: E402
+from mec.backends.rllib.policy import LearnedPolicy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
-from mec.training import load_modules, train  # noqa: E402
+from mec.backends.rllib.training import load_modules, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = {1: ("all-local", "all-offload", "greedy-edf", "oracle"), 2: ("all-local", "local-search")}

@@ -5,7 +5,7 @@ Sections (choose with --only; run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1
               slots/s of the batched runner (mec.backends.rllib.sampler) and of RLlib's MultiAgentEnvRunner stepping
               FleetEnv one env step at a time (the layout before the batched sampler), at phase 1 N=7 and phase 2
               K=10, the default training section (one call = the whole 1000-slot batch).
-  iteration   a real training job (mec.training.train: sampling, learner, validation episodes, checkpoints) for
+  iteration   a real training job (mec.backends.rllib.training.train: sampling, learner, validation episodes, checkpoints) for
               --iterations iterations with each sampler; seconds per iteration from the run's metrics.parquet
               (wall_s), the first iteration left out (start-up), with RLlib's sampling and learner timers.
   runners     sampling with 2 env runners (Ray actors, one core each) against 1, on the same batch: the speed-up of
@@ -74,7 +74,7 @@ def _sample_rate(algo, calls: int, slots_per_call: int, remote: bool = False) ->
 
 
 def sampling(cfg, calls: int, points=POINTS) -> list[dict]:
-    from mec.training import build_ppo_config
+    from mec.backends.rllib.training import build_ppo_config
 
     ray = _ray(1)
     rows = []
@@ -94,7 +94,7 @@ def sampling(cfg, calls: int, points=POINTS) -> list[dict]:
 
 
 def iteration(cfg, iterations: int, points=POINTS) -> list[dict]:
-    from mec.training import train
+    from mec.backends.rllib.training import train
 
     rows = []
     for phase, n in points:
@@ -119,7 +119,7 @@ def iteration(cfg, iterations: int, points=POINTS) -> list[dict]:
 
 def runners(cfg, calls: int, points=POINTS) -> list[dict]:
     """One vs two remote env runners on the same total batch (two runners sample half of it each)."""
-    from mec.training import build_ppo_config
+    from mec.backends.rllib.training import build_ppo_config
 
     ray = _ray(2)
     rows = []
@@ -149,8 +149,8 @@ def evaluation(cfg, episodes: int, slots: int, points=POINTS) -> list[dict]:
 
     from mec.envs import features
     from mec.evaluation import evaluation_episodes, run_policy
-    from mec.modules import RoleModule
-    from mec.policy import LearnedPolicy
+    from mec.backends.rllib.modules import RoleModule
+    from mec.backends.rllib.policy import LearnedPolicy
     from mec.scenario import PhaseSetup
 
     rows = []

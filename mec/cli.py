@@ -227,7 +227,7 @@ def _make_policy(name: str, setup: PhaseSetup, seed: int):
 def _checkpoint_policy(args):
     from mec import backends
     from mec.config import apply_overrides
-    from mec.training import read_checkpoint_meta
+    from mec.runs import read_checkpoint_meta
 
     if args.phase is not None or args.n_ue is not None or args.n_clusters is not None:
         raise CliError("--checkpoint knows its phase and size; drop --phase/--n-ue/--n-clusters")

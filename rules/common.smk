@@ -153,7 +153,7 @@ BASELINE_EPISODES = (
 BASELINE_SUMMARY = (
     f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/baselines/summary.parquet"
 )
-# One training job's folder. run/ is mec.training's run directory (its own metrics, checkpoints, resume state); it
+# One training job's folder. run/ is mec.runs' run directory (its own metrics, checkpoints, resume state); it
 # is not an output, so Snakemake never deletes it and a rerun of a killed job resumes from its latest checkpoint.
 # The job's outputs are the complete learning history (a copy written once training is complete) and the final
 # checkpoint's marker.

@@ -1,5 +1,5 @@
 # MAPPO training: one job per (phase, N or K, seed). A killed or timed-out job resumes from its latest checkpoint
-# when it reruns (mec.training; the run/ folder is not an output, so Snakemake leaves it in place).
+# when it reruns (mec.runs; the run/ folder is not an output, so Snakemake leaves it in place).
 
 
 rule train_agents:

@@ -494,7 +494,7 @@ def test_no_coordinator_ablation_plays_the_equal_cpu_split_without_a_coordinator
 
 def test_no_coordinator_ablation_trains_no_coordinator_module():
     from mec.config import config_from_dict
-    from mec.training import module_specs
+    from mec.backends.rllib.training import module_specs
 
     cfg = config_from_dict({"phase2": {"coordinator": "equal"}})
     assert sorted(module_specs(cfg, 2)) == ["scheduler", "ue"]

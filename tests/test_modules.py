@@ -1,4 +1,4 @@
-"""The role modules (mec.modules.RoleModule) and the per-row PPO loss (FleetPPOLearner), torch only, no Ray cluster.
+"""The role modules (mec.backends.rllib.modules.RoleModule) and the per-row PPO loss (FleetPPOLearner), torch only, no Ray cluster.
 
 Modules are built from FleetEnv's spaces (phase 2: 12 UEs, K = 3), so their shapes are the ones training uses.
 Log-probabilities are checked against closed-form densities written out here.
@@ -16,7 +16,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from conftest_rl import make_env
-from mec.modules import FleetPPOLearner, RoleModule
+from mec.backends.rllib.modules import FleetPPOLearner, RoleModule
 
 AGENT = {"ue": "ues", "scheduler": "schedulers", "coordinator": "coordinator"}
 ROLES = pytest.mark.parametrize("role", list(AGENT))
@@ -318,7 +318,7 @@ def test_stored_dist_inputs_determine_the_sampling_logp_after_an_update(env, rol
 @pytest.fixture(scope="module")
 def learner():
     from mec.config import config_from_dict
-    from mec.training import build_ppo_config, env_config
+    from mec.backends.rllib.training import build_ppo_config, env_config
 
     cfg = config_from_dict({"training": {"hidden": HIDDEN}})
     conf = build_ppo_config(cfg, 1, 3, 0)

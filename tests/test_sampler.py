@@ -140,8 +140,8 @@ def test_validation_over_all_slots_at_once_equals_slot_by_slot(phase, n):
 
     from mec.evaluation import evaluation_episodes, run_policy
     from mec.envs.features import FeatureScales
-    from mec.modules import RoleModule
-    from mec.policy import LearnedPolicy, ROLE_OF_AGENT
+    from mec.backends.rllib.modules import RoleModule
+    from mec.backends.rllib.policy import LearnedPolicy, ROLE_OF_AGENT
 
     cfg = _cfg(False, "marginal")
     setup = PhaseSetup.from_config(cfg, phase, n)

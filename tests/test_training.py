@@ -399,9 +399,10 @@ def assert_same_decisions(a, b):
 
 def test_restored_modules_act_like_the_live_algorithm(phase2_run, workdir, ray_session, tmp_path):
     from mec.envs.features import FeatureScales
-    from mec.policy import LearnedPolicy
+    from mec.backends.rllib.policy import LearnedPolicy
     from mec.scenario import PhaseSetup
-    from mec.training import CHECKPOINT_META, build_ppo_config, load_modules, module_specs
+    from mec.backends.rllib.training import build_ppo_config, load_modules, module_specs
+    from mec.runs import CHECKPOINT_META
 
     run, _ = phase2_run
     final = run / "checkpoints" / "final"
@@ -516,7 +517,7 @@ def test_minibatches_are_counted_in_slots_per_role_module():
     # slots per minibatch means exactly that number (not times the number of roles), and the batch is
     # train_batch_slots env slots = train_batch_slots * stages env steps.
     from mec.config import config_from_dict
-    from mec.training import build_ppo_config
+    from mec.backends.rllib.training import build_ppo_config
 
     cfg = config_from_dict(
         {"phase2": {"n_users": 8, "n_clusters": [2]},
@@ -536,7 +537,7 @@ def test_marginal_credit_reaches_the_ue_loss_aligned_with_its_actions(ray_sessio
     from mec import modules
     from mec.config import config_from_dict
     from mec.envs.fleet import CREDIT_KEY
-    from mec.training import build_ppo_config
+    from mec.backends.rllib.training import build_ppo_config
 
     seen = []
     original = modules.FleetPPOLearner.compute_loss_for_module

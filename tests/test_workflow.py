@@ -355,8 +355,8 @@ def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
 def test_the_learned_policy_is_evaluated_like_the_baselines(study, merged_test_config, phase, n):
     """Same schema, same seeded episodes, and the numbers of a direct evaluation of the best checkpoint."""
     from mec.envs.features import FeatureScales
-    from mec.policy import LearnedPolicy
-    from mec.training import load_modules
+    from mec.backends.rllib.policy import LearnedPolicy
+    from mec.backends.rllib.training import load_modules
 
     cfg = config_from_dict(merged_test_config)
     ev = cfg.evaluation

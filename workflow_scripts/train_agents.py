@@ -1,7 +1,7 @@
 """Rule train_agents: train, or resume, the agents of one (phase, N or K, seed) job with the backend of
-training.backend (mec.backends.train: RLlib MAPPO, mec.training, or Stable-Baselines3 PPO, mec.backends.sb3).
+training.backend (mec.backends.train: RLlib MAPPO, mec.backends.rllib, or Stable-Baselines3 PPO, mec.backends.sb3).
 
-mec.training keeps its run directory (params.run_dir: its own metrics, checkpoints and resume state) apart from
+mec.runs keeps the run directory (params.run_dir: its own metrics, checkpoints and resume state) apart from
 the rule's outputs. Snakemake deletes a job's outputs before it reruns it and after it fails, but never the run
 directory, so a job that was killed, timed out or failed resumes from its latest checkpoint. A run directory that
 another config left behind (a changed hyperparameter, fewer iterations) is discarded first: resuming it would mix
@@ -17,7 +17,7 @@ from pathlib import Path
 
 # The job's threads, as the rule declares (training.num_cpus); set before torch and numpy start their thread pools.
 os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
-# Every job starts its own local Ray instance in its own temp dir (mec.training), never a cluster that RAY_ADDRESS
+# Every job starts its own local Ray instance in its own temp dir (mec.backends.rllib.training), never a cluster that RAY_ADDRESS
 # would point ray.init() at: concurrent jobs on one machine must not share one.
 os.environ.pop("RAY_ADDRESS", None)
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).

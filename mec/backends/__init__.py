@@ -1,6 +1,6 @@
 """Training backends and the dispatch on them: `train` by training.backend, `load_policy` by a checkpoint's backend.
 
-  rllib  MAPPO on RLlib's new API stack, one shared policy per role (mec.training)
+  rllib  MAPPO on RLlib's new API stack, one shared policy per role (mec.backends.rllib.training)
   sb3    Stable-Baselines3 PPO, one policy taking the joint decision of a slot (mec.backends.sb3)
 
 Both write the same run directory layout and metrics.parquet columns; their checkpoints record their backend in
@@ -52,7 +52,7 @@ def train(
     if cfg.training.backend == "sb3":
         from mec.backends.sb3 import train as train_backend
     else:
-        from mec.training import train as train_backend
+        from mec.backends.rllib.training import train as train_backend
     return train_backend(cfg, phase, n, seed, out, num_cpus=num_cpus, log=log, restart_stale=restart_stale)
 
 
@@ -62,7 +62,7 @@ def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, n
     cfg: the config whose scenario scales the observation features (default: the checkpoint's own config).
     name: the policy's name (default: policy_name(meta)).
     """
-    from mec.training import config_of_checkpoint, read_checkpoint_meta
+    from mec.runs import config_of_checkpoint, read_checkpoint_meta
 
     meta = read_checkpoint_meta(checkpoint)
     name = name or policy_name(meta)
@@ -71,8 +71,8 @@ def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, n
 
         return sb3.load_policy(checkpoint, cfg, name=name)
     from mec.envs.features import FeatureScales
-    from mec.policy import LearnedPolicy
-    from mec.training import load_modules
+    from mec.backends.rllib.policy import LearnedPolicy
+    from mec.backends.rllib.training import load_modules
 
     modules, meta = load_modules(checkpoint)
     cfg = cfg if cfg is not None else config_of_checkpoint(meta)

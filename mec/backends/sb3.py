@@ -20,8 +20,8 @@ log std starting at 0). training.critic, ue_credit, num_env_runners and ray_addr
 the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one env in
 this process, without Ray); num_cpus sets torch's threads.
 
-Outputs are those of mec.training (same run directory layout, the same metrics.parquet columns built by
-mec.training.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
+Outputs are those of mec.runs (same run directory layout, the same metrics.parquet columns built by
+mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
 the optimizer state) and mec_checkpoint.json with "backend": "sb3"), so the workflow, `mec evaluate --checkpoint`
 and the plots take either backend. The per-role loss columns are NaN here: there are no role modules. SB3's joint
 losses are in each iteration's log line. env_steps counts this backend's env steps, i.e. slots.
@@ -44,7 +44,7 @@ from typing import Callable
 
 import numpy as np
 
-from mec import io, metrics, training
+from mec import io, metrics, runs
 from mec.backends.slot_env import SlotCodec, make_slot_env
 from mec.config import StudyConfig, config_to_dict
 from mec.evaluation import evaluation_episodes, run_policy
@@ -140,10 +140,10 @@ def build_model(cfg: StudyConfig, vec_env, seed: int):
 
 def _write_checkpoint(model, target: Path, meta: dict) -> None:
     """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
-    tmp = training._temp_dir_beside(target)
+    tmp = runs.temp_dir_beside(target)
     model.save(tmp / MODEL_FILE)
     io.write_json(meta, tmp / training.CHECKPOINT_META)
-    training._replace_dir(tmp, target)
+    runs.replace_dir(tmp, target)
 
 
 def train_iteration(model, seed: int, iteration: int) -> tuple[list[float], dict[str, float]]:
@@ -169,7 +169,7 @@ def train(
     log: Callable[[str], None] = print,
     restart_stale: bool = False,
 ) -> Path:
-    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As mec.training.train:
+    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As mec.backends.rllib.training.train:
     a run directory of another config, size or seed is an error, or with `restart_stale` discarded."""
     if cfg.training.backend != BACKEND:
         raise ValueError(f"training.backend {cfg.training.backend!r}: mec.backends.sb3 trains only {BACKEND!r}")
@@ -180,14 +180,14 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train sb3 phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    if not training.open_run(out, cfg, phase, n, seed, restart_stale, log, tag):
+    if not runs.open_run(out, cfg, phase, n, seed, restart_stale, log, tag):
         return out
     ckpt_dir = out / "checkpoints"
     meta_base = {"backend": BACKEND, "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
     torch.set_num_threads(num_cpus or t.num_cpus)
 
     vec_env = make_vec_env(cfg, phase, n)
-    start_iter, rows, best_reward = training.resumed_rows(out, t.checkpoint_every)
+    start_iter, rows, best_reward = runs.resumed_rows(out, t.checkpoint_every)
     if start_iter:
         model = _ppo().load(ckpt_dir / "latest" / MODEL_FILE, env=vec_env, device=_device(cfg))
         log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
@@ -196,7 +196,7 @@ def train(
     # The same validation episodes (training.eval_seed) and metric definitions as the RLlib backend.
     episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, t.eval_seed)
     codec = SlotCodec(cfg, setup)
-    roles = training.trained_roles(cfg, phase)
+    roles = runs.trained_roles(cfg, phase)
     wall_before = float(rows[-1]["wall_s"]) if rows else 0.0
     started = time.perf_counter()
     for iteration in range(start_iter + 1, t.iterations + 1):
@@ -204,7 +204,7 @@ def train(
         frame = run_policy(cfg, setup, SB3Policy(model.policy, codec), episodes)
         summary = metrics.summarise(frame)
         wall = wall_before + time.perf_counter() - started
-        row = training.metrics_row(
+        row = runs.metrics_row(
             iteration=iteration,
             env_steps=model.num_timesteps,
             slots=iteration * t.train_batch_slots,
@@ -217,7 +217,7 @@ def train(
             phase=phase,
         )
         reward = summary["reward_per_slot"]
-        best_reward = training.record_iteration(out, rows, row, meta_base, iteration, reward,
+        best_reward = runs.record_iteration(out, rows, row, meta_base, iteration, reward,
                                                 lambda target, meta: _write_checkpoint(model, target, meta),
                                                 t.checkpoint_every)  # fmt: skip
         eta = (time.perf_counter() - started) / (iteration - start_iter) * (t.iterations - iteration)
@@ -228,7 +228,7 @@ def train(
             + " ".join(f"{k} {v:.4g}" for k, v in losses.items())
             + f" | elapsed {wall:.0f}s ETA {eta:.0f}s"
         )
-    training.finish_run(out, meta_base, t.iterations, {**io.package_versions(), "stable-baselines3": _sb3_version()})
+    runs.finish_run(out, meta_base, t.iterations, {**io.package_versions(), "stable-baselines3": _sb3_version()})
     vec_env.close()
     return out
 
@@ -241,13 +241,13 @@ def _sb3_version() -> str:
 
 def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, name: str = POLICY_NAME):
     """The batched deterministic policy of an SB3 checkpoint and its metadata; `cfg` defaults to the checkpoint's."""
-    meta = training.read_checkpoint_meta(checkpoint)
+    meta = runs.read_checkpoint_meta(checkpoint)
     if meta.get("backend") != BACKEND:
         raise ValueError(f"checkpoint {checkpoint}: backend {meta.get('backend')!r}, not {BACKEND!r}")
     path = Path(checkpoint) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint}: no {MODEL_FILE}; an incomplete SB3 checkpoint")
-    cfg = cfg if cfg is not None else training.config_of_checkpoint(meta)
+    cfg = cfg if cfg is not None else runs.config_of_checkpoint(meta)
     setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
     model = _ppo().load(path, device="cpu")
     model.policy.set_training_mode(False)

@@ -5,7 +5,7 @@ cluster schedulers). A fleet agent's observation is {"obs": the role's table, "s
 the centralised critic}; its action holds one decision per UE / cluster. The schedulers' rows are the N UEs
 themselves (row i = UE i, all zero unless it offloaded), unpadded: the per-row scoring network is the same for
 every cluster's scheduler, so no cluster grouping is needed and no padding is computed. The modules apply one
-shared per-row network and the learner takes one PPO probability ratio per row (mec.modules), so every UE
+shared per-row network and the learner takes one PPO probability ratio per row (mec.backends.rllib.modules), so every UE
 decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see DESIGN.md, decision 2).
 The dynamics are MECEnv's own array-level core: there is no second copy.
 
@@ -25,7 +25,7 @@ from mec.envs import features
 from mec.envs.mec_env import LOGIT_BOUND, SCORE_BOUND, SPECTRUM_LOW, MECEnv
 from mec.simulator import Decisions, local_counterfactual_rewards
 
-# Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by mec.modules.MarginalCredit.
+# Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by mec.backends.rllib.modules.MarginalCredit.
 CREDIT_KEY = "mec_credit"
 
 FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
