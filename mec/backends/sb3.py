@@ -142,7 +142,7 @@ def _write_checkpoint(model, target: Path, meta: dict) -> None:
     """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
     tmp = runs.temp_dir_beside(target)
     model.save(tmp / MODEL_FILE)
-    io.write_json(meta, tmp / training.CHECKPOINT_META)
+    io.write_json(meta, tmp / runs.CHECKPOINT_META)
     runs.replace_dir(tmp, target)
 
 

@@ -21,7 +21,6 @@ of the runner's state, so a restored checkpoint continues the very same streams.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 

@@ -8,6 +8,7 @@ checkpoint holds RLlib's algorithm checkpoint beside mec_checkpoint.json.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
