@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import REPO, copy_workflow, tiny_config, write_config
+from test_workflow import REPO, RESULTS, copy_workflow, tiny_config, write_config
 
 SUMMARIES = ("baselines", "learned", "learning_curves", "comparison")
 SLURM_FLAGS = (
