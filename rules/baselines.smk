@@ -7,6 +7,8 @@ rule evaluate_baselines:
         summary=BASELINE_SUMMARY,
     log:
         f"{LOGS}/evaluate_baselines/{{variant_dir}}phase{{phase}}_n{{n}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_baselines/{{variant_dir}}phase{{phase}}_n{{n}}.tsv"
     conda:
         "envs/mec.yaml"
     threads: 1

@@ -188,6 +188,8 @@ README = "README.md"
 README_RESULTS = f"{RESULTS}/README_results.md"
 README_FIGURES = "docs/results"
 LOGS = f"{RESULTS}/logs"
+# Snakemake's own measurement of each heavy job (wall s, CPU s, peak RSS of its process tree): the study's cost.
+BENCHMARKS = f"{RESULTS}/benchmarks"
 VARIANTS_DIR = "variants/{}/"
 # A comparison's name -> the key of the workflow section that names its variants.
 COMPARISONS = {"ablations": "ablations", "backends": "backend_variants"}

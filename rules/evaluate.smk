@@ -12,6 +12,8 @@ rule evaluate_policy:
         schedule=POLICY_SCHEDULE,
     log:
         f"{LOGS}/evaluate_policy/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_policy/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.tsv"
     conda:
         "envs/mec.yaml"
     threads: 1

@@ -8,6 +8,8 @@ rule train_agents:
         final=FINAL_CHECKPOINT,
     log:
         f"{LOGS}/train_agents/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_agents/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.tsv"
     conda:
         "envs/mec.yaml"
     threads: train_threads
