@@ -275,7 +275,8 @@ def readme_results(
         f"Learned policies: mean over {counted(seeds, 'training seed')} of each seed's mean over the evaluation "
         f"episodes; baselines: mean over {counted(int(episodes.max()) if len(episodes) else 0, 'evaluation episode')}; "
         "in brackets the "
-        f"{level} percentile-bootstrap confidence interval. Reward per slot is w_qos x (sum of QoS) - w_energy x "
+        f"{level} confidence interval of the mean (Student's t: over training seeds for learned policies, over "
+        "evaluation episodes for baselines). Reward per slot is w_qos x (sum of QoS) - w_energy x "
         "(sum of energy in J) over the slot's tasks. The best heuristic is the best composed heuristic at that point "
         "(named)." + (f" {study}" if study else ""),
     ]

@@ -126,7 +126,7 @@ def _better(higher_is_better: bool) -> str:
 
 
 def _ci_band(ax, rows: pd.DataFrame, x: str, statistic: str, color, alpha: float = 0.15, zorder: int = 2) -> None:
-    """Shade the bootstrap CI of `statistic` (columns <statistic>_ci_low/_ci_high of `rows`) along column `x`."""
+    """Shade the confidence interval of `statistic` (columns <statistic>_ci_low/_ci_high of `rows`) along column `x`."""
     ax.fill_between(
         rows[x].to_numpy(float),
         rows[f"{statistic}_ci_low"].to_numpy(float),

@@ -20,8 +20,25 @@ from mec import aggregate, metrics, plotting
 
 def test_iqm_is_the_mean_of_the_middle_half():
     assert aggregate.iqm(np.array([1.0, 2, 3, 4, 100, 5, 6, 7])) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
-    values = np.random.default_rng(0).normal(size=(3, 20))
+    # Five samples: the middle half is 2.5 samples' worth, 3/4 of the 2nd and 4th and all of the 3rd.
+    assert aggregate.iqm(np.array([0.0, 10, 20, 30, 1000])) == pytest.approx((0.75 * 10 + 20 + 0.75 * 30) / 2.5)
+    assert aggregate.iqm(np.array([5.0, 1, 3, 2, 4])) == pytest.approx(3.0)
+    assert aggregate.iqm(np.array([[1.0, 2, 3, 4]]), axis=1)[0] == pytest.approx(2.5)
+    values = np.random.default_rng(0).normal(size=(3, 20))  # multiples of 4 samples: the 25% trimmed mean
     np.testing.assert_allclose(aggregate.iqm(values), stats.trim_mean(values, 0.25, axis=-1))
+
+
+def test_the_mean_interval_holds_its_level_at_five_seeds():
+    """Coverage of the mean's 95% interval over 2000 simulated studies of 5 normal samples: at least 93% (the
+    percentile bootstrap it replaced covered about 85%)."""
+    rng = np.random.default_rng(11)
+    values = rng.normal(3.0, 2.0, size=(2000, 5))
+    est = aggregate.interval_estimates(values, 0.95, 200, seed=0)
+    covered = (est["mean_ci_low"] <= 3.0) & (3.0 <= est["mean_ci_high"])
+    assert 0.93 <= covered.mean() <= 0.97
+    boot = stats.bootstrap((values,), np.mean, axis=-1, vectorized=True, n_resamples=200, method="percentile",
+                           rng=np.random.default_rng(0)).confidence_interval  # fmt: skip
+    assert ((boot.low <= 3.0) & (3.0 <= boot.high)).mean() < 0.9  # why not the bootstrap
 
 
 def test_interval_estimates_per_row():
@@ -29,13 +46,13 @@ def test_interval_estimates_per_row():
     values = np.stack([rng.normal(10.0, 1.0, 30), rng.normal(-5.0, 3.0, 30)])
     est = aggregate.interval_estimates(values, ci_level=0.95, resamples=500, seed=3)
     np.testing.assert_allclose(est["mean"], values.mean(axis=1))
-    np.testing.assert_allclose(est["iqm"], stats.trim_mean(values, 0.25, axis=1))
+    np.testing.assert_allclose(est["iqm"], aggregate.iqm(values, axis=1))
     for stat in ("mean", "iqm"):
         assert np.all(est[f"{stat}_ci_low"] < est[stat]) and np.all(est[stat] < est[f"{stat}_ci_high"])
-    # Half-width of a 95% interval of a mean is about 2 standard errors.
+    # Half-width of a 95% interval of a mean is t_{0.975, 29} = 2.045 standard errors.
     half = (est["mean_ci_high"] - est["mean_ci_low"]) / 2
     sem = values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
-    np.testing.assert_allclose(half, 1.96 * sem, rtol=0.3)
+    np.testing.assert_allclose(half, stats.t.ppf(0.975, 29) * sem, rtol=1e-9)
 
 
 def test_interval_estimates_are_reproducible_and_depend_on_the_level():
@@ -46,7 +63,8 @@ def test_interval_estimates_are_reproducible_and_depend_on_the_level():
     narrow = aggregate.interval_estimates(values, 0.5, 400, seed=7)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
-    assert a["mean_ci_low"][0] != c["mean_ci_low"][0]
+    assert a["iqm_ci_low"][0] != c["iqm_ci_low"][0]  # the bootstrap seed moves the IQM's interval only
+    assert a["mean_ci_low"][0] == c["mean_ci_low"][0]
     assert narrow["mean_ci_high"][0] - narrow["mean_ci_low"][0] < a["mean_ci_high"][0] - a["mean_ci_low"][0]
 
 
