@@ -48,6 +48,7 @@ FIGURE_METRICS: dict[str, MetricInfo] = {
 }
 RANK_METRIC = "reward_per_slot"  # the study's objective: highlighted policies are the best by it
 REFERENCE_POLICIES = ("oracle", "local-search", "all-local", "all-offload", "random")
+PERCENT_OF_ORACLE_COLUMN = "percent_of_oracle"  # mec.aggregate.PERCENT_OF_ORACLE (not imported: no scipy here)
 
 # One fixed look per role, so the same policy looks the same in every figure.
 _REFERENCE_STYLE = {
@@ -232,6 +233,104 @@ def sweep_figure(
             ]
         ax.set_title("\n".join(title), fontsize="medium")
         ax.grid(True, alpha=0.3)
+        _legend_below(fig, handles)
+    return fig
+
+
+RELATIVE_SWEEP = "relative"  # the name of the sweep figure of what a reader compares (sweep_relative.png)
+
+
+def relative_sweep_figure(
+    comparison: pd.DataFrame,
+    phase: int,
+    *,
+    style: str = "default",
+    width_in: float = 6.4,
+    height_in: float = 4.0,
+) -> Figure:
+    """What a reader compares along the sweep, from the comparison table (mec.aggregate.comparison_table layout):
+    phase 1 the percentage of the oracle's reward on the same episodes, phase 2 the gain per UE over all-local
+    ((reward - all-local's reward) / UEs) with local search as the ceiling; below, as a secondary panel, the raw
+    reward per slot. Lines: each learned policy (bold, mean over training seeds with its t-interval band) and the
+    reference and best composed heuristics of `highlighted_policies`. Phase 2's top panel draws the baselines
+    without bands: a band of their rewards over episodes is not one of their paired differences to all-local.
+    """
+    table = comparison[comparison["phase"] == phase].sort_values("n")
+    if table.empty:
+        raise ValueError(f"no rows for phase {phase} in the comparison table")
+    baselines = table[table["kind"] != "learned"]
+    ranked = baselines.assign(metric=RANK_METRIC, mean=baselines["reward_per_slot"])
+    shown = highlighted_policies(ranked, phase)
+    learned = table[table["kind"] == "learned"]
+    sizes = np.sort(table["n"].unique())
+    n_ue = int(table["n_ue"].iloc[0]) if phase == 2 else None
+    level = float(table["ci_level"].iloc[0])
+    seeds = int(learned["samples"].max()) if len(learned) else 0
+    episodes = int(baselines["samples"].max()) if len(baselines) else 0
+    if phase == 2:
+        local = baselines[baselines["policy"] == "all-local"].set_index("n")["reward_per_slot"]
+        if local.empty:
+            raise ValueError("phase 2's relative figure needs the all-local baseline in the comparison table")
+
+        def relative(rows, column="reward_per_slot"):
+            return (rows[column].to_numpy(float) - local.reindex(rows["n"]).to_numpy(float)) / rows["n_ue"].to_numpy()
+
+        y_label = "gain over all-local per UE (reward per slot / UE)"
+        headline = "gain per UE over all-local (local search: the ceiling)"
+    else:
+        def relative(rows, column=PERCENT_OF_ORACLE_COLUMN):
+            return rows[column].to_numpy(float)
+
+        y_label = "% of the oracle's reward"
+        headline = "% of the oracle's reward on the same episodes"
+
+    with matplotlib.style.context(style):
+        fig = Figure(figsize=(width_in, height_in * 1.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+        handles = []
+        for name, label in shown:
+            rows = table[table["policy"] == name]
+            look = _line_style(name)
+            zorder = 4 if name in ("oracle", "local-search") else 3
+            handles += top.plot(rows["n"], relative(rows), label=label, linewidth=1.6, markersize=5, zorder=zorder,
+                                **look)  # fmt: skip
+            if phase == 1:  # per-episode ratios to the oracle: paired, so their band is the ratio's own
+                top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_low"),
+                                 relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_high"), color=look["color"],
+                                 alpha=0.12, linewidth=0, zorder=2)  # fmt: skip
+            bottom.plot(rows["n"], rows["reward_per_slot"], linewidth=1.2, markersize=4, zorder=zorder, **look)
+            _ci_band(bottom, rows, "n", "reward_per_slot", look["color"], alpha=0.12)
+        for name, rows in learned.groupby("policy", sort=True):
+            label = f"{name} (learned, mean over {counted(seeds, 'seed')})"
+            column = "reward_per_slot" if phase == 2 else PERCENT_OF_ORACLE_COLUMN
+            handles[:0] = top.plot(rows["n"], relative(rows), label=label, zorder=5, **_LEARNED_STYLE)
+            top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{column}_ci_low"),
+                             relative(rows, f"{column}_ci_high"), color=_LEARNED_STYLE["color"], alpha=0.25,
+                             linewidth=0, zorder=4)  # fmt: skip
+            bottom.plot(rows["n"], rows["reward_per_slot"], zorder=5, **_LEARNED_STYLE)
+            _ci_band(bottom, rows, "n", "reward_per_slot", _LEARNED_STYLE["color"], alpha=0.25)
+        top.set_ylabel(y_label)
+        bottom.set_ylabel("reward per slot")
+        bottom.set_xticks(sizes)
+        bottom.set_xlabel(sweep_label(phase, n_ue))
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+        # The top panel's range: the learned policies, the ceiling and the best heuristic, so that the differences
+        # the figure is about are visible; policies far below (all-local in phase 1, all-offload in phase 2) leave
+        # it at the bottom and are read off the reward panel.
+        focus = [relative(rows) for _, rows in learned.groupby("policy")]
+        best = baselines.groupby("policy")["reward_per_slot"].mean()
+        anchors = {"oracle", best.idxmax() if len(best) else None} if phase == 1 else {"local-search", "all-local"}
+        for name in (anchors | {best.idxmax() if len(best) else None}) & set(best.index):
+            focus.append(relative(table[table["policy"] == name]))
+        values = np.concatenate([v[np.isfinite(v)] for v in focus]) if focus else np.array([])
+        if values.size:
+            lo, hi = values.min(), values.max()
+            pad = 0.25 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.01
+            top.set_ylim(lo - pad, hi + pad)
+        band = (f"bands: {level:.0%} t-interval of the mean over {counted(seeds, 'seed')} (learned), "
+                f"{counted(episodes, 'episode')} (baselines)")  # fmt: skip
+        top.set_title(f"Phase {phase}: {headline}\n{band}", fontsize="medium")
         _legend_below(fig, handles)
     return fig
 

@@ -495,3 +495,46 @@ def test_pareto_figure_draws_the_learned_front_beside_the_baselines():
     assert "energy weight w [1/J] (0, 0.1, 0.5)" in fig.get_suptitle()
     with pytest.raises(ValueError, match="no rows for phase 2"):
         plotting.pareto_figure(table, 2)
+
+
+def _comparison_rows(phase: int) -> pd.DataFrame:
+    """A comparison table (mec.aggregate.comparison_table layout) of one phase at two sweep points."""
+    rows = []
+    n_ue = {1: None, 2: 100}[phase]
+    policies = {1: {"oracle": 10.0, "greedy-edf": 9.0, "all-local": 4.0, "all-offload": 8.0},
+                2: {"local-search": 64.0, "greedy-fifo-equal": 60.5, "all-local": 60.0, "all-offload": 20.0}}[phase]
+    for n in (3, 5):
+        for policy, reward in {**policies, "mappo": policies["greedy-edf" if phase == 1 else "greedy-fifo-equal"]
+                               + 0.5}.items():  # fmt: skip
+            reward = reward * n / 3
+            oracle = policies.get("oracle", np.nan) * n / 3
+            percent = 100 * reward / oracle if phase == 1 else np.nan
+            rows.append({"phase": phase, "n": n, "n_ue": n_ue or n, "n_clusters": n if phase == 2 else 1,
+                         "policy": policy, "kind": "learned" if policy == "mappo" else "heuristic",
+                         "samples": 5, "reward_per_slot": reward, "reward_per_slot_ci_low": reward - 0.2,
+                         "reward_per_slot_ci_high": reward + 0.2, "percent_of_oracle": percent,
+                         "percent_of_oracle_ci_low": percent - 1, "percent_of_oracle_ci_high": percent + 1,
+                         "ci_level": 0.95})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_relative_sweep_shows_percent_of_oracle_or_gain_over_all_local(phase):
+    table = _comparison_rows(phase)
+    fig = plotting.relative_sweep_figure(table, phase)
+    top, bottom = fig.axes[:2]
+    lines = {line.get_label().split(" ")[0]: line for line in top.get_lines()}
+    learned = table[table["policy"] == "mappo"].sort_values("n")
+    if phase == 1:
+        np.testing.assert_allclose(lines["mappo"].get_ydata(), learned["percent_of_oracle"])
+        np.testing.assert_allclose(lines["oracle"].get_ydata(), [100, 100])
+        assert "% of the oracle" in top.get_ylabel()
+    else:
+        local = table[table["policy"] == "all-local"].sort_values("n")["reward_per_slot"].to_numpy()
+        np.testing.assert_allclose(lines["mappo"].get_ydata(), (learned["reward_per_slot"] - local) / 100)
+        np.testing.assert_allclose(lines["all-local"].get_ydata(), [0, 0])
+        assert "local search" in top.get_title() and "gain over all-local" in top.get_ylabel()
+    # The secondary panel: the raw reward per slot of the learned policy.
+    raw = [line for line in bottom.get_lines() if line.get_color() == "tab:green"][0]
+    np.testing.assert_allclose(raw.get_ydata(), learned["reward_per_slot"])
+    assert "t-interval" in top.get_title() and "5 seeds" in top.get_title()

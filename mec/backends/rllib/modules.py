@@ -46,10 +46,35 @@ _OUT = {"ue": 3, "scheduler": 1, "coordinator": 1}
 _EPS = 1e-4
 
 
+class _SigmoidTanh(torch.autograd.Function):
+    """tanh(x) computed as 2 * sigmoid(2x) - 1, with the derivative 1 - tanh(x)^2 from the output.
+
+    The same function as torch.tanh (to float32 rounding, about 2e-7), but torch's CPU build evaluates sigmoid about
+    twice as fast as tanh, and the activations are a third of the learner's time at K = 10 (100 rows per sample)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sigmoid(2.0 * x).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1.0 - y * y)
+
+
+class Tanh(nn.Module):
+    """nn.Tanh by way of _SigmoidTanh."""
+
+    def forward(self, x):
+        return _SigmoidTanh.apply(x)
+
+
 def mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, width), nn.Tanh()]
+        layers += [nn.Linear(n_in, width), Tanh()]
         n_in = width
     layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
