@@ -167,6 +167,8 @@ SUMMARY_LEARNED = f"{RESULTS}/{{variant_dir}}summary/learned.parquet"
 SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
 SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
 SWEEP_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_{{metric}}.png"
+# What a reader compares (% of the oracle, gain per UE over all-local), from the comparison table.
+RELATIVE_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_relative.png"
 CURVES_FIGURE = (
     f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/n{{n}}/learning_curves.png"
 )
@@ -545,6 +547,7 @@ def figure_output():
         phase=STUDY.workflow.phases,
         metric=list(plotting.FIGURE_METRICS),
     )
+    files += expand(RELATIVE_FIGURE, variant_dir="", phase=STUDY.workflow.phases)
     files += per_point(CURVES_FIGURE)
     for p, n, seed in runs():
         files += run_figures(p, n, seed)
@@ -734,8 +737,9 @@ def readme_inputs(wildcards):
     files = {
         "comparison": study_file(SUMMARY_COMPARISON),
         "figures": [
-            study_file(SWEEP_FIGURE, phase=p, metric="reward_per_slot")
+            study_file(path, phase=p, metric="reward_per_slot")
             for p in STUDY.workflow.phases
+            for path in (RELATIVE_FIGURE, SWEEP_FIGURE)
         ],
     }
     for name, (key, path) in README_OPTIONAL.items():

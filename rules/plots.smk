@@ -28,6 +28,31 @@ rule plot_sweep:
         "../workflow_scripts/plot_sweep.py"
 
 
+rule plot_relative_sweep:
+    input:
+        comparison=SUMMARY_COMPARISON,
+    output:
+        figure=report(
+            RELATIVE_FIGURE,
+            caption="../report/plot_relative_sweep.rst",
+            category="Phase {phase}",
+            subcategory="Across the sweep",
+            labels={"figure": "relative"},
+        ),
+    log:
+        f"{LOGS}/plot_relative_sweep/{{variant_dir}}phase{{phase}}.log",
+    conda:
+        "envs/mec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        plotting=section("plotting"),
+    script:
+        "../workflow_scripts/plot_relative_sweep.py"
+
+
 rule plot_learning_curves:
     input:
         metrics=point_train_metrics,

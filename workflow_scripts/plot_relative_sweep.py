@@ -1,0 +1,30 @@
+"""Rule plot_relative_sweep: what a reader compares along a phase's sweep (percentage of the oracle, gain per UE over
+all-local) from the comparison table, with the raw reward as a secondary panel, written as a PNG atomically."""
+
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+from mec import io, plotting  # noqa: E402
+
+log = logging.getLogger("plot_relative_sweep")
+
+
+def main(smk) -> None:
+    look = smk.params.plotting
+    comparison = io.read_parquet(smk.input.comparison, remove_if_corrupt=True)
+    fig = plotting.relative_sweep_figure(comparison, int(smk.wildcards.phase), style=look["style"],
+                                         width_in=look["width_in"], height_in=look["height_in"])  # fmt: skip
+    plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
+    log.info("wrote %s", smk.output.figure)
+
+
+if __name__ == "__main__":
+    io.log_to_file(snakemake.log[0])  # noqa: F821
+    main(snakemake)  # noqa: F821
