@@ -242,9 +242,9 @@ def _checkpoint_policy(args):
         # Either backend's checkpoint (RLlib role modules or an SB3 joint policy), by the backend it records.
         name = f"{backends.policy_name(meta)}-seed{meta['seed']}-iter{meta['iteration']}"
         policy, meta = backends.load_policy(args.checkpoint, cfg, name=name)
+        setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
     return cfg, setup, policy, name
 
 

@@ -65,9 +65,38 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta.get(b"mec_provenance", b"{}"))
+class CorruptFileError(ValueError):
+    """An input file that exists but cannot be read (truncated, random bytes): one line naming it and what to do."""
+
+
+def _corrupt(path: str | os.PathLike, exc: BaseException, remove: bool) -> CorruptFileError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if remove:  # a file the workflow produced: gone, Snakemake rebuilds it on the next run
+        Path(path).unlink(missing_ok=True)
+        return CorruptFileError(f"{path}: not a readable Parquet file ({reason}); removed it: rerun the workflow "
+                                "to rebuild it")  # fmt: skip
+    return CorruptFileError(f"{path}: not a readable Parquet file ({reason}); delete it and rebuild it")
+
+
+def read_parquet(path: str | os.PathLike, remove_if_corrupt: bool = False, **kwargs) -> pd.DataFrame:
+    """pandas.read_parquet, but a truncated or corrupt file is a one-line CorruptFileError naming it (with
+    `remove_if_corrupt`, for the workflow's own outputs, the file is removed so that a rerun rebuilds it)."""
+    try:
+        return pd.read_parquet(path, **kwargs)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _corrupt(path, exc, remove_if_corrupt) from None
+
+
+def read_provenance(path: str | os.PathLike, remove_if_corrupt: bool = False) -> dict[str, Any]:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta.get(b"mec_provenance", b"{}"))
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _corrupt(path, exc, remove_if_corrupt) from None
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
@@ -87,6 +116,11 @@ def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
     previous = sys.excepthook
 
     def log_failure(kind, exc, tb) -> None:
+        if issubclass(kind, CorruptFileError):  # its one line says everything: which file, what to do
+            logging.getLogger("mec").error("the job failed: %s", exc)
+            if not _is_same_file(sys.stderr, path):
+                print(f"error: {exc}", file=sys.stderr)
+            return
         logging.getLogger("mec").error("the job failed", exc_info=(kind, exc, tb))
         if not _is_same_file(sys.stderr, path):  # a job whose stderr is its log already has the traceback now
             previous(kind, exc, tb)

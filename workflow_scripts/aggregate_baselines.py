@@ -22,8 +22,8 @@ def main(smk) -> None:
     stats = smk.params.statistics
     samples = []
     for path in smk.input.episodes:
-        point = io.read_provenance(path)
-        per_episode = aggregate.per_episode_metrics(pd.read_parquet(path))
+        point = io.read_provenance(path, remove_if_corrupt=True)
+        per_episode = aggregate.per_episode_metrics(io.read_parquet(path, remove_if_corrupt=True))
         sweep = {name: point[name] for name in ("phase", "n", "n_ue", "n_clusters")}
         samples.append(per_episode.assign(**sweep))
         log.info(

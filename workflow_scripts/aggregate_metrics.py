@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from mec import aggregate, io, metrics  # noqa: E402
+from mec import aggregate, io, metrics, runs  # noqa: E402
 from mec.plotting import FIGURE_METRICS  # noqa: E402
 
 log = logging.getLogger("aggregate_metrics")
@@ -34,11 +34,13 @@ def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[
     for episodes, history in zip(episode_files, metric_files, strict=True):
         if Path(episodes).parent.parent != Path(history).parent:
             raise ValueError(f"{episodes} and {history} are not of the same training job")
-        run = io.read_provenance(episodes)
+        # Exactly the rows 1..training.iterations, or an error naming the file (which is removed: a rerun rebuilds it).
+        history_rows = runs.check_metrics_file(history, remove_if_bad=True)
+        run = io.read_provenance(episodes, remove_if_corrupt=True)
         point = {name: run[name] for name in POINT}
-        for policy, slots in pd.read_parquet(episodes).groupby("policy"):
+        for policy, slots in io.read_parquet(episodes, remove_if_corrupt=True).groupby("policy"):
             seeds.append({**point, "policy": policy, "seed": run["training_seed"], **aggregate.policy_sample(slots)})
-        curve = aggregate.learning_curve_samples(pd.read_parquet(history))
+        curve = aggregate.learning_curve_samples(history_rows)
         curves.append(curve.assign(**point, seed=run["training_seed"]))
     return pd.DataFrame(seeds), pd.concat(curves, ignore_index=True)
 
@@ -48,8 +50,8 @@ def baseline_samples(episode_files: list[str]) -> pd.DataFrame:
     oracle's reward on that episode."""
     frames = []
     for path in episode_files:
-        point = io.read_provenance(path)
-        per_episode = aggregate.per_episode_metrics(pd.read_parquet(path))
+        point = io.read_provenance(path, remove_if_corrupt=True)
+        per_episode = aggregate.per_episode_metrics(io.read_parquet(path, remove_if_corrupt=True))
         oracle = per_episode[per_episode["policy"] == aggregate.ORACLE].set_index("episode")["reward_per_slot"]
         percent = aggregate.percent_of_oracle(
             per_episode["reward_per_slot"], per_episode["episode"].map(oracle).to_numpy(float)

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, plotting  # noqa: E402
+from mec.runs import check_metrics_file  # noqa: E402
 
 log = logging.getLogger("plot_learning_curves")
 
@@ -22,7 +23,8 @@ def main(smk) -> None:
     look, stats = smk.params.plotting, smk.params.statistics
     phase = int(smk.wildcards.phase)
     runs = pd.concat(
-        [pd.read_parquet(path).assign(seed=io.read_provenance(path)["seed"]) for path in smk.input.metrics],
+        [check_metrics_file(path, remove_if_bad=True).assign(seed=io.read_provenance(path)["seed"])
+         for path in smk.input.metrics],
         ignore_index=True,
     )
     curves = aggregate.summarise_samples(

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import io, plotting  # noqa: E402
+from mec.runs import check_metrics_file  # noqa: E402
 
 log = logging.getLogger("plot_run")
 
@@ -26,10 +27,11 @@ def main(smk) -> None:
     size = {"style": look["style"], "width_in": look["width_in"], "height_in": look["height_in"]}
     phase, n, seed = int(smk.wildcards.phase), int(smk.wildcards.n), int(smk.wildcards.seed)
     # The run's own record (written by training and evaluation) says how many UEs and how it was evaluated.
+    # Exactly the rows 1..training.iterations, or an error naming the file (removed: a rerun rebuilds it).
+    history = check_metrics_file(smk.input.metrics, remove_if_bad=True)
     config = io.read_provenance(smk.input.metrics)["config"]
     t = config["training"]
     n_ue = config["phase2"]["n_users"] if phase == 2 else None
-    history = pd.read_parquet(smk.input.metrics)
     evaluation = f"{plotting.counted(t['eval_episodes'], 'episode')} of {t['episode_slots']} slots"
     for name, path in smk.output.items():
         if name == plotting.SCHEDULE_FIGURE:

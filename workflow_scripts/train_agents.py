@@ -24,6 +24,7 @@ os.environ.pop("RAY_ADDRESS", None)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from mec import backends, io  # noqa: E402
+from mec.runs import check_metrics_file  # noqa: E402
 from mec.config import config_from_sections  # noqa: E402
 
 log = logging.getLogger("train_agents")
@@ -35,6 +36,7 @@ def main(smk) -> None:
     cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, training=p.training)
     run_dir = Path(smk.params.run_dir).absolute()  # RLlib saves checkpoints to absolute paths (or URIs) only
     backends.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
+    check_metrics_file(run_dir / "metrics.parquet", cfg.training.iterations)  # never a partial history as output
     io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / "metrics.parquet", tmp))
     if not Path(smk.output.final).is_file():
         raise RuntimeError(f"training ended without its final checkpoint {smk.output.final}")

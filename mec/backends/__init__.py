@@ -5,8 +5,10 @@
 
 Both write the same run directory layout and metrics.parquet columns; their checkpoints record their backend in
 mec_checkpoint.json ("backend"; checkpoints from before that key are RLlib's), and `load_policy` restores either as
-a batched `act(SlotState) -> Decisions` policy for mec.evaluation.run_policy. Each backend's library is imported
-only when that backend is used.
+a batched `act(SlotState) -> Decisions` policy for mec.evaluation.run_policy, after checking the checkpoint's
+metadata (phase, n, seed, config) against its run's record (run.json) and its modules' spaces: a mismatch or a
+corrupt file is a one-line ValueError naming the file. Each backend's library is imported only when that backend
+is used.
 """
 
 from __future__ import annotations
@@ -62,9 +64,10 @@ def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, n
     cfg: the config whose scenario scales the observation features (default: the checkpoint's own config).
     name: the policy's name (default: policy_name(meta)).
     """
-    from mec.runs import config_of_checkpoint, read_checkpoint_meta
+    from mec.runs import check_against_run, config_of_checkpoint, read_checkpoint_meta
 
     meta = read_checkpoint_meta(checkpoint)
+    check_against_run(checkpoint, meta)  # the metadata against the run's own record; the spaces in the backend
     name = name or policy_name(meta)
     if checkpoint_backend(meta) == "sb3":
         from mec.backends import sb3

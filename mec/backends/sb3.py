@@ -139,11 +139,8 @@ def build_model(cfg: StudyConfig, vec_env, seed: int):
 
 
 def _write_checkpoint(model, target: Path, meta: dict) -> None:
-    """Save into a temporary sibling, then rename over `target` (never a half-written checkpoint in place)."""
-    tmp = runs.temp_dir_beside(target)
-    model.save(tmp / MODEL_FILE)
-    io.write_json(meta, tmp / runs.CHECKPOINT_META)
-    runs.replace_dir(tmp, target)
+    """SB3's save, the metric rows and the metadata, atomically (mec.runs.save_checkpoint)."""
+    runs.save_checkpoint(target, meta, lambda tmp: model.save(tmp / MODEL_FILE))
 
 
 def train_iteration(model, seed: int, iteration: int) -> tuple[list[float], dict[str, float]]:
@@ -180,19 +177,29 @@ def train(
     setup = PhaseSetup.from_config(cfg, phase, n)
     t = cfg.training
     tag = f"[train sb3 phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    if not runs.open_run(out, cfg, phase, n, seed, restart_stale, log, tag):
-        return out
+    with runs.lock_run(out):
+        state = runs.check_run(out, cfg, phase, n, seed, restart_stale, log, tag)
+        if state == "complete":
+            return out
+        torch.set_num_threads(num_cpus or t.num_cpus)
+        # Everything the job needs, built before a stale run directory is discarded.
+        vec_env = make_vec_env(cfg, phase, n)
+        fresh = build_model(cfg, vec_env, seed)
+        runs.open_run(out, cfg, phase, n, seed, restart_stale, log, tag, checked=state)
+        _train_loop(cfg, setup, phase, n, seed, out, vec_env, fresh, log, tag)
+    return out
+
+
+def _train_loop(cfg, setup, phase, n, seed, out, vec_env, fresh, log, tag) -> None:
+    t = cfg.training
     ckpt_dir = out / "checkpoints"
     meta_base = {"backend": BACKEND, "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
-    torch.set_num_threads(num_cpus or t.num_cpus)
-
-    vec_env = make_vec_env(cfg, phase, n)
     start_iter, rows, best_reward = runs.resumed_rows(out, t.checkpoint_every)
     if start_iter:
-        model = _ppo().load(ckpt_dir / "latest" / MODEL_FILE, env=vec_env, device=_device(cfg))
+        model = _load_model(ckpt_dir / "latest", env=vec_env, device=_device(cfg))
         log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
     else:
-        model = build_model(cfg, vec_env, seed)
+        model = fresh
     # The same validation episodes (training.eval_seed) and metric definitions as the RLlib backend.
     episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, t.eval_seed)
     codec = SlotCodec(cfg, setup)
@@ -230,7 +237,16 @@ def train(
         )
     runs.finish_run(out, meta_base, t.iterations, {**io.package_versions(), "stable-baselines3": _sb3_version()})
     vec_env.close()
-    return out
+
+
+def _load_model(path: Path, **kwargs):
+    """SB3's PPO.load, with a corrupt file a one-line error naming it."""
+    try:
+        return _ppo().load(path / MODEL_FILE, **kwargs)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path / MODEL_FILE}: cannot be loaded ({type(exc).__name__}: {reason}); it is corrupt: "
+                         "use another checkpoint of the run (latest, best, iter_<i>) or retrain it") from None
 
 
 def _sb3_version() -> str:
@@ -249,6 +265,10 @@ def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, n
         raise FileNotFoundError(f"checkpoint {checkpoint}: no {MODEL_FILE}; an incomplete SB3 checkpoint")
     cfg = cfg if cfg is not None else runs.config_of_checkpoint(meta)
     setup = PhaseSetup.from_config(cfg, meta["phase"], meta["n"])
-    model = _ppo().load(path, device="cpu")
+    model = _load_model(Path(checkpoint), device="cpu")
     model.policy.set_training_mode(False)
-    return SB3Policy(model.policy, SlotCodec(cfg, setup), name=name), meta
+    try:
+        return SB3Policy(model.policy, SlotCodec(cfg, setup), name=name), meta
+    except ValueError as exc:
+        raise ValueError(f"{path.parent / runs.CHECKPOINT_META}: says phase {meta['phase']}, size {meta['n']}, "
+                         f"but {exc}; use an unaltered checkpoint") from None
