@@ -317,34 +317,109 @@ def resolve_slot(state: SlotState, decisions: Decisions) -> SlotResult:
     return SlotResult(offload, state.cluster, state.deadline_s, tasks, cpu_share, free_next, reward)
 
 
+@numba.njit(cache=True)
+def _counterfactual_kernel(
+    params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster, server_free_s, offload, spectrum_weight,
+    priority, cpu_weight, out,
+):  # fmt: skip
+    """out[b, i]: slot b's reward with offloading UE i switched to local execution (the same semantics as
+    _resolve_kernel, which the tests hold it to); entries of UEs that run locally are left as they are.
+
+    Only what UE i's switch changes is recomputed: the other offloaders' spectrum shares, upload ends and the
+    server schedules; the local tasks' QoS and energy are summed once per slot."""
+    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
+    theta_min, phi_min, w_qos, w_energy = params[6:10]
+    n_batch, n_ue = data_bits.shape
+    n_clusters = server_free_s.shape[1]
+    release = np.empty(n_ue)
+    order = np.empty(n_ue, dtype=np.int64)
+    speed = np.empty(n_clusters)
+    for b in range(n_batch):
+        c_sum = 0.0
+        for k in range(n_clusters):
+            c_sum += cpu_weight[b, k]
+        for k in range(n_clusters):
+            speed[k] = (phi_min + (1.0 - n_clusters * phi_min) * cpu_weight[b, k] / c_sum) * server_hz
+        n_off = 0
+        w_sum = 0.0
+        local_q = 0.0
+        local_e = 0.0
+        for j in range(n_ue):
+            if offload[b, j]:
+                n_off += 1
+                w_sum += spectrum_weight[b, j]
+            else:
+                q = 2.0 - cycles[b, j] / cpu_hz[b, j] / deadline_s[b, j]
+                local_q += 1.0 if q > 1.0 else (0.0 if q < 0.0 else q)
+                local_e += kappa * cycles[b, j] * cpu_hz[b, j] * cpu_hz[b, j]
+        for i in range(n_ue):
+            if not offload[b, i]:
+                continue
+            q = 2.0 - cycles[b, i] / cpu_hz[b, i] / deadline_s[b, i]
+            sum_q = local_q + (1.0 if q > 1.0 else (0.0 if q < 0.0 else q))
+            sum_e = local_e + kappa * cycles[b, i] * cpu_hz[b, i] * cpu_hz[b, i]
+            rest = 1.0 - (n_off - 1) * theta_min
+            w_rest = w_sum - spectrum_weight[b, i]
+            for j in range(n_ue):
+                if offload[b, j] and j != i:
+                    share = theta_min + rest * spectrum_weight[b, j] / w_rest
+                    band = bandwidth_hz * share
+                    up = data_bits[b, j] / (band * np.log2(1.0 + tx_power * gain[b, j] / (band * noise)))
+                    release[j] = up
+                    sum_e += tx_power * up + server_power * cycles[b, j] / server_hz
+            for k in range(n_clusters):
+                m = 0
+                for j in range(n_ue):
+                    if offload[b, j] and j != i and cluster[b, j] == k:
+                        order[m] = j
+                        m += 1
+                free_at = server_free_s[b, k]
+                remaining = m
+                while remaining > 0:
+                    earliest = np.inf
+                    for r in range(remaining):
+                        if release[order[r]] < earliest:
+                            earliest = release[order[r]]
+                    start = free_at if free_at > earliest else earliest
+                    best = -1
+                    for r in range(remaining):
+                        j = order[r]
+                        if release[j] <= start:
+                            if best < 0:
+                                best = r
+                            else:
+                                pj = priority[b, j]
+                                pb = priority[b, order[best]]
+                                if pj > pb or (pj == pb and j < order[best]):
+                                    best = r
+                    j = order[best]
+                    end = start + cycles[b, j] / speed[k]
+                    q = 2.0 - end / deadline_s[b, j]
+                    sum_q += 1.0 if q > 1.0 else (0.0 if q < 0.0 else q)
+                    free_at = end
+                    remaining -= 1
+                    order[best] = order[remaining]
+            out[b, i] = w_qos * sum_q - w_energy * sum_e
+
+
 def local_counterfactual_rewards(
     state: SlotState, decisions: Decisions, actual: np.ndarray | None = None
 ) -> np.ndarray:
     """(B, N) slot reward with UE i alone switched to local execution, every other decision (spectrum weights,
     priorities, CPU weights) kept; the actual reward where UE i already runs locally.
 
-    Only the offloading UEs' counterfactual slots are resolved (one kernel call over all of them); `actual`, the
-    slots' own rewards (B,), is resolved here unless given."""
+    One compiled pass (_counterfactual_kernel) over every offloading UE of every slot; `actual`, the slots' own
+    rewards (B,), is resolved here unless given."""
+    _check_shapes(state, decisions)
     if actual is None:
         actual = resolve_slot(state, decisions).reward
-    offload = np.asarray(decisions.offload, dtype=bool)
     out = np.repeat(np.asarray(actual, dtype=float)[:, None], state.n_ue, axis=1)
-    rows, ues = np.nonzero(offload)
-    if rows.size == 0:
-        return out
-
-    def tile(x):
-        return np.ascontiguousarray(np.asarray(x)[rows])
-
-    fields = ("data_bits", "cycles", "deadline_s", "distance_m", "cpu_hz", "gain", "cluster", "server_free_s")
-    tiled = dataclasses.replace(state, **{name: tile(getattr(state, name)) for name in fields})
-    flipped = tile(offload).copy()
-    flipped[np.arange(rows.size), ues] = False
-    result = resolve_slot(
-        tiled,
-        Decisions(flipped, tile(decisions.spectrum_weight), tile(decisions.priority), tile(decisions.cpu_weight)),
-    )
-    out[rows, ues] = result.reward
+    _counterfactual_kernel(
+        state.params.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz,
+        state.cluster, state.server_free_s, np.ascontiguousarray(decisions.offload, dtype=np.bool_),
+        np.asarray(decisions.spectrum_weight, dtype=float), np.asarray(decisions.priority, dtype=float),
+        np.asarray(decisions.cpu_weight, dtype=float), out,
+    )  # fmt: skip
     return out
 
 
