@@ -114,14 +114,16 @@ def test_hook(point: str, iteration: int) -> None:
 
 def save_checkpoint(target: Path, meta: dict, save: Callable[[Path], None]) -> None:
     """Write one checkpoint atomically: `save(tmp)` (the backend's own files), the run's metrics.parquet as it is
-    now (rows 1..meta["iteration"], written just before) and mec_checkpoint.json into a temporary sibling, then
+    now (rows 1..meta["iteration"], written just before; a checkpoint saved outside a run has none) and
+    mec_checkpoint.json into a temporary sibling, then
     rename it over `target` (never a half-written checkpoint in place)."""
     tmp = temp_dir_beside(target)
     save(tmp)
     test_hook("checkpoint-write", meta["iteration"])
     metrics_file = target.parent.parent / METRICS
-    _check_rows(metrics_file, read_rows(metrics_file), meta["iteration"])
-    shutil.copyfile(metrics_file, tmp / METRICS)
+    if metrics_file.exists():  # always in a run (record_iteration writes it first); not for a checkpoint saved alone
+        _check_rows(metrics_file, read_rows(metrics_file), meta["iteration"])
+        shutil.copyfile(metrics_file, tmp / METRICS)
     io.write_json(meta, tmp / CHECKPOINT_META)
     replace_dir(tmp, target)
 
