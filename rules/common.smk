@@ -208,18 +208,19 @@ wildcard_constraints:
 
 # --------------------------------------------------------------------------- resources of a training job
 
-# Measured on the study's machine with benchmarks/bench_job.py (RLlib 2.60, torch CPU, one core, no env runners, the
-# default training section; marginal UE credit): Ray and RLlib start in about 20 s; one iteration (1000 sampled slots,
-# 8 epochs, 5 validation episodes of 200 slots) takes about 11 s in phase 1 (N = 7; 10 s at N = 2: sampling's
-# per-step overhead dominates, not N) and 25.5 s in phase 2 (K = 10, 100 UEs): 22 and 51 minutes per default job.
-# The runtime estimate scales these with the batch size (and phase 2 with the number of UEs) and doubles them: the
-# machine a job lands on may be slower or shared. Runtimes are in minutes.
-TRAIN_START_S = 30
-TRAIN_ITERATION_S = {1: 11.0, 2: 25.5}  # per 1000 sampled slots; phase 2 at 100 UEs
+# Measured on the study's machine with benchmarks/bench_job.py (docs/results/benchmarks/bench_job.json: RLlib 2.60,
+# torch CPU, one core, no env runners, the default training section, the batched sampler; marginal UE credit): Ray
+# and RLlib start and stop in about 12 s; one iteration (1000 sampled slots, 8 epochs, 5 validation episodes of 200
+# slots, checkpoints) takes about 0.54 s in phase 1 (N = 7) and 2.74 s in phase 2 (K = 10, 100 UEs): about 77 s
+# and 6 minutes per default job. The runtime estimate scales these with the batch size (and phase 2 with the number
+# of UEs) and doubles them: the machine a job lands on may be slower or shared. Runtimes are in minutes.
+TRAIN_START_S = 15
+TRAIN_ITERATION_S = {1: 0.54, 2: 2.74}  # per 1000 sampled slots; phase 2 at 100 UEs
 TRAIN_RUNTIME_SAFETY = 2.0
 # Memory of all a job's processes together (driver, Ray's GCS and raylet, workers; summed RSS, flat over the
-# iterations): about 1300 MB, plus about 9 kB per UE-slot of the training batch (phase 2 with 1000 slots x 100 UEs
-# peaks at 2200 MB; phase 1 N = 7 at 1300 MB), plus about 700 MB per extra env runner process.
+# iterations): about 1300 MB, plus up to 9 kB per UE-slot of the training batch (measured with the batched sampler:
+# phase 2 with 1000 slots x 100 UEs peaks at 1640 MB, phase 1 N = 7 at 1290 MB; the per-UE-slot figure is kept
+# from the per-step sampler, which peaked at 2200 MB), plus about 700 MB per extra env runner process.
 TRAIN_BASE_MB = 1300
 TRAIN_MB_PER_UE_SLOT = 0.009
 TRAIN_MB_PER_ENV_RUNNER = 700

@@ -283,15 +283,15 @@ def _declared(workdir: Path, target: str) -> dict[str, int]:
 
 def test_training_jobs_declare_what_they_were_measured_to_need(tmp_path):
     """Peaks measured with the default training section on one core (rules/common.smk): summed RSS of all a job's
-    processes 1.3 GB in phase 1 (N = 7) and 2.0 GB in phase 2 (K = 10, 100 UEs); 11 s and 25.5 s per iteration
-    (benchmarks/bench_job.py). The declarations cover them, and phase 2 asks for more."""
+    processes 1.3 GB in phase 1 (N = 7) and 1.6 GB in phase 2 (K = 10, 100 UEs); 12 s of start-up and 0.54 s and
+    2.74 s per iteration (benchmarks/bench_job.py). The declarations cover them, and phase 2 asks for more."""
     workdir = copy_workflow(tmp_path)
     t = DEFAULT_CONFIG.training
     phase1 = _declared(workdir, "results/phase1/n7/seed0/metrics.parquet")
     phase2 = _declared(workdir, "results/phase2/n10/seed0/metrics.parquet")
     assert phase1["threads"] == phase2["threads"] == t.num_cpus
     assert phase1["mem_mb"] >= 1300 and phase2["mem_mb"] >= 2200 and phase2["mem_mb"] > phase1["mem_mb"]
-    assert phase1["runtime"] >= t.iterations * 11 / 60 and phase2["runtime"] >= t.iterations * 25.5 / 60
+    assert phase1["runtime"] >= (12 + t.iterations * 0.54) / 60 and phase2["runtime"] >= (12 + t.iterations * 2.74) / 60
     assert phase2["runtime"] > phase1["runtime"]
 
 
