@@ -113,6 +113,11 @@ def highlighted_policies(summary: pd.DataFrame, phase: int, statistic: str = "me
     return list(chosen.items())
 
 
+def _interval_name(statistic: str) -> str:
+    """The interval mec.aggregate gives a statistic: Student's t for the mean, a percentile bootstrap for the IQM."""
+    return "t-interval" if statistic == "mean" else "bootstrap CI"
+
+
 def _statistic_name(statistic: str) -> str:
     return "mean" if statistic == "mean" else "IQM"
 
@@ -164,7 +169,7 @@ def sweep_figure(
     sample_name: str = "evaluation episodes",
     learned: pd.DataFrame | None = None,
 ) -> Figure:
-    """One metric against the phase's sweep (N or K): a line per highlighted policy with its bootstrap CI band.
+    """One metric against the phase's sweep (N or K): a line per highlighted policy with its confidence band (t-interval of a mean, bootstrap of an IQM).
 
     `summary` is the long table of mec.aggregate.summarise_samples with columns phase, n, n_ue, policy, metric and
     the statistic's `<statistic>`, `<statistic>_ci_low`, `<statistic>_ci_high`. `statistic` is "mean" or "iqm".
@@ -222,14 +227,14 @@ def sweep_figure(
         if seeds is None:
             title = [
                 f"Phase {phase} baselines: {info.title} ({_better(info.higher_is_better)})",
-                f"{stat} over {samples} {sample_name}, band: {level:.0%} bootstrap CI",
+                f"{stat} over {samples} {sample_name}, band: {level:.0%} {_interval_name(statistic)}",
             ]
         else:
             title = [
                 f"Phase {phase}, learned vs baselines: {info.title} ({_better(info.higher_is_better)})",
                 f"baselines: {stat} over {samples} {sample_name}; learned: {stat} over "
                 f"{counted(seeds, 'training seed')}",
-                f"bands: {level:.0%} bootstrap CI of each",
+                f"bands: {level:.0%} {_interval_name(statistic)} of each",
             ]
         ax.set_title("\n".join(title), fontsize="medium")
         ax.grid(True, alpha=0.3)
@@ -584,7 +589,7 @@ def learning_curves_figure(
 
     `runs` holds every seed's metrics.parquet rows (with a `seed` column); `curves` the long table of
     mec.aggregate.summarise_samples over seeds per iteration (metric names without the eval/ prefix). Each seed is a
-    thin line, the `statistic` over seeds a thick one with its bootstrap CI band.
+    thin line, the `statistic` over seeds a thick one with its confidence band (t-interval of a mean, bootstrap of an IQM).
     """
     if statistic not in ("mean", "iqm"):
         raise ValueError(f"statistic {statistic!r}: allowed mean, iqm")
@@ -606,8 +611,10 @@ def learning_curves_figure(
             ax.grid(True, alpha=0.3)
             _iteration_axis(ax, runs, label=ax in axes[1])
         fig.suptitle(
-            f"{point_title(phase, n, n_ue)}: learning curves of {counted(len(seeds), 'training seed')} (evaluated after every iteration)\n"
-            f"thin: one seed; thick: {_statistic_name(statistic)} over seeds; band: {level:.0%} bootstrap CI",
+            f"{point_title(phase, n, n_ue)}: learning curves of {counted(len(seeds), 'training seed')} "
+            "(evaluated after every iteration)\n"
+            f"thin: one seed; thick: {_statistic_name(statistic)} over seeds; band: {level:.0%} "
+            f"{_interval_name(statistic)}",
             fontsize="medium",
         )
     return fig
@@ -696,7 +703,7 @@ def comparison_figure(
         ax.set_ylabel(info.axis_label)
         ax.set_title(
             f"Phase {phase}, {title}: {info.title} ({_better(info.higher_is_better)})\n"
-            f"learned: mean over training seeds; bands and bars: {level:.0%} bootstrap CI",
+            f"learned: mean over training seeds; bands and bars: {level:.0%} t-interval",
             fontsize="medium",
         )
         ax.grid(True, alpha=0.3)
@@ -797,7 +804,7 @@ def pareto_figure(
         shown = ", ".join(f"{w:g}" for w in weights)
         fig.suptitle(
             f"Phase {phase}: QoS-energy trade-off over the energy weight w [1/J] ({shown})\n"
-            f"learned: mean over training seeds, bars: {level:.0%} bootstrap CI; baselines: mean over evaluation "
+            f"learned: mean over training seeds, bars: {level:.0%} t-interval; baselines: mean over evaluation "
             "episodes",
             fontsize="medium",
         )

@@ -1,4 +1,4 @@
-"""Tests for mec.aggregate (mean, IQM, bootstrap intervals over samples) and mec.plotting (policy selection,
+"""Tests for mec.aggregate (mean with its t-interval, IQM with its bootstrap interval) and mec.plotting (policy selection,
 figures, atomic writes)."""
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def test_sweep_figure_is_labelled(phase):
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     assert f"Phase {phase}" in ax.get_title() and "energy per task" in ax.get_title()
-    assert "95% bootstrap CI" in ax.get_title() and "5 evaluation episodes" in ax.get_title()
+    assert "95% t-interval" in ax.get_title() and "5 evaluation episodes" in ax.get_title()
     assert ax.get_ylabel().endswith("[J]")
     assert ax.get_xlabel() == ("Number of UEs N" if phase == 1 else "Number of clusters K (12 UEs)")
     assert list(ax.get_xticks()) == [2, 3, 4]
@@ -386,7 +386,7 @@ def test_learning_curves_figure_draws_every_seed_and_the_mean_with_its_band():
         mean = curves[curves["metric"] == metric].sort_values("iteration")["mean"].to_numpy()
         np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), mean)
     assert "learning curves of 3 training seeds" in fig.get_suptitle()
-    assert "95% bootstrap CI" in fig.get_suptitle()
+    assert "95% t-interval" in fig.get_suptitle()
 
 
 def _learned(phase: int = 1, sizes=(2, 3, 4), seeds: int = 3) -> pd.DataFrame:
@@ -404,7 +404,7 @@ def test_sweep_figure_draws_the_learned_policy_with_its_band():
     assert len(ax.collections) == len(plain.axes[0].collections) + 1
     title = ax.get_title()
     assert title.startswith("Phase 1, learned vs baselines: reward per slot (higher is better)")
-    assert "5 evaluation episodes" in title and "3 training seeds" in title and "95% bootstrap CI" in title
+    assert "5 evaluation episodes" in title and "3 training seeds" in title and "95% t-interval" in title
     with pytest.raises(ValueError, match="no learned rows"):
         plotting.sweep_figure(_summary(), 1, "reward_per_slot", learned=_learned(phase=2))
 
@@ -447,7 +447,7 @@ def test_comparison_figure_draws_every_study_with_its_interval():
     assert list(ax.get_xticks()) == [1, 2, 3, 4]
     assert ax.get_xlabel() == "Number of clusters K"
     assert ax.get_title().startswith("Phase 2, ablations vs the study: reward per slot (higher is better)")
-    assert "95% bootstrap CI" in ax.get_title()
+    assert "95% t-interval" in ax.get_title()
     with pytest.raises(ValueError, match="no rows for phase 1"):
         plotting.comparison_figure(table, 1, title="ablations")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import aggregate, io  # noqa: E402
 
@@ -18,8 +17,8 @@ log = logging.getLogger("aggregate_pareto")
 
 def main(smk) -> None:
     studies = smk.params.studies
-    learned = [pd.read_parquet(path) for path in smk.input.learned]
-    baselines = [pd.read_parquet(path) for path in smk.input.baselines]
+    learned = [io.read_parquet(path, remove_if_corrupt=True) for path in smk.input.learned]
+    baselines = [io.read_parquet(path, remove_if_corrupt=True) for path in smk.input.baselines]
     table = aggregate.pareto_table(studies, learned, baselines)
     provenance = {"studies": studies, "inputs": list(smk.input.learned) + list(smk.input.baselines)}
     io.write_parquet(table, smk.output.table, provenance)

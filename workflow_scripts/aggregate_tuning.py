@@ -28,7 +28,7 @@ def main(smk) -> None:
         if recorded["seed"] != run["seed"]:
             raise ValueError(f"{path}: holds seed {recorded['seed']}, expected {run['seed']}")
         samples.append({"variant": run["variant"], "seed": run["seed"], **run["grid"],
-                        **aggregate.tuning_sample(pd.read_parquet(path))})  # fmt: skip
+                        **aggregate.tuning_sample(io.read_parquet(path, remove_if_corrupt=True))})  # fmt: skip
     grid_keys = list(runs[0]["grid"])
     table = aggregate.rank_tuning(
         pd.DataFrame(samples),

@@ -12,7 +12,6 @@ from pathlib import Path
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, markdown  # noqa: E402
 
@@ -23,7 +22,7 @@ TITLES = {"ablations": "Ablations", "backends": "Training backends"}
 
 def main(smk) -> None:
     studies = smk.params.studies
-    learned = [pd.read_parquet(path) for path in smk.input.learned]
+    learned = [io.read_parquet(path, remove_if_corrupt=True) for path in smk.input.learned]
     table = aggregate.variant_comparison(studies, learned)
     provenance = {"studies": studies, "inputs": list(smk.input.learned)}
     io.write_parquet(table, smk.output.table, provenance)

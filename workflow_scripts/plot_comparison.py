@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import io, plotting  # noqa: E402
 
@@ -24,10 +23,10 @@ TITLES = {"ablations": "ablations vs the study", "backends": "training backends"
 def main(smk) -> None:
     look = smk.params.plotting
     fig = plotting.comparison_figure(
-        pd.read_parquet(smk.input.table),
+        io.read_parquet(smk.input.table, remove_if_corrupt=True),
         int(smk.wildcards.phase),
         title=TITLES[smk.wildcards.comparison],
-        baselines=pd.read_parquet(smk.input.baselines),
+        baselines=io.read_parquet(smk.input.baselines, remove_if_corrupt=True),
         style=look["style"],
         width_in=look["width_in"],
         height_in=look["height_in"],

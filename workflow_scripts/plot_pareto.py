@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import io, plotting  # noqa: E402
 
@@ -21,7 +20,7 @@ log = logging.getLogger("plot_pareto")
 def main(smk) -> None:
     look = smk.params.plotting
     fig = plotting.pareto_figure(
-        pd.read_parquet(smk.input.table),
+        io.read_parquet(smk.input.table, remove_if_corrupt=True),
         int(smk.wildcards.phase),
         style=look["style"],
         width_in=look["width_in"],

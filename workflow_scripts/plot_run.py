@@ -14,7 +14,6 @@ matplotlib.use("Agg")
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import io, plotting  # noqa: E402
 from mec.runs import check_metrics_file  # noqa: E402
@@ -36,7 +35,7 @@ def main(smk) -> None:
     for name, path in smk.output.items():
         if name == plotting.SCHEDULE_FIGURE:
             policy = io.read_provenance(smk.input.schedule)["policy"]
-            schedule = pd.read_parquet(smk.input.schedule)
+            schedule = io.read_parquet(smk.input.schedule, remove_if_corrupt=True)
             fig = plotting.schedule_figure(schedule, phase, n, seed, policy=policy, n_ue=n_ue, **size)
         else:
             fig = plotting.learning_figure(history, name, phase, n, seed, n_ue=n_ue, evaluation=evaluation, **size)

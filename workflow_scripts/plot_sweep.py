@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import io, plotting  # noqa: E402
 
@@ -21,10 +20,10 @@ log = logging.getLogger("plot_sweep")
 def main(smk) -> None:
     look = smk.params.plotting
     fig = plotting.sweep_figure(
-        pd.read_parquet(smk.input.baselines),
+        io.read_parquet(smk.input.baselines, remove_if_corrupt=True),
         int(smk.wildcards.phase),
         smk.wildcards.metric,
-        learned=pd.read_parquet(smk.input.learned),
+        learned=io.read_parquet(smk.input.learned, remove_if_corrupt=True),
         style=look["style"],
         width_in=look["width_in"],
         height_in=look["height_in"],

@@ -14,7 +14,6 @@ from pathlib import Path
 # The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
 from mec import io, markdown  # noqa: E402
 
@@ -38,7 +37,8 @@ def learned_runs(comparison_path: str) -> list[dict]:
 
 def main(smk) -> None:
     inputs = smk.input
-    optional = {key: pd.read_parquet(inputs[key]) for key in ("ablations", "backends", "pareto", "tuning")
+    optional = {key: io.read_parquet(inputs[key], remove_if_corrupt=True)
+                for key in ("ablations", "backends", "pareto", "tuning")
                 if key in inputs.keys()}  # fmt: skip
     folder = Path(smk.output.figures)
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,8 @@ def main(smk) -> None:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
     study = markdown.runs_sentence(learned_runs(inputs.comparison))
     text = markdown.readme_results(
-        pd.read_parquet(inputs.comparison), figures, tuning_keys=tuning_keys, study=study, **optional
+        io.read_parquet(inputs.comparison, remove_if_corrupt=True), figures, tuning_keys=tuning_keys, study=study,
+        **optional,
     )
     io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     changed = markdown.splice_readme(smk.params.readme, text)
