@@ -19,7 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The study: every stale stage of the Snakemake workflow for $(CONFIG) (merged over config.yaml).
+# A missing or unreadable CONFIG is one line here (Snakemake's own reading of --configfile ends in a traceback).
 study: venv
+	@test -f "$(CONFIG)" && test -r "$(CONFIG)" || { echo "make study: CONFIG=$(CONFIG): no such readable file; allowed: a YAML config file (default config.yaml)" >&2; exit 2; }
 	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
 
 # The HTML report of every figure, with captions.
