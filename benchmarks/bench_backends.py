@@ -1,7 +1,8 @@
 """Training throughput of the two backends on the same phase, size and batch; prints one JSON object.
 
 For each sweep point (default phase 1 N=7 and phase 2 K=10) and backend:
-  rllib  MAPPO on RLlib's new API stack (mec.backends.rllib.training.build_ppo_config: fleet env, one env step per decision stage)
+  rllib  MAPPO on RLlib's new API stack (mec.backends.rllib.training.build_ppo_config: the batched fleet sampler,
+         one env step per decision stage)
   sb3    Stable-Baselines3 PPO on the joint decision (mec.backends.sb3: one env step per slot)
 with the config's training section (default 1000 slots per iteration, minibatches of 250 slots, 8 epochs,
 hidden [64, 64]), one warm-up iteration, then --iterations timed PPO iterations (sampling and SGD; the per-iteration
