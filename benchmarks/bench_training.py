@@ -5,7 +5,8 @@ Sections (choose with --only; run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1
               slots/s of the batched runner (mec.backends.rllib.sampler) and of RLlib's MultiAgentEnvRunner stepping
               FleetEnv one env step at a time (the layout before the batched sampler), at phase 1 N=7 and phase 2
               K=10, the default training section (one call = the whole 1000-slot batch).
-  iteration   a real training job (mec.backends.rllib.training.train: sampling, learner, validation episodes, checkpoints) for
+  iteration   a real training job (mec.backends.rllib.training.train: sampling, learner, validation episodes,
+              checkpoints) for
               --iterations iterations with each sampler; seconds per iteration from the run's metrics.parquet
               (wall_s), the first iteration left out (start-up), with RLlib's sampling and learner timers.
   runners     sampling with 2 env runners (Ray actors, one core each) against 1, on the same batch: the speed-up of

@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "phase and size with its config (--config/--set still apply on top)",
     )
     ev.add_argument("--schedule-out", type=_parquet_path,
-                    help="also write the per-task schedule (upload and execution times, deadline, QoS) as Parquet")  # fmt: skip
+                    help="also write the per-task schedule (upload and execution times, deadline, QoS) as "
+                    "Parquet")  # fmt: skip
     ev.add_argument("--episodes", type=_positive_int, help="evaluation episodes (default: evaluation.episodes)")
     ev.add_argument("--slots", type=_positive_int, help="slots per episode (default: evaluation.slots)")
     ev.add_argument("--seed", type=_seed, help="evaluation seed: the episodes drawn (default: evaluation.seed)")

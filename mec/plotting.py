@@ -169,7 +169,8 @@ def sweep_figure(
     sample_name: str = "evaluation episodes",
     learned: pd.DataFrame | None = None,
 ) -> Figure:
-    """One metric against the phase's sweep (N or K): a line per highlighted policy with its confidence band (t-interval of a mean, bootstrap of an IQM).
+    """One metric against the phase's sweep (N or K): a line per highlighted policy with its confidence band
+    (t-interval of a mean, bootstrap of an IQM).
 
     `summary` is the long table of mec.aggregate.summarise_samples with columns phase, n, n_ue, policy, metric and
     the statistic's `<statistic>`, `<statistic>_ci_low`, `<statistic>_ci_high`. `statistic` is "mean" or "iqm".
@@ -589,7 +590,8 @@ def learning_curves_figure(
 
     `runs` holds every seed's metrics.parquet rows (with a `seed` column); `curves` the long table of
     mec.aggregate.summarise_samples over seeds per iteration (metric names without the eval/ prefix). Each seed is a
-    thin line, the `statistic` over seeds a thick one with its confidence band (t-interval of a mean, bootstrap of an IQM).
+    thin line, the `statistic` over seeds a thick one with its confidence band (t-interval of a mean, bootstrap of
+    an IQM).
     """
     if statistic not in ("mean", "iqm"):
         raise ValueError(f"statistic {statistic!r}: allowed mean, iqm")

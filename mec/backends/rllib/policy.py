@@ -1,8 +1,9 @@
 """Learned policies as `act(state) -> Decisions` over a batch of episodes: one forward pass per role and slot.
 
 The role modules (mec.backends.rllib.modules) see exactly the features the environments give them
-(mec.envs.features), in the same causal order: coordinator -> UEs -> schedulers. The conversions from module actions to simulator decisions
-are the environment's own (mec.envs.mec_env), so a learned policy is evaluated on the dynamics it was trained on.
+(mec.envs.features), in the same causal order: coordinator -> UEs -> schedulers. The conversions from module actions
+to simulator decisions are the environment's own (mec.envs.mec_env), so a learned policy is evaluated on the
+dynamics it was trained on.
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ RAY_CONNECT_TIMEOUT_S = 10
 
 def reap_ray_session(ray_tmp: str, skip: tuple = ()) -> int:
     """SIGKILL every process whose environment carries MEC_RAY_TEMP_DIR=`ray_tmp`, or that holds a file in it open
-    (but this one and `skip`), wait for them to be gone, then remove the folder; returns the number of processes ended. Standard library only: the
-    watchdog runs this function's source on its own."""
+    (but this one and `skip`), wait for them to be gone, then remove the folder; returns the number of processes
+    ended. Standard library only: the watchdog runs this function's source on its own."""
     import os
     import shutil
     import signal
@@ -493,7 +493,9 @@ def _check_spaces(checkpoint, modules: dict, meta: dict) -> None:
         expected = trained_roles(cfg, meta["phase"])
         env = FleetEnv(env_config(cfg, meta["phase"], meta["n"])) if sorted(modules) == sorted(expected) else None
     except (ConfigError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: its phase, size or config is not valid ({exc}); use an unaltered checkpoint") from None
+        raise ValueError(
+            f"{where}: its phase, size or config is not valid ({exc}); use an unaltered checkpoint"
+        ) from None
     size = f"phase {meta['phase']}, {'N' if meta['phase'] == 1 else 'K'} = {meta['n']}"
     if env is None:
         raise ValueError(f"{where}: {size} trains the modules {', '.join(expected)}, but the checkpoint holds "
