@@ -19,7 +19,6 @@ is a direct event-by-event restatement in plain numpy/Python that the tests hold
 from __future__ import annotations
 
 import functools
-import dataclasses
 from dataclasses import dataclass
 
 import numba

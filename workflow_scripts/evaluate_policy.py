@@ -2,8 +2,8 @@
 
 The best checkpoint (by the per-iteration evaluation reward) is restored by the backend it records
 (mec.backends.load_policy: RLlib role modules without building the Algorithm, mec.backends.rllib.policy.LearnedPolicy,
-or the SB3 joint policy, mec.backends.sb3.SB3Policy) and run for every agent and episode at once on the same seeded episodes
-as evaluate_baselines, through the same mec.evaluation.run_policy. Writes one row per (episode, slot) with the
+or the SB3 joint policy, mec.backends.sb3.SB3Policy) and run for every agent and episode at once on the same seeded
+episodes as evaluate_baselines, through the same mec.evaluation.run_policy. Writes one row per (episode, slot) with the
 baselines' schema (mec.metrics.SLOT_COLUMNS plus `policy`) and the per-task schedule (mec.evaluation.TRACE_COLUMNS
 plus `policy`).
 """

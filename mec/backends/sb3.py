@@ -166,8 +166,9 @@ def train(
     log: Callable[[str], None] = print,
     restart_stale: bool = False,
 ) -> Path:
-    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As mec.backends.rllib.training.train:
-    a run directory of another config, size or seed is an error, or with `restart_stale` discarded."""
+    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As
+    mec.backends.rllib.training.train: a run directory of another config, size or seed is an error, or with
+    `restart_stale` discarded."""
     if cfg.training.backend != BACKEND:
         raise ValueError(f"training.backend {cfg.training.backend!r}: mec.backends.sb3 trains only {BACKEND!r}")
     _check(cfg)

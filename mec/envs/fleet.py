@@ -25,7 +25,8 @@ from mec.envs import features
 from mec.envs.mec_env import LOGIT_BOUND, SCORE_BOUND, SPECTRUM_LOW, MECEnv
 from mec.simulator import Decisions, local_counterfactual_rewards
 
-# Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by mec.backends.rllib.modules.MarginalCredit.
+# Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by
+# mec.backends.rllib.modules.MarginalCredit.
 CREDIT_KEY = "mec_credit"
 
 FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
