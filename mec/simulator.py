@@ -174,6 +174,30 @@ class SlotResult:
         return self.completion_time_s <= self.deadline_s
 
 
+@numba.njit(inline="always")
+def _next_task(order, remaining, release_s, priority, free_at):
+    """The server's next task among order[:remaining]: it starts at max(free_at, the earliest release) with the
+    highest-priority task released by then (equal priorities: the lower UE index). Returns (position in order,
+    start time)."""
+    earliest = np.inf
+    for r in range(remaining):
+        if release_s[order[r]] < earliest:
+            earliest = release_s[order[r]]
+    start = free_at if free_at > earliest else earliest
+    best = -1
+    for r in range(remaining):
+        i = order[r]
+        if release_s[i] <= start:
+            if best < 0:
+                best = r
+            else:
+                pi = priority[i]
+                pb = priority[order[best]]
+                if pi > pb or (pi == pb and i < order[best]):
+                    best = r
+    return best, start
+
+
 @numba.njit(cache=True)
 def _resolve_kernel(
     params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster, server_free_s, offload, spectrum_weight,
@@ -239,23 +263,7 @@ def _resolve_kernel(
             speed = cpu_share[b, k] * server_hz
             remaining = m
             while remaining > 0:
-                earliest = np.inf
-                for j in range(remaining):
-                    r = tasks[b, order[j], 2]
-                    if r < earliest:
-                        earliest = r
-                start = free_at if free_at > earliest else earliest
-                best = -1
-                for j in range(remaining):
-                    i = order[j]
-                    if tasks[b, i, 2] <= start:
-                        if best < 0:
-                            best = j
-                        else:
-                            pi = priority[b, i]
-                            pb = priority[b, order[best]]
-                            if pi > pb or (pi == pb and i < order[best]):
-                                best = j
+                best, start = _next_task(order, remaining, tasks[b, :, 2], priority[b], free_at)
                 i = order[best]
                 end = start + cycles[b, i] / speed
                 tasks[b, i, 3] = start
@@ -375,22 +383,7 @@ def _counterfactual_kernel(
                 free_at = server_free_s[b, k]
                 remaining = m
                 while remaining > 0:
-                    earliest = np.inf
-                    for r in range(remaining):
-                        if release[order[r]] < earliest:
-                            earliest = release[order[r]]
-                    start = free_at if free_at > earliest else earliest
-                    best = -1
-                    for r in range(remaining):
-                        j = order[r]
-                        if release[j] <= start:
-                            if best < 0:
-                                best = r
-                            else:
-                                pj = priority[b, j]
-                                pb = priority[b, order[best]]
-                                if pj > pb or (pj == pb and j < order[best]):
-                                    best = r
+                    best, start = _next_task(order, remaining, release, priority[b], free_at)
                     j = order[best]
                     end = start + cycles[b, j] / speed[k]
                     q = 2.0 - end / deadline_s[b, j]
