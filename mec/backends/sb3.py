@@ -6,7 +6,7 @@ is one slot of the same simulator, its reward the slot's reward (divided by N, a
 
 Why the joint action, not agents trained in alternation: SB3 is a single-agent library, and a joint policy is the
 natural single-agent reading of the problem (it is also what the reference implementation did for phase 2's UEs,
-see DESIGN.md decision 2), so this backend is the centralised single-agent baseline beside the RLlib backend's
+see docs/design.md, "One RLlib agent per role"), so this backend is the centralised single-agent baseline beside the RLlib backend's
 MAPPO with shared per-role actors. Alternation would need frozen co-players and an iteration schedule SB3 has no
 notion of, and would still not be MAPPO. Why one step per slot, not per stage: the slot's reward arrives at its
 last stage, and SB3's single discount would cut the earlier stages off from it (the study's gamma is 0); a slot

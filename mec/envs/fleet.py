@@ -6,7 +6,7 @@ the centralised critic}; its action holds one decision per UE / cluster. The sch
 themselves (row i = UE i, all zero unless it offloaded), unpadded: the per-row scoring network is the same for
 every cluster's scheduler, so no cluster grouping is needed and no padding is computed. The modules apply one
 shared per-row network and the learner takes one PPO probability ratio per row (mec.backends.rllib.modules), so every UE
-decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see DESIGN.md, decision 2).
+decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see docs/design.md, "One RLlib agent per role").
 The dynamics are MECEnv's own array-level core: there is no second copy.
 
 With training.ue_credit = "marginal" the `ues` agent's info, delivered with its next observation, holds
