@@ -290,6 +290,8 @@ def relative_sweep_figure(
         y_label = "% of the oracle's reward"
         headline = "% of the oracle's reward on the same episodes"
 
+    mean_reward = baselines[~baselines["policy"].isin(["oracle", "local-search"])].groupby("policy")["reward_per_slot"]
+    best_name = mean_reward.mean().idxmax() if len(baselines) else None
     with matplotlib.style.context(style):
         fig = Figure(figsize=(width_in, height_in * 1.6), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
@@ -300,7 +302,8 @@ def relative_sweep_figure(
             zorder = 4 if name in ("oracle", "local-search") else 3
             handles += top.plot(rows["n"], relative(rows), label=label, linewidth=1.6, markersize=5, zorder=zorder,
                                 **look)  # fmt: skip
-            if phase == 1:  # per-episode ratios to the oracle: paired, so their band is the ratio's own
+            if phase == 1 and name == best_name:  # per-episode ratios to the oracle: paired, so the band is the
+                # ratio's own; drawn for the best heuristic only (the others' bands would cover the panel)
                 top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_low"),
                                  relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_high"), color=look["color"],
                                  alpha=0.12, linewidth=0, zorder=2)  # fmt: skip
@@ -324,7 +327,9 @@ def relative_sweep_figure(
         # The top panel's range: the learned policies, the ceiling and the best heuristic, so that the differences
         # the figure is about are visible; policies far below (all-local in phase 1, all-offload in phase 2) leave
         # it at the bottom and are read off the reward panel.
-        focus = [relative(rows) for _, rows in learned.groupby("policy")]
+        learned_column = "reward_per_slot" if phase == 2 else PERCENT_OF_ORACLE_COLUMN
+        focus = [relative(rows, f"{learned_column}{end}") for _, rows in learned.groupby("policy")
+                 for end in ("_ci_low", "_ci_high")]  # fmt: skip
         best = baselines.groupby("policy")["reward_per_slot"].mean()
         anchors = {"oracle", best.idxmax() if len(best) else None} if phase == 1 else {"local-search", "all-local"}
         for name in (anchors | {best.idxmax() if len(best) else None}) & set(best.index):
@@ -334,8 +339,8 @@ def relative_sweep_figure(
             lo, hi = values.min(), values.max()
             pad = 0.25 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.01
             top.set_ylim(lo - pad, hi + pad)
-        band = (f"bands: {level:.0%} t-interval of the mean over {counted(seeds, 'seed')} (learned), "
-                f"{counted(episodes, 'episode')} (baselines)")  # fmt: skip
+        band = (f"bands: {level:.0%} t-interval of the mean ({counted(seeds, 'seed')} learned, "
+                f"{counted(episodes, 'episode')} baselines)")  # fmt: skip
         top.set_title(f"Phase {phase}: {headline}\n{band}", fontsize="medium")
         _legend_below(fig, handles)
     return fig

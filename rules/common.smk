@@ -208,7 +208,7 @@ wildcard_constraints:
 
 # --------------------------------------------------------------------------- resources of a training job
 
-# Measured on the study's machine with benchmarks/bench_job.py (docs/results/benchmarks/bench_job.json: RLlib 2.60,
+# Measured on the study's machine with benchmarks/bench_job.py (docs/benchmarks/bench_job.json: RLlib 2.60,
 # torch CPU, one core, no env runners, the default training section, the batched sampler; marginal UE credit): Ray
 # and RLlib start and stop in about 12 s; one iteration (1000 sampled slots, 8 epochs, 5 validation episodes of 200
 # slots, checkpoints) takes about 0.54 s in phase 1 (N = 7) and 2.74 s in phase 2 (K = 10, 100 UEs): about 77 s

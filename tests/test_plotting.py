@@ -537,4 +537,4 @@ def test_relative_sweep_shows_percent_of_oracle_or_gain_over_all_local(phase):
     # The secondary panel: the raw reward per slot of the learned policy.
     raw = [line for line in bottom.get_lines() if line.get_color() == "tab:green"][0]
     np.testing.assert_allclose(raw.get_ydata(), learned["reward_per_slot"])
-    assert "t-interval" in top.get_title() and "5 seeds" in top.get_title()
+    assert "t-interval" in top.get_title() and "5 seeds learned" in top.get_title()
