@@ -23,7 +23,9 @@ log = logging.getLogger("readme_results")
 def caption(path: Path) -> str:
     """'Phase 1: reward per slot' for results/figures/phase1/sweep_reward_per_slot.png."""
     phase = path.parent.name.replace("phase", "Phase ")
-    names = {"sweep_relative": "learned vs baselines, relative to the oracle (phase 1) or to all-local (phase 2)",
+    relative = ("learned vs baselines, % of the oracle's reward" if phase == "Phase 1"
+                else "learned vs baselines, gain per UE over all-local (local search: the ceiling)")
+    names = {"sweep_relative": relative,
              "sweep_reward_per_slot": "learned vs baselines, reward per slot", "pareto": "QoS-energy trade-off",
              "ablations": "ablations, reward per slot", "backends": "training backends, reward per slot"}  # fmt: skip
     return f"{phase}: {names.get(path.stem, path.stem)}"
