@@ -534,7 +534,7 @@ def test_marginal_credit_reaches_the_ue_loss_aligned_with_its_actions(ray_sessio
     ran locally have credit exactly 0 and offloading UEs almost never do (the loss-masked bootstrap step aside)."""
     from ray.rllib.core.columns import Columns
 
-    from mec import modules
+    from mec.backends.rllib import modules
     from mec.config import config_from_dict
     from mec.envs.fleet import CREDIT_KEY
     from mec.backends.rllib.training import build_ppo_config

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 import yaml
 
 from mec import aggregate, markdown
@@ -188,7 +189,10 @@ def test_rank_tuning_ranks_by_validation_reward_not_the_last_iteration():
     a = table.iloc[0]
     assert a["validation_reward"] == 6.0 and a["final_validation_reward"] == 1.0 and a["best_iteration"] == 4.0
     assert a["seeds"] == 2 and a["training.lr"] == 1e-3
-    assert 5.0 <= a["validation_reward_ci_low"] <= 6.0 <= a["validation_reward_ci_high"] <= 7.0
+    # Student's t over 2 seeds (5 and 7): 6 +- t_{0.975, 1} * 1 (a wide interval, as two samples deserve).
+    half = stats.t.ppf(0.975, 1) * np.std([5.0, 7.0], ddof=1) / np.sqrt(2)
+    assert a["validation_reward_ci_low"] == pytest.approx(6.0 - half)
+    assert a["validation_reward_ci_high"] == pytest.approx(6.0 + half)
     assert table.iloc[2][["validation_reward_ci_low", "validation_reward_ci_high"]].tolist() == [4.0, 4.0]
     text = markdown.tuning_markdown(table, ["training.lr"])
     assert text.splitlines()[0] == (

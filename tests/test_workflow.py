@@ -80,8 +80,14 @@ def curve_figure(phase: int, n: int) -> str:
     return f"{RESULTS}/figures/phase{phase}/n{n}/learning_curves.png"
 
 
+def relative_figures(phases=(1, 2)) -> set[str]:
+    """The sweep figure of what a reader compares (% of the oracle, gain over all-local), one per phase."""
+    return {f"{RESULTS}/figures/phase{p}/sweep_relative.png" for p in phases}
+
+
 def sweep_figures(phases=(1, 2)) -> set[str]:
-    return {f"{RESULTS}/figures/phase{p}/sweep_{m}.png" for p in phases for m in FIGURE_METRICS}
+    metrics = {f"{RESULTS}/figures/phase{p}/sweep_{m}.png" for p in phases for m in FIGURE_METRICS}
+    return metrics | relative_figures(phases)
 
 
 def run_outputs(phase: int, n: int, seed: int) -> set[str]:
@@ -314,7 +320,8 @@ def test_tiny_study_writes_every_output(study):
     width, height = DEFAULT_CONFIG.plotting.width_in, DEFAULT_CONFIG.plotting.height_in
     for path in sweep_figures():
         assert (study / path).stat().st_size > 10_000, path
-        assert png_size(study / path) == (round(width * raw["dpi"]), round(height * raw["dpi"]))
+        tall = 1.6 if path in relative_figures() else 1.0  # two panels: the relative one and the raw reward
+        assert png_size(study / path) == (round(width * raw["dpi"]), round(tall * height * raw["dpi"]))
     for path in figures() - sweep_figures():
         fig_width, fig_height = png_size(study / path)  # a valid PNG, at least the configured size
         assert fig_width >= round(width * raw["dpi"]) and fig_height >= round(height * raw["dpi"]), path
