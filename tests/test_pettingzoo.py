@@ -48,6 +48,42 @@ def test_pettingzoo_seed_tests_pass(phase):
     parallel_seed_test(lambda: parallel_env(**kwargs(phase)), num_cycles=50)
 
 
+@PHASES
+def test_the_parallel_view_repeats_a_whole_episode_for_the_same_seed(phase):
+    """parallel_seed_test compares only the first step; here every step of a whole episode (observations, rewards,
+    terminations, truncations) must repeat for the same seed and the same actions, and another seed must differ."""
+
+    def rollout(seed: int):
+        par = parallel_env(**kwargs(phase))
+        obs, _ = par.reset(seed=seed)
+        rng = np.random.default_rng(0)  # the same actions for every rollout
+        steps = [obs]
+        while par.agents:
+            actions = {}
+            for agent in sorted(par.agents):
+                space = par.action_space(agent)
+                space.seed(int(rng.integers(2**31)))
+                actions[agent] = space.sample()
+            obs, rewards, terminated, truncated, _ = par.step(actions)
+            steps.append((obs, rewards, terminated, truncated))
+        return steps
+
+    def flat(steps):
+        out = []
+        for step in steps:
+            for part in step if isinstance(step, tuple) else (step,):
+                for agent in sorted(part):
+                    value = part[agent]
+                    leaves = value.values() if isinstance(value, dict) else [value]
+                    out += [np.asarray(leaf, dtype=float).ravel() for leaf in leaves]
+        return np.concatenate(out)
+
+    a, b, other = rollout(5), rollout(5), rollout(6)
+    assert len(a) == len(b) > SLOTS  # several steps per slot, to the episode's end
+    np.testing.assert_array_equal(flat(a), flat(b))
+    assert len(a) != len(other) or not np.array_equal(flat(a), flat(other))
+
+
 # --------------------------------------------------------------------------- stage structure
 
 
