@@ -69,6 +69,11 @@ class CorruptFileError(ValueError):
     """An input file that exists but cannot be read (truncated, random bytes): one line naming it and what to do."""
 
 
+class BadCheckpointError(ValueError):
+    """A checkpoint that is corrupt or does not match its own run or metadata: one line naming the file and what to
+    do (mec.runs, the backends' loaders)."""
+
+
 def _corrupt(path: str | os.PathLike, exc: BaseException, remove: bool) -> CorruptFileError:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if remove:  # a file the workflow produced: gone, Snakemake rebuilds it on the next run
@@ -116,7 +121,7 @@ def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
     previous = sys.excepthook
 
     def log_failure(kind, exc, tb) -> None:
-        if issubclass(kind, CorruptFileError):  # its one line says everything: which file, what to do
+        if issubclass(kind, (CorruptFileError, BadCheckpointError)):  # its one line says which file, what to do
             logging.getLogger("mec").error("the job failed: %s", exc)
             if not _is_same_file(sys.stderr, path):
                 print(f"error: {exc}", file=sys.stderr)

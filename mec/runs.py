@@ -89,12 +89,13 @@ def read_checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
         meta = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-        raise ValueError(f"{path}: corrupt ({reason}); {fix}") from None
+        raise io.BadCheckpointError(f"{path}: corrupt ({reason}); {fix}") from None
     missing = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
     if missing or not isinstance(meta["config"], dict) or not all(
         isinstance(meta[key], int) and not isinstance(meta[key], bool) for key in ("iteration", "phase", "n", "seed")
     ):
-        raise ValueError(f"{path}: corrupt (needs {', '.join(META_KEYS)}: integers and a config mapping); {fix}")
+        raise io.BadCheckpointError(
+            f"{path}: corrupt (needs {', '.join(META_KEYS)}: integers and a config mapping); {fix}")
     return meta
 
 
@@ -423,7 +424,7 @@ def check_against_run(checkpoint: Path, meta: dict) -> None:
         try:
             record = json.loads(record_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"{record_path}: corrupt (not JSON); restore it or retrain the run") from None
+            raise io.BadCheckpointError(f"{record_path}: corrupt (not JSON); restore it or retrain the run") from None
     elif (run / METRICS).is_file():
         record_path = run / METRICS
         record = io.read_provenance(record_path)
@@ -431,10 +432,11 @@ def check_against_run(checkpoint: Path, meta: dict) -> None:
         return
     for key in ("phase", "n", "seed"):
         if key in record and record[key] != meta[key]:
-            raise ValueError(f"{checkpoint / CHECKPOINT_META}: {key} {meta[key]!r}, but its run's record "
+            raise io.BadCheckpointError(f"{checkpoint / CHECKPOINT_META}: {key} {meta[key]!r}, but its run's record "
                              f"{record_path} says {record[key]!r}; use an unaltered checkpoint")  # fmt: skip
     if isinstance(record.get("config"), dict) and _comparable(record["config"]) != _comparable(meta["config"]):
-        raise ValueError(f"{checkpoint / CHECKPOINT_META}: its config differs from its run's record {record_path}; "
+        raise io.BadCheckpointError(
+            f"{checkpoint / CHECKPOINT_META}: its config differs from its run's record {record_path}; "
                          "use an unaltered checkpoint")  # fmt: skip
 
 

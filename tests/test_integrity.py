@@ -424,3 +424,23 @@ def test_an_unreachable_ray_address_fails_within_30_s_in_one_line(config, tmp_pa
     assert proc.returncode == 2 and len(err.splitlines()) == 1, err
     # Refused or silent: cannot reach it; a port that answers but is no Ray cluster (a proxy): no Ray cluster there.
     assert re.match(rf"error: training.ray_address {address}: (cannot reach it|no Ray cluster there) \(", err), err
+
+
+def test_a_bad_checkpoint_ends_a_workflow_job_in_one_line_without_a_traceback(tmp_path):
+    """What evaluate_policy's log says about a checkpoint that does not match its run: the one line, no traceback
+    (io.log_to_file treats BadCheckpointError like CorruptFileError); an unexpected error keeps its traceback."""
+    code = (
+        "import sys; from mec import io; io.log_to_file(sys.argv[1]); "
+        "raise (io.BadCheckpointError if sys.argv[2] == 'bad' else RuntimeError)('ckpt/mec_checkpoint.json: n 5, "
+        "but its run says 2; use an unaltered checkpoint')"
+    )
+    for kind in ("bad", "bug"):
+        log = tmp_path / f"{kind}.log"
+        proc = subprocess.run([sys.executable, "-c", code, str(log), kind], capture_output=True, text=True)
+        assert proc.returncode == 1
+        text = log.read_text()
+        assert "use an unaltered checkpoint" in text
+        assert ("Traceback" in text) == (kind == "bug"), text
+        if kind == "bad":
+            assert proc.stderr.strip().splitlines() == [
+                "error: ckpt/mec_checkpoint.json: n 5, but its run says 2; use an unaltered checkpoint"]

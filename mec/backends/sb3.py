@@ -5,12 +5,13 @@ agent's decision of a slot at once, on the slot-per-step joint-action view (mec.
 is one slot of the same simulator, its reward the slot's reward (divided by N, as every RLlib agent receives it).
 
 Why the joint action, not agents trained in alternation: SB3 is a single-agent library, and a joint policy is the
-natural single-agent reading of the problem (it is also what the reference implementation did for phase 2's UEs,
-see docs/design.md, "One RLlib agent per role"), so this backend is the centralised single-agent baseline beside the RLlib backend's
-MAPPO with shared per-role actors. Alternation would need frozen co-players and an iteration schedule SB3 has no
-notion of, and would still not be MAPPO. Why one step per slot, not per stage: the slot's reward arrives at its
-last stage, and SB3's single discount would cut the earlier stages off from it (the study's gamma is 0); a slot
-per step makes training.gamma a per-slot discount exactly as in RLlib, and halves or thirds the forward passes.
+natural single-agent reading of the problem (it is also what the reference implementation did for phase 2's UEs, see
+docs/design.md, "One RLlib agent per role"), so this backend is the centralised single-agent baseline beside the
+RLlib backend's MAPPO with shared per-role actors. Alternation would need frozen co-players and an iteration
+schedule SB3 has no notion of, and would still not be MAPPO. Why one step per slot, not per stage: the slot's reward
+arrives at its last stage, and SB3's single discount would cut the earlier stages off from it (the study's gamma is
+0); a slot per step makes training.gamma a per-slot discount exactly as in RLlib, and halves or thirds the forward
+passes.
 
 Hyperparameters (config training.*): train_batch_slots -> n_steps (one env, so the batch is that many slots),
 minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param ->
@@ -271,5 +272,6 @@ def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, n
     try:
         return SB3Policy(model.policy, SlotCodec(cfg, setup), name=name), meta
     except ValueError as exc:
-        raise ValueError(f"{path.parent / runs.CHECKPOINT_META}: says phase {meta['phase']}, size {meta['n']}, "
+        raise io.BadCheckpointError(
+            f"{path.parent / runs.CHECKPOINT_META}: says phase {meta['phase']}, size {meta['n']}, "
                          f"but {exc}; use an unaltered checkpoint") from None

@@ -493,19 +493,21 @@ def _check_spaces(checkpoint, modules: dict, meta: dict) -> None:
         expected = trained_roles(cfg, meta["phase"])
         env = FleetEnv(env_config(cfg, meta["phase"], meta["n"])) if sorted(modules) == sorted(expected) else None
     except (ConfigError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(
+        raise io.BadCheckpointError(
             f"{where}: its phase, size or config is not valid ({exc}); use an unaltered checkpoint"
         ) from None
     size = f"phase {meta['phase']}, {'N' if meta['phase'] == 1 else 'K'} = {meta['n']}"
     if env is None:
-        raise ValueError(f"{where}: {size} trains the modules {', '.join(expected)}, but the checkpoint holds "
+        raise io.BadCheckpointError(
+            f"{where}: {size} trains the modules {', '.join(expected)}, but the checkpoint holds "
                          f"{', '.join(sorted(modules))}; use an unaltered checkpoint")  # fmt: skip
     for role, module in sorted(modules.items()):
         agent = FLEET_AGENT[role]
         got = (_shapes(module.observation_space), _shapes(module.action_space))
         want = (_shapes(env.observation_spaces[agent]), _shapes(env.action_spaces[agent]))
         if got != want:
-            raise ValueError(f"{where}: says {size}, but the {role} module's spaces {got} are not those of that "
+            raise io.BadCheckpointError(
+                f"{where}: says {size}, but the {role} module's spaces {got} are not those of that "
                              f"size {want}; use an unaltered checkpoint")  # fmt: skip
 
 
@@ -522,12 +524,14 @@ def load_modules(checkpoint: str | os.PathLike) -> tuple[dict, dict]:
                 module = RLModule.from_checkpoint(str(module_dir))
         except Exception as exc:  # a corrupt pickle raises anything from UnpicklingError to EOFError
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ValueError(f"{module_dir}: cannot restore the {module_dir.name} module ({type(exc).__name__}: "
+            raise io.BadCheckpointError(
+                f"{module_dir}: cannot restore the {module_dir.name} module ({type(exc).__name__}: "
                              f"{reason}); its module_state.pkl or metadata is corrupt: use another checkpoint of "
                              "the run (latest, best, iter_<i>) or retrain it") from None  # fmt: skip
         module.eval()
         modules[module_dir.name] = module
     if "ue" not in modules or "scheduler" not in modules:
-        raise ValueError(f"checkpoint {checkpoint}: expected ue and scheduler modules, found {sorted(modules)}")
+        raise io.BadCheckpointError(
+            f"checkpoint {checkpoint}: expected ue and scheduler modules, found {sorted(modules)}")
     _check_spaces(checkpoint, modules, meta)
     return modules, meta
