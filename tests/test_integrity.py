@@ -402,6 +402,12 @@ def test_the_next_start_removes_what_dead_jobs_left(tmp_path):
         started = Path(f"/proc/{owner}/stat").read_text().rsplit(")", 1)[1].split()[19] if owner == os.getpid() else "1"
         (folder / DRIVER_PID_FILE).write_text(f"{owner} {started}\n")
     straggler = subprocess.Popen(["sleep", "300"], env={**os.environ, RAY_MARKER_ENV: str(left)})
+    # Until the child has exec'd, /proc shows the parent's environment (without the marker): wait for it.
+    marker = f"{RAY_MARKER_ENV}={left}".encode()
+    deadline = time.monotonic() + 10
+    while marker not in Path(f"/proc/{straggler.pid}/environ").read_bytes().split(b"\0"):
+        assert time.monotonic() < deadline, "the straggler never showed its environment"
+        time.sleep(0.01)
     try:
         cleaned = clean_dead_ray_sessions()
         assert str(left) in cleaned and str(alive) not in cleaned
