@@ -154,11 +154,11 @@ class FleetSlots:
         return records, decisions, result, credit
 
 
-def _stack_time(parts: list, n_b: int, n_t: int):
+def _stack_time(parts: list):
     """Per-slot arrays (or dicts of them) with B rows each -> (B, T, ...) arrays."""
     first = parts[0]
     if isinstance(first, dict):
-        return {key: _stack_time([p[key] for p in parts], n_b, n_t) for key in first}
+        return {key: _stack_time([p[key] for p in parts]) for key in first}
     return np.stack(parts, axis=1)
 
 
@@ -166,7 +166,8 @@ def _by_episode(x, n_b: int, n_t: int):
     """(B * T, ...) rows (row b * T + t), or dicts of them -> (B, T, ...)."""
     if isinstance(x, dict):
         return {key: _by_episode(v, n_b, n_t) for key, v in x.items()}
-    return np.asarray(x).reshape(n_b, n_t, *np.asarray(x).shape[1:])
+    x = np.asarray(x)
+    return x.reshape(n_b, n_t, *x.shape[1:])
 
 
 def play_episodes(slots: FleetSlots, episodes: EpisodeBatch, params: SimParams, n_slots: int, carry_over: bool,
@@ -191,7 +192,7 @@ def play_episodes(slots: FleetSlots, episodes: EpisodeBatch, params: SimParams, 
             free = result.server_free_next_s
             per_slot.append((rec, result.reward, cr))
         records = {
-            role: StageRecord(*(_stack_time([getattr(p[0][role], f) for p in per_slot], n_b, n_slots)
+            role: StageRecord(*(_stack_time([getattr(p[0][role], f) for p in per_slot])
                                 for f in ("obs", "state", "actions", "extra")))
             for role in per_slot[0][0]
         }  # fmt: skip
