@@ -19,7 +19,9 @@ NaN bounds: one value says nothing about spread.
 For a learned policy a sample is one training seed: its headline metrics pooled over the evaluation episodes
 (`policy_sample`), and its learning curve from the per-iteration evaluation of its metrics.parquet
 (`learning_curve_samples`). `comparison_table` puts every policy of a sweep point side by side in one wide row each,
-with its percentage of the oracle's reward on the same episodes (`percent_of_oracle`).
+with its percentage of the upper bound's reward on the same episodes (`percent_of_bound`): the bound (mec.bound) is at
+least the reward of every policy on every slot, so the percentage is at most 100 by construction. The oracle, which
+optimises everything but the spectrum split, is a baseline like the others.
 """
 
 from __future__ import annotations
@@ -166,7 +168,10 @@ CURVE_METRICS = (
     "sum_energy_j_per_slot",
 )
 ORACLE = "oracle"
-PERCENT_OF_ORACLE = "percent_of_oracle"
+# The comparison table's row of the per-slot upper bound on every policy's reward (mec.bound; phase 1), and the
+# column of each policy's reward as a percentage of it on the same episodes.
+BOUND = "upper-bound"
+PERCENT_OF_BOUND = "percent_of_bound"
 
 
 def policy_sample(slots: pd.DataFrame) -> dict[str, float]:
@@ -186,12 +191,12 @@ def learning_curve_samples(run: pd.DataFrame, metric_names: Sequence[str] = CURV
     return run[["iteration", *columns]].rename(columns=lambda name: name.removeprefix(EVAL_PREFIX))
 
 
-def percent_of_oracle(reward: np.ndarray, oracle_reward: np.ndarray) -> np.ndarray:
-    """100 * reward / oracle reward on the same episodes; NaN where the oracle's reward is not positive (a ratio to
-    zero or a negative reward says nothing)."""
-    reward, oracle_reward = np.broadcast_arrays(np.asarray(reward, float), np.asarray(oracle_reward, float))
+def percent_of_bound(reward: np.ndarray, bound_reward: np.ndarray) -> np.ndarray:
+    """100 * reward / the upper bound's reward on the same episodes; NaN where the bound is not positive or missing
+    (a ratio to zero or a negative reward says nothing)."""
+    reward, bound_reward = np.broadcast_arrays(np.asarray(reward, float), np.asarray(bound_reward, float))
     out = np.full(reward.shape, np.nan)
-    np.divide(100.0 * reward, oracle_reward, out=out, where=oracle_reward > 0)
+    np.divide(100.0 * reward, bound_reward, out=out, where=bound_reward > 0)
     return out
 
 
@@ -206,7 +211,7 @@ def comparison_table(
 ) -> pd.DataFrame:
     """Wide table: one row per (`by`...) with the sample count and, per metric, the mean (column `<metric>`) and its
     bootstrap CI (`<metric>_ci_low`, `<metric>_ci_high`). A metric's NaN samples are left out of its statistics (a
-    group without any keeps NaN), e.g. the percentage of the oracle where the oracle did not run."""
+    group without any keeps NaN), e.g. the percentage of the upper bound where there is none."""
     by = list(by)
     table = samples.groupby(by, sort=True).size().rename("samples").to_frame()
     for name in metric_names:
@@ -229,9 +234,11 @@ VARIANT_METRICS = ("reward_per_slot", "mean_qos", "deadline_met_fraction", "ener
 
 
 def baseline_kind(policy: str) -> str:
-    """'oracle', 'search' (the local-search reference) or 'heuristic'."""
+    """'oracle', 'bound' (the upper bound), 'search' (the local-search reference) or 'heuristic'."""
     if policy == ORACLE:
         return "oracle"
+    if policy == BOUND:
+        return "bound"
     return "search" if policy == LOCAL_SEARCH else "heuristic"
 
 

@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="evaluate every baseline for every N (phase 1) and K (phase 2) of the config",
         description="Run every heuristic (and the oracle in phase 1) on the same evaluation episodes for each "
-        "configured N and K; write OUT/phase<P>_slots.parquet (per episode and slot) and OUT/summary.parquet.",
+        "configured N and K; write OUT/phase<P>_slots.parquet (per episode and slot; in phase 1 with the slot's upper "
+        "bound on any policy's reward, column slot_bound) and OUT/summary.parquet.",
     )
     cmp_.add_argument("--out", type=Path, default=Path("results/baselines"), help="output folder")
     cmp_.add_argument("--phases", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="phases to run")

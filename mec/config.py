@@ -231,7 +231,8 @@ class WorkflowConfig:
     """The sweep the workflow expands, and the named variants of the study it can run beside it.
 
     A variant is the study with some config keys overridden (dotted key -> value); its outputs live under
-    results/variants/<name>/ and are built only by the targets that ask for them (never by the default `all`).
+    results/variants/<name>/ and are built only by the targets that ask for them: those named in `scenarios` by the
+    default `all` too (another scenario of the study, e.g. tighter deadlines, with its own summaries and figures).
     """
 
     seeds: tuple[int, ...]
@@ -239,6 +240,7 @@ class WorkflowConfig:
     variants: FrozenMap  # variant name -> FrozenMap(dotted config key -> value)
     ablations: tuple[str, ...]  # variants the `ablations` target runs and compares with the study
     backend_variants: tuple[str, ...]  # variants (another training.backend) the `compare_backends` target compares
+    scenarios: tuple[str, ...]  # variants the default target builds in full beside the study, each reported apart
     w_energy: tuple[float, ...]  # reward.w_energy_per_j values of the QoS-energy trade-off (`pareto` target)
     w_energy_overrides: FrozenMap  # overrides every trade-off variant also applies (e.g. fewer sizes or seeds)
     results_dir: str  # folder of every output of the study ("results"); each config its own, so studies never mix
@@ -363,10 +365,12 @@ DEFAULT_CONFIG = StudyConfig(
                 "no_coordinator": {"phase2.coordinator": "equal", "workflow.phases": [2]},
                 "flat": {"phase2.n_clusters": [1], "workflow.phases": [2]},
                 "sb3": {"training.backend": "sb3"},
+                "tight_deadlines": {"scenario.task.deadline_s": {"low": 1.0, "high": 2.0}, "workflow.phases": [1]},
             }
         ),
         ablations=("ippo", "no_coordinator", "flat"),
         backend_variants=("sb3",),
+        scenarios=("tight_deadlines",),
         w_energy=(0.0, 0.05, 0.1, 0.2, 0.5),
         w_energy_overrides=FrozenMap(
             {"phase1.n_ue": [3, 7], "phase2.n_clusters": [4, 10], "workflow.seeds": [0, 1, 2]}
@@ -569,6 +573,7 @@ _FAMILY_KEYS = (
     "workflow.variants",
     "workflow.ablations",
     "workflow.backend_variants",
+    "workflow.scenarios",
     "workflow.w_energy",
     "workflow.w_energy_overrides",
     "tuning",
@@ -692,7 +697,7 @@ def _grid(key: str, value: Any) -> FrozenMap:
 
 
 def _check_workflow(cfg: WorkflowConfig, key: str) -> None:
-    for field in ("ablations", "backend_variants"):
+    for field in ("ablations", "backend_variants", "scenarios"):
         for i, name in enumerate(getattr(cfg, field)):
             if name not in cfg.variants:
                 declared = ", ".join(cfg.variants)
@@ -881,6 +886,7 @@ _FIELDS: dict[type, dict[str, Parser | type]] = {
         "variants": _variants,
         "ablations": _names,
         "backend_variants": _names,
+        "scenarios": _names,
         "w_energy": _weights,
         "w_energy_overrides": _w_energy_overrides,
         "results_dir": _results_dir,
@@ -1172,7 +1178,8 @@ def study_variants(cfg: StudyConfig) -> dict[str, Variant]:
 def _without_families(raw: dict[str, Any]) -> dict[str, Any]:
     """A config dict whose variant-declaring keys are empty: a variant's config declares no variants of its own."""
     workflow = dict(raw.get("workflow") or {})
-    workflow.update(variants={}, ablations=[], backend_variants=[], w_energy=[], w_energy_overrides={})
+    workflow.update(variants={}, ablations=[], backend_variants=[], scenarios=[], w_energy=[],
+                    w_energy_overrides={})
     tuning = dict(raw.get("tuning") or {})
     tuning["grid"] = {}
     return {**raw, "workflow": workflow, "tuning": tuning}

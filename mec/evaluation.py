@@ -101,20 +101,43 @@ def run_policy(
     return slots, schedule.sort_values(["episode", "slot", "ue"], ignore_index=True)
 
 
+BOUND_COLUMN = "slot_bound"  # the per-slot upper bound on any policy's reward (mec.bound), beside every policy's row
+
+
+def slot_bounds(cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch) -> np.ndarray | None:
+    """(episodes, slots) upper bounds on the slot reward of every policy (mec.bound.spectrum_bound), for phase 1 up
+    to baselines.ORACLE_MAX_UE UEs; None elsewhere. Each slot is bounded with an idle server, which bounds it for
+    any backlog too (a later server start only delays), so the bounds hold with scenario.carry_over_queue as well."""
+    if setup.phase != 1 or setup.n_ue > baselines.ORACLE_MAX_UE:
+        return None
+    from mec.bound import spectrum_bound
+    from mec.simulator import SimParams, slot_block_state
+
+    n_b, n_t = episodes.n_episodes, episodes.n_slots
+    state = slot_block_state(episodes, SimParams.from_config(cfg, setup), n_t)
+    return spectrum_bound(state).reshape(n_b, n_t)
+
+
 def run_baselines(
     cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch, log: Callable[[str], None] = lambda line: None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every baseline of the sweep point (the oracle where it is exact) on the same episodes.
 
-    Returns the per-slot rows of all policies (with a `policy` column) and one summary row per policy; `log` gets one
+    Returns the per-slot rows of all policies (with a `policy` column, and in phase 1 the slot's upper bound on any
+    policy's reward in column BOUND_COLUMN, NaN where there is none) and one summary row per policy; `log` gets one
     line per policy.
     """
+    started = time.perf_counter()
+    bounds = slot_bounds(cfg, setup, episodes)
+    if bounds is not None:
+        log(f"{'upper bound':<32s} reward/slot {bounds.mean():9.4f}  ({time.perf_counter() - started:.1f} s)")
     frames, summaries = [], []
     for name in baselines.evaluated_policy_names(setup.phase, setup.n_ue):
         started = time.perf_counter()
         frame = run_policy(cfg, setup, baselines.make_policy(name, setup.phase), episodes)
         summary = metrics.summarise(frame)
-        frames.append(frame.assign(policy=name))
+        bound = np.nan if bounds is None else bounds[frame["episode"].to_numpy(), frame["slot"].to_numpy()]
+        frames.append(frame.assign(policy=name, **{BOUND_COLUMN: bound}))
         summaries.append({"phase": setup.phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name,
                           **summary})  # fmt: skip
         log(

@@ -171,8 +171,8 @@ def _named_reward(row) -> str:
     return "—" if row is None else f"{row['policy']}: {_reward(row)}"
 
 
-def _of_oracle(row) -> str:
-    key = aggregate.PERCENT_OF_ORACLE
+def _of_bound(row) -> str:
+    key = aggregate.PERCENT_OF_BOUND
     return "—" if row is None else percent_with_ci(row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"])
 
 
@@ -183,53 +183,72 @@ def _best_heuristic(point: pd.DataFrame):
     return heuristics.sort_values(["reward_per_slot", "policy"], ascending=[False, True]).iloc[0]
 
 
+def _above(learned, best) -> str:
+    """Whether the learned policy's interval lies wholly above the best heuristic's mean reward."""
+    if learned is None or best is None or pd.isna(learned["reward_per_slot_ci_low"]):
+        return "—"
+    return "yes" if learned["reward_per_slot_ci_low"] > best["reward_per_slot"] else "no"
+
+
+def _policy_row(point: pd.DataFrame, name: str):
+    return _first(point[point["policy"] == name])
+
+
 def phase1_markdown(comparison: pd.DataFrame) -> str:
-    """Phase 1 per N: the learned policy and the best heuristic as a percentage of the oracle's reward on the same
-    episodes, with their CIs, beside the oracle's reward (and local search where it ran)."""
+    """Phase 1 per N: the learned policy, the best heuristic and the oracle (equal spectrum split) as a percentage
+    of the upper bound's reward on the same episodes (mec.bound: at least every policy's reward on every slot, so
+    at most 100%), with their CIs, beside the bound's reward (and local search where it ran); and whether the learned
+    policy's interval lies wholly above the best heuristic's mean reward."""
     rows = comparison[comparison["phase"] == 1]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
     body = []
     for n, point in rows.groupby("n", sort=True):
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
-        search = _first(point[point["policy"] == aggregate.LOCAL_SEARCH])
-        oracle = _first(point[point["policy"] == aggregate.ORACLE])
+        search, bound = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, aggregate.BOUND)
         cells = [
             str(n),
             _named_reward(learned),
-            _of_oracle(learned),
+            _of_bound(learned),
             _named_reward(best),
-            _of_oracle(best),
-            *([_of_oracle(search)] if has_search else []),
-            "—" if oracle is None else _reward(oracle),
+            _of_bound(best),
+            _of_bound(_policy_row(point, aggregate.ORACLE)),
+            *([_of_bound(search)] if has_search else []),
+            "—" if bound is None else _reward(bound),
+            _above(learned, best),
         ]
         body.append(cells)
-    header = ["N", "learned: reward per slot", "learned: % of oracle", "best heuristic: reward per slot",
-              "best heuristic: % of oracle"] + (["local search: % of oracle"] if has_search else []) + [
-        "oracle: reward per slot"]  # fmt: skip
+    header = ["N", "learned: reward per slot", "learned: % of bound", "best heuristic: reward per slot",
+              "best heuristic: % of bound", "oracle (equal split): % of bound"] + (
+        ["local search: % of bound"] if has_search else []) + [
+        "upper bound: reward per slot", "learned CI above best heuristic"]  # fmt: skip
     return table(header, body) + "\n"
 
 
 def phase2_markdown(comparison: pd.DataFrame) -> str:
     """Phase 2 per K: the learned policy, the best heuristic at that K and the local-search reference (where it
-    ran): reward per slot with its CI, and the learned policy's reward as a percentage of local search's."""
+    ran): reward per slot with its CI; whether the learned policy's interval lies wholly above the best heuristic's
+    mean; and the share of local search's gain over all-local that the learned policy reaches,
+    (learned - all-local) / (local search - all-local)."""
     rows = comparison[comparison["phase"] == 2]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
     body = []
     for n, point in rows.groupby("n", sort=True):
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
-        cells = [str(n), _named_reward(learned), _named_reward(best)]
+        cells = [str(n), _named_reward(learned), _named_reward(best), _above(learned, best)]
         if has_search:
-            search = _first(point[point["policy"] == aggregate.LOCAL_SEARCH])
+            search, local = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, "all-local")
             cells.append("—" if search is None else _reward(search))
-            ratio = (
-                100 * learned["reward_per_slot"] / search["reward_per_slot"]
-                if learned is not None and search is not None and search["reward_per_slot"] > 0
+            gain = (
+                (learned["reward_per_slot"] - local["reward_per_slot"])
+                / (search["reward_per_slot"] - local["reward_per_slot"])
+                if learned is not None and search is not None and local is not None
+                and search["reward_per_slot"] > local["reward_per_slot"]
                 else math.nan
             )
-            cells.append("—" if math.isnan(ratio) else f"{ratio:.1f}%")
+            cells.append("—" if math.isnan(gain) else f"{gain:.3f}")
         body.append(cells)
-    header = ["K", "learned: reward per slot", "best heuristic: reward per slot"] + (
-        ["local search: reward per slot", "learned / local search"] if has_search else []
+    header = ["K", "learned: reward per slot", "best heuristic: reward per slot", "learned CI above best heuristic"] + (
+        ["local search: reward per slot", "(learned − all-local) / (local search − all-local)"] if has_search else []
     )
     return table(header, body) + "\n"
 
@@ -262,10 +281,13 @@ def readme_results(
     tuning: pd.DataFrame | None = None,
     tuning_keys: Sequence[str] = (),
     study: str = "",
+    scenarios: Sequence[tuple[str, str, pd.DataFrame]] = (),
 ) -> str:
     """The README's results section from the study's comparison table (mec.aggregate.comparison_table via the
     workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative to
-    the README) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from."""
+    the README) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from;
+    `scenarios`, (name, overrides, comparison table) of each other scenario of the study (workflow.scenarios), each
+    with tables of its own."""
     learned = _learned_rows(comparison)
     seeds = int(learned["samples"].max()) if len(learned) else 0
     episodes = comparison.loc[comparison["kind"] != "learned", "samples"]
@@ -280,10 +302,18 @@ def readme_results(
         "(sum of energy in J) over the slot's tasks. The best heuristic is the best composed heuristic at that point "
         "(named)." + (f" {study}" if study else ""),
     ]
+    bound_note = ("The upper bound (mec.bound) is at least the reward of every policy on every slot, whatever its "
+                  "offload set, spectrum split and server order, so no policy exceeds 100% of it; the oracle "
+                  "optimises everything but the spectrum split, which it shares equally.")  # fmt: skip
     if (comparison["phase"] == 1).any():
-        parts += ["", "### Phase 1: learned vs the oracle", "", phase1_markdown(comparison)]
+        parts += ["", "### Phase 1: learned vs the upper bound", "", bound_note, "", phase1_markdown(comparison)]
     if (comparison["phase"] == 2).any():
         parts += ["", "### Phase 2: learned vs the best heuristic and local search", "", phase2_markdown(comparison)]
+    for name, description, table_ in scenarios:
+        for phase in sorted(table_["phase"].unique()):
+            title = f"### Phase {phase}, scenario {name} (`{description}`)"
+            body = phase1_markdown(table_) if phase == 1 else phase2_markdown(table_)
+            parts += ["", title, "", body]
     if ablations is not None:
         parts += ["", comparison_markdown(ablations, "Ablations")]
     if backends is not None:

@@ -48,7 +48,7 @@ FIGURE_METRICS: dict[str, MetricInfo] = {
 }
 RANK_METRIC = "reward_per_slot"  # the study's objective: highlighted policies are the best by it
 REFERENCE_POLICIES = ("oracle", "local-search", "all-local", "all-offload", "random")
-PERCENT_OF_ORACLE_COLUMN = "percent_of_oracle"  # mec.aggregate.PERCENT_OF_ORACLE (not imported: no scipy here)
+PERCENT_OF_BOUND_COLUMN = "percent_of_bound"  # mec.aggregate.PERCENT_OF_BOUND (not imported: no scipy here)
 
 # One fixed look per role, so the same policy looks the same in every figure.
 _REFERENCE_STYLE = {
@@ -255,7 +255,8 @@ def relative_sweep_figure(
     height_in: float = 4.0,
 ) -> Figure:
     """What a reader compares along the sweep, from the comparison table (mec.aggregate.comparison_table layout):
-    phase 1 the percentage of the oracle's reward on the same episodes, phase 2 the gain per UE over all-local
+    phase 1 the percentage of the upper bound's reward on the same episodes (mec.bound: no policy exceeds 100%), with
+    a line at 100% for the bound, phase 2 the gain per UE over all-local
     ((reward - all-local's reward) / UEs) with local search as the ceiling; below, as a secondary panel, the raw
     reward per slot. Lines: each learned policy (bold, mean over training seeds with its t-interval band) and the
     reference and best composed heuristics of `highlighted_policies`. Phase 2's top panel draws the baselines
@@ -264,7 +265,8 @@ def relative_sweep_figure(
     table = comparison[comparison["phase"] == phase].sort_values("n")
     if table.empty:
         raise ValueError(f"no rows for phase {phase} in the comparison table")
-    baselines = table[table["kind"] != "learned"]
+    bound = table[table["kind"] == "bound"]
+    baselines = table[~table["kind"].isin(["learned", "bound"])]
     ranked = baselines.assign(metric=RANK_METRIC, mean=baselines["reward_per_slot"])
     shown = highlighted_policies(ranked, phase)
     learned = table[table["kind"] == "learned"]
@@ -284,11 +286,11 @@ def relative_sweep_figure(
         y_label = "gain over all-local per UE (reward per slot / UE)"
         headline = "gain per UE over all-local (local search: the ceiling)"
     else:
-        def relative(rows, column=PERCENT_OF_ORACLE_COLUMN):
+        def relative(rows, column=PERCENT_OF_BOUND_COLUMN):
             return rows[column].to_numpy(float)
 
-        y_label = "% of the oracle's reward"
-        headline = "% of the oracle's reward on the same episodes"
+        y_label = "% of the upper bound's reward"
+        headline = "% of the upper bound's reward on the same episodes"
 
     mean_reward = baselines[~baselines["policy"].isin(["oracle", "local-search"])].groupby("policy")["reward_per_slot"]
     best_name = mean_reward.mean().idxmax() if len(baselines) else None
@@ -302,22 +304,26 @@ def relative_sweep_figure(
             zorder = 4 if name in ("oracle", "local-search") else 3
             handles += top.plot(rows["n"], relative(rows), label=label, linewidth=1.6, markersize=5, zorder=zorder,
                                 **look)  # fmt: skip
-            if phase == 1 and name == best_name:  # per-episode ratios to the oracle: paired, so the band is the
+            if phase == 1 and name == best_name:  # per-episode ratios to the bound: paired, so the band is the
                 # ratio's own; drawn for the best heuristic only (the others' bands would cover the panel)
-                top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_low"),
-                                 relative(rows, f"{PERCENT_OF_ORACLE_COLUMN}_ci_high"), color=look["color"],
+                top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{PERCENT_OF_BOUND_COLUMN}_ci_low"),
+                                 relative(rows, f"{PERCENT_OF_BOUND_COLUMN}_ci_high"), color=look["color"],
                                  alpha=0.12, linewidth=0, zorder=2)  # fmt: skip
             bottom.plot(rows["n"], rows["reward_per_slot"], linewidth=1.2, markersize=4, zorder=zorder, **look)
             _ci_band(bottom, rows, "n", "reward_per_slot", look["color"], alpha=0.12)
         for name, rows in learned.groupby("policy", sort=True):
             label = f"{name} (learned, mean over {counted(seeds, 'seed')})"
-            column = "reward_per_slot" if phase == 2 else PERCENT_OF_ORACLE_COLUMN
+            column = "reward_per_slot" if phase == 2 else PERCENT_OF_BOUND_COLUMN
             handles[:0] = top.plot(rows["n"], relative(rows), label=label, zorder=5, **_LEARNED_STYLE)
             top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{column}_ci_low"),
                              relative(rows, f"{column}_ci_high"), color=_LEARNED_STYLE["color"], alpha=0.25,
                              linewidth=0, zorder=4)  # fmt: skip
             bottom.plot(rows["n"], rows["reward_per_slot"], zorder=5, **_LEARNED_STYLE)
             _ci_band(bottom, rows, "n", "reward_per_slot", _LEARNED_STYLE["color"], alpha=0.25)
+        if phase == 1 and not bound.empty:
+            handles.append(top.axhline(100.0, color="black", linestyle=":", linewidth=1.2, zorder=3,
+                                       label="upper bound (100%)"))  # fmt: skip
+            bottom.plot(bound["n"], bound["reward_per_slot"], color="black", linestyle=":", linewidth=1.2, zorder=3)
         top.set_ylabel(y_label)
         bottom.set_ylabel("reward per slot")
         bottom.set_xticks(sizes)
@@ -327,13 +333,15 @@ def relative_sweep_figure(
         # The top panel's range: the learned policies, the ceiling and the best heuristic, so that the differences
         # the figure is about are visible; policies far below (all-local in phase 1, all-offload in phase 2) leave
         # it at the bottom and are read off the reward panel.
-        learned_column = "reward_per_slot" if phase == 2 else PERCENT_OF_ORACLE_COLUMN
+        learned_column = "reward_per_slot" if phase == 2 else PERCENT_OF_BOUND_COLUMN
         focus = [relative(rows, f"{learned_column}{end}") for _, rows in learned.groupby("policy")
                  for end in ("_ci_low", "_ci_high")]  # fmt: skip
         best = baselines.groupby("policy")["reward_per_slot"].mean()
         anchors = {"oracle", best.idxmax() if len(best) else None} if phase == 1 else {"local-search", "all-local"}
         for name in (anchors | {best.idxmax() if len(best) else None}) & set(best.index):
             focus.append(relative(table[table["policy"] == name]))
+        if phase == 1 and not bound.empty:
+            focus.append(np.array([100.0]))
         values = np.concatenate([v[np.isfinite(v)] for v in focus]) if focus else np.array([])
         if values.size:
             lo, hi = values.min(), values.max()

@@ -555,12 +555,48 @@ def figure_output():
     return files
 
 
+def scenario_output(name):
+    """Everything the default target builds for variant `name` of workflow.scenarios, as for the study itself: its
+    baselines, training runs and their evaluations and figures, summaries and sweep figures, each in the folder of
+    the job that makes it (the study's where the job is the study's own)."""
+    cfg = config_of(name)
+    folder = variant_dir(name)
+    files = baseline_files(BASELINE_EPISODES, name) + baseline_files(
+        BASELINE_SUMMARY, name
+    )
+    for path in (TRAIN_METRICS, FINAL_CHECKPOINT, POLICY_EPISODES, POLICY_SCHEDULE):
+        files += run_files(path, name)
+    for p, n, seed in runs(cfg=cfg):
+        where = run_dir(name, p, n, seed)
+        files += [
+            path.format(variant_dir=where, phase=p, n=n, seed=seed)
+            for path in run_figure_paths(p).values()
+        ]
+    summaries = [SUMMARY_BASELINES, SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
+    files += [path.format(variant_dir=folder) for path in summaries]
+    files += [
+        CURVES_FIGURE.format(variant_dir=folder, phase=p, n=n)
+        for p, n in sweep_points(cfg=cfg)
+    ]
+    files += expand(
+        SWEEP_FIGURE,
+        variant_dir=folder,
+        phase=cfg.workflow.phases,
+        metric=list(plotting.FIGURE_METRICS),
+    )
+    return files + expand(
+        RELATIVE_FIGURE, variant_dir=folder, phase=cfg.workflow.phases
+    )
+
+
 def final_output():
-    """Everything `snakemake` (rule all) builds."""
+    """Everything `snakemake` (rule all) builds, the study and each scenario of workflow.scenarios beside it."""
     learned = [SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
     files = baseline_output() + [study_file(path) for path in learned]
     for phase in STUDY.workflow.phases:
         files += phase_output(phase)
+    for name in STUDY.workflow.scenarios:
+        files += scenario_output(name)
     return list(dict.fromkeys(files + figure_output()))
 
 
@@ -728,6 +764,15 @@ README_OPTIONAL = {
 }
 
 
+def readme_scenarios(wildcards):
+    """Name and overrides of each scenario of workflow.scenarios, in the order of readme_inputs' scenarios."""
+    specs = variant_specs()
+    return [
+        {"name": name, "description": specs[name].description}
+        for name in STUDY.workflow.scenarios
+    ]
+
+
 def _configured(dotted):
     section, key = dotted.split(".")
     return bool(getattr(getattr(STUDY, section), key))
@@ -743,6 +788,17 @@ def readme_inputs(wildcards):
             for path in (RELATIVE_FIGURE, SWEEP_FIGURE)
         ],
     }
+    # Each scenario of workflow.scenarios: its comparison table (in params' order) and its sweep figures.
+    files["scenarios"] = [
+        SUMMARY_COMPARISON.format(variant_dir=variant_dir(name))
+        for name in STUDY.workflow.scenarios
+    ]
+    files["figures"] += [
+        path.format(variant_dir=variant_dir(name), phase=p, metric="reward_per_slot")
+        for name in STUDY.workflow.scenarios
+        for p in config_of(name).workflow.phases
+        for path in (RELATIVE_FIGURE, SWEEP_FIGURE)
+    ]
     for name, (key, path) in README_OPTIONAL.items():
         if _configured(key) and os.path.exists(path):
             files[name] = path

@@ -132,5 +132,6 @@ rule readme_results:
         runtime=10,
     params:
         readme=README,
+        scenarios=readme_scenarios,
     script:
         "../workflow_scripts/readme_results.py"

@@ -255,9 +255,9 @@ def test_learning_curve_samples_drop_the_eval_prefix():
         aggregate.learning_curve_samples(run.drop(columns="eval/mean_qos"))
 
 
-def test_percent_of_oracle_needs_a_positive_oracle_reward():
-    np.testing.assert_allclose(aggregate.percent_of_oracle([1.0, 3.0], [2.0, 3.0]), [50.0, 100.0])
-    out = aggregate.percent_of_oracle([1.0, 1.0, 1.0], [0.0, -1.0, np.nan])
+def test_percent_of_bound_needs_a_positive_bound():
+    np.testing.assert_allclose(aggregate.percent_of_bound([1.0, 3.0], [2.0, 3.0]), [50.0, 100.0])
+    out = aggregate.percent_of_bound([1.0, 1.0, 1.0], [0.0, -1.0, np.nan])
     assert np.isnan(out).all()
 
 
@@ -266,24 +266,24 @@ def test_comparison_table_is_wide_and_leaves_missing_metrics_nan():
     samples = pd.DataFrame({
         "phase": [1] * 8 + [2] * 4, "policy": ["a"] * 4 + ["b"] * 4 + ["a"] * 4,
         "reward_per_slot": rng.normal(2.0, 0.1, 12),
-        "percent_of_oracle": np.r_[rng.normal(95, 1, 8), np.full(4, np.nan)],
+        "percent_of_bound": np.r_[rng.normal(95, 1, 8), np.full(4, np.nan)],
     })  # fmt: skip
-    table = aggregate.comparison_table(samples, ["phase", "policy"], ["reward_per_slot", "percent_of_oracle"],
+    table = aggregate.comparison_table(samples, ["phase", "policy"], ["reward_per_slot", "percent_of_bound"],
                                        ci_level=0.9, resamples=200)  # fmt: skip
     assert list(table.columns) == [
         "phase", "policy", "samples", "reward_per_slot", "reward_per_slot_ci_low", "reward_per_slot_ci_high",
-        "percent_of_oracle", "percent_of_oracle_ci_low", "percent_of_oracle_ci_high", "ci_level",
+        "percent_of_bound", "percent_of_bound_ci_low", "percent_of_bound_ci_high", "ci_level",
     ]  # fmt: skip
     assert list(table["samples"]) == [4, 4, 4]
     first = table.iloc[0]
     assert first["reward_per_slot"] == pytest.approx(samples["reward_per_slot"][:4].mean())
     assert first["reward_per_slot_ci_low"] <= first["reward_per_slot"] <= first["reward_per_slot_ci_high"]
-    assert table.iloc[2][["percent_of_oracle", "percent_of_oracle_ci_low"]].isna().all()  # phase 2: no oracle
-    names = ["reward_per_slot", "percent_of_oracle"]
+    assert table.iloc[2][["percent_of_bound", "percent_of_bound_ci_low"]].isna().all()  # phase 2: no bound
+    names = ["reward_per_slot", "percent_of_bound"]
     only_phase_2 = aggregate.comparison_table(
         samples[samples["phase"] == 2], ["phase", "policy"], names, ci_level=0.9, resamples=200
     )
-    assert list(only_phase_2.columns) == list(table.columns) and only_phase_2["percent_of_oracle"].isna().all()
+    assert list(only_phase_2.columns) == list(table.columns) and only_phase_2["percent_of_bound"].isna().all()
 
 
 # --------------------------------------------------------------------------- learned policies: figures
@@ -501,34 +501,37 @@ def _comparison_rows(phase: int) -> pd.DataFrame:
     """A comparison table (mec.aggregate.comparison_table layout) of one phase at two sweep points."""
     rows = []
     n_ue = {1: None, 2: 100}[phase]
-    policies = {1: {"oracle": 10.0, "greedy-edf": 9.0, "all-local": 4.0, "all-offload": 8.0},
+    policies = {1: {"upper-bound": 10.0, "oracle": 9.8, "greedy-edf": 9.0, "all-local": 4.0, "all-offload": 8.0},
                 2: {"local-search": 64.0, "greedy-fifo-equal": 60.5, "all-local": 60.0, "all-offload": 20.0}}[phase]
     for n in (3, 5):
         for policy, reward in {**policies, "mappo": policies["greedy-edf" if phase == 1 else "greedy-fifo-equal"]
                                + 0.5}.items():  # fmt: skip
             reward = reward * n / 3
-            oracle = policies.get("oracle", np.nan) * n / 3
-            percent = 100 * reward / oracle if phase == 1 else np.nan
+            bound = policies.get("upper-bound", np.nan) * n / 3
+            percent = 100 * reward / bound if phase == 1 else np.nan
+            kind = {"mappo": "learned", "upper-bound": "bound", "oracle": "oracle"}.get(policy, "heuristic")
             rows.append({"phase": phase, "n": n, "n_ue": n_ue or n, "n_clusters": n if phase == 2 else 1,
-                         "policy": policy, "kind": "learned" if policy == "mappo" else "heuristic",
+                         "policy": policy, "kind": kind,
                          "samples": 5, "reward_per_slot": reward, "reward_per_slot_ci_low": reward - 0.2,
-                         "reward_per_slot_ci_high": reward + 0.2, "percent_of_oracle": percent,
-                         "percent_of_oracle_ci_low": percent - 1, "percent_of_oracle_ci_high": percent + 1,
+                         "reward_per_slot_ci_high": reward + 0.2, "percent_of_bound": percent,
+                         "percent_of_bound_ci_low": percent - 1, "percent_of_bound_ci_high": percent + 1,
                          "ci_level": 0.95})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("phase", [1, 2])
-def test_relative_sweep_shows_percent_of_oracle_or_gain_over_all_local(phase):
+def test_relative_sweep_shows_percent_of_bound_or_gain_over_all_local(phase):
     table = _comparison_rows(phase)
     fig = plotting.relative_sweep_figure(table, phase)
     top, bottom = fig.axes[:2]
     lines = {line.get_label().split(" ")[0]: line for line in top.get_lines()}
     learned = table[table["policy"] == "mappo"].sort_values("n")
     if phase == 1:
-        np.testing.assert_allclose(lines["mappo"].get_ydata(), learned["percent_of_oracle"])
-        np.testing.assert_allclose(lines["oracle"].get_ydata(), [100, 100])
-        assert "% of the oracle" in top.get_ylabel()
+        np.testing.assert_allclose(lines["mappo"].get_ydata(), learned["percent_of_bound"])
+        np.testing.assert_allclose(lines["oracle"].get_ydata(), [98, 98])
+        np.testing.assert_allclose(lines["upper"].get_ydata(), [100, 100])  # the bound's line at 100%
+        assert "upper-bound" not in lines  # drawn as the 100% line, never as a policy
+        assert "% of the upper bound" in top.get_ylabel()
     else:
         local = table[table["policy"] == "all-local"].sort_values("n")["reward_per_slot"].to_numpy()
         np.testing.assert_allclose(lines["mappo"].get_ydata(), (learned["reward_per_slot"] - local) / 100)

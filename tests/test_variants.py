@@ -47,8 +47,8 @@ RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 def test_default_variants_and_their_configs():
     variants = study_variants(DEFAULT_CONFIG)
     names = list(variants)
-    assert names[:4] == ["ippo", "no_coordinator", "flat", "sb3"]
-    assert names[4:9] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
+    assert names[:5] == ["ippo", "no_coordinator", "flat", "sb3", "tight_deadlines"]
+    assert names[5:10] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
     tuning = [name for name in names if name.startswith("tune_")]
     assert len(tuning) == 3 * 3 * 2 and "tune_lr0.0003_entropy_coeff0.005_minibatch_size250" in tuning
     configs = variant_configs(DEFAULT_CONFIG)
@@ -57,6 +57,10 @@ def test_default_variants_and_their_configs():
     assert configs["no_coordinator"].workflow.phases == (2,)
     assert configs["flat"].phase2.n_clusters == (1,)
     assert configs["sb3"].training.backend == "sb3"
+    tight = configs["tight_deadlines"]
+    assert DEFAULT_CONFIG.workflow.scenarios == ("tight_deadlines",)
+    assert (tight.scenario.task.deadline_s.low, tight.scenario.task.deadline_s.high) == (1.0, 2.0)
+    assert tight.workflow.phases == (1,) and tight.phase1 == DEFAULT_CONFIG.phase1 and tight.training == DEFAULT_CONFIG.training
     w = configs["w_energy_0.5"]
     assert w.reward.w_energy_per_j == 0.5 and w.reward.w_qos == 1.0
     assert (w.phase1.n_ue, w.phase2.n_clusters, w.workflow.seeds) == ((3, 7), (4, 10), (0, 1, 2))
@@ -70,6 +74,7 @@ def test_default_variants_and_their_configs():
     # A variant declares no variants of its own.
     for cfg in configs.values():
         assert not cfg.workflow.variants and not cfg.tuning.grid and not cfg.workflow.w_energy
+        assert not cfg.workflow.scenarios
     assert variants["flat"].description == "phase2.n_clusters=[1], workflow.phases=[2]"
 
 
@@ -90,14 +95,15 @@ def test_config_with_variants_round_trips_and_stays_hashable():
 
 
 def test_an_empty_grid_or_axis_declares_no_variants():
-    cfg = config_from_dict({"workflow": {"variants": None, "ablations": [], "backend_variants": [], "w_energy": []},
+    cfg = config_from_dict({"workflow": {"variants": None, "ablations": [], "backend_variants": [], "scenarios": [],
+                                          "w_energy": []},
                             "tuning": {"grid": {}}})  # fmt: skip
     assert study_variants(cfg) == {}
 
 
 def test_a_reward_preset_in_a_variant_replaces_the_weights():
     cfg = config_from_dict({"workflow": {"variants": {"ref": {"reward.preset": "reference"}}, "ablations": ["ref"],
-                                         "backend_variants": []}})  # fmt: skip
+                                         "backend_variants": [], "scenarios": []}})  # fmt: skip
     assert variant_configs(cfg)["ref"].reward.w_energy_per_j == 1e-6
 
 
@@ -118,6 +124,11 @@ def test_a_reward_preset_in_a_variant_replaces_the_weights():
         pytest.param({"variants": {"x": {}}}, None, ["'workflow.variants.x': got {}", "non-empty"], id="empty-variant"),
         pytest.param({"ablations": ["ippo", "nope"]}, None,
                      ["'workflow.ablations[1]': got 'nope'", "ippo, no_coordinator"], id="unknown-ablation"),
+        pytest.param({"scenarios": ["ippo", "nope"]}, None,
+                     ["'workflow.scenarios[1]': got 'nope'", "a name declared in workflow.variants"],
+                     id="unknown-scenario"),
+        pytest.param({"scenarios": ["ippo", "ippo"]}, None, ["'workflow.scenarios'", "distinct variant names"],
+                     id="repeated-scenario"),
         pytest.param({"backend_variants": ["ippo"]}, None, ["'workflow.backend_variants[0]': got 'ippo'", "rllib"],
                      id="backend-variant-with-the-same-backend"),
         pytest.param({"w_energy": [0.1, -0.2]}, None, ["'workflow.w_energy[1]': got -0.2"], id="negative-weight"),
@@ -136,7 +147,7 @@ def test_a_reward_preset_in_a_variant_replaces_the_weights():
 def test_a_bad_variant_fails_with_one_line_naming_it_and_the_key(workflow, tuning, needles):
     workflow = dict(workflow or {})
     if "variants" in workflow:  # the default ablations and backend variants are not declared any more
-        workflow = {"ablations": [], "backend_variants": [], **workflow}
+        workflow = {"ablations": [], "backend_variants": [], "scenarios": [], **workflow}
     raw = {"workflow": workflow, "tuning": tuning or {}}
     with pytest.raises(ConfigError) as info:
         variant_configs(config_from_dict(raw))
@@ -147,7 +158,8 @@ def test_a_bad_variant_fails_with_one_line_naming_it_and_the_key(workflow, tunin
 
 
 def test_variant_config_applies_overrides_on_the_studys_values():
-    workflow = {"variants": {"v": {"training.critic": "local"}}, "ablations": ["v"], "backend_variants": []}
+    workflow = {"variants": {"v": {"training.critic": "local"}}, "ablations": ["v"], "backend_variants": [],
+                "scenarios": []}
     cfg = config_from_dict({"training": {"lr": 1e-3}, "workflow": workflow})
     v = variant_config(cfg, study_variants(cfg)["v"])
     assert v.training.lr == 1e-3 and v.training.critic == "local"
@@ -262,20 +274,21 @@ def test_pareto_table_labels_every_policy_with_its_weight_and_kind():
 def _comparison(with_search: bool) -> pd.DataFrame:
     """A comparison.parquet of phase 1 (N = 2) and phase 2 (K = 4) with known numbers."""
     rows = [
-        (1, 2, "mappo", "learned", 1.9, 95.0), (1, 2, "oracle", "oracle", 2.0, 100.0),
+        (1, 2, "mappo", "learned", 1.9, 95.0), (1, 2, "upper-bound", "bound", 2.0, 100.0),
+        (1, 2, "oracle", "oracle", 1.96, 98.0),
         (1, 2, "greedy-edf", "heuristic", 1.8, 90.0), (1, 2, "all-local", "heuristic", 1.0, 50.0),
         (2, 4, "mappo", "learned", 60.0, np.nan), (2, 4, "greedy-edf-urgency", "heuristic", 55.0, np.nan),
         (2, 4, "all-local", "heuristic", 40.0, np.nan),
     ]  # fmt: skip
     if with_search:
-        rows += [(1, 2, "local-search", "heuristic", 1.98, 99.0), (2, 4, "local-search", "heuristic", 64.0, np.nan)]
-    frame = pd.DataFrame(rows, columns=["phase", "n", "policy", "kind", "reward_per_slot", "percent_of_oracle"])
+        rows += [(1, 2, "local-search", "search", 1.98, 99.0), (2, 4, "local-search", "search", 64.0, np.nan)]
+    frame = pd.DataFrame(rows, columns=["phase", "n", "policy", "kind", "reward_per_slot", "percent_of_bound"])
     return frame.assign(
         samples=np.where(frame["kind"] == "learned", 3, 5),
         reward_per_slot_ci_low=frame["reward_per_slot"] - 0.5,
         reward_per_slot_ci_high=frame["reward_per_slot"] + 0.5,
-        percent_of_oracle_ci_low=frame["percent_of_oracle"] - 1,
-        percent_of_oracle_ci_high=frame["percent_of_oracle"] + 1,
+        percent_of_bound_ci_low=frame["percent_of_bound"] - 1,
+        percent_of_bound_ci_high=frame["percent_of_bound"] + 1,
         ci_level=0.95,
     )
 
@@ -283,14 +296,27 @@ def _comparison(with_search: bool) -> pd.DataFrame:
 def test_readme_results_tables_with_and_without_local_search():
     text = markdown.readme_results(_comparison(with_search=True), [("Phase 1: reward", "docs/results/p1.png")])
     assert "mean over 3 training seeds" in text and "mean over 5 evaluation episodes" in text
+    # Phase 1: learned, best heuristic, oracle and local search as % of the bound, the bound's reward, and whether
+    # the learned interval [1.4, 2.4] lies above the best heuristic's 1.8 (no).
     assert "| 2 | mappo: 1.9 [1.4, 2.4] | 95.0% [94.0, 96.0] | greedy-edf: 1.8 [1.3, 2.3] | 90.0% [89.0, 91.0] | " \
-           "99.0% [98.0, 100.0] | 2 [1.5, 2.5] |" in text  # fmt: skip
-    # Phase 2: the best heuristic is not local search (a reference); learned is 60 / 64 = 93.75 % of it.
-    assert "| 4 | mappo: 60 [59.5, 60.5] | greedy-edf-urgency: 55 [54.5, 55.5] | 64 [63.5, 64.5] | 93.8% |" in text
+           "98.0% [97.0, 99.0] | 99.0% [98.0, 100.0] | 2 [1.5, 2.5] | no |" in text  # fmt: skip
+    # Phase 2: the best heuristic is not local search (a reference); [59.5, 60.5] lies above 55; learned reaches
+    # (60 - 40) / (64 - 40) = 0.833 of local search's gain over all-local.
+    assert "| 4 | mappo: 60 [59.5, 60.5] | greedy-edf-urgency: 55 [54.5, 55.5] | yes | 64 [63.5, 64.5] | 0.833 |" in text
     assert "![Phase 1: reward](docs/results/p1.png)" in text
     plain = markdown.readme_results(_comparison(with_search=False))
-    assert "local search" not in plain.split("### Phase 1")[1].split("### Phase 2")[0]
-    assert "| 4 | mappo: 60 [59.5, 60.5] | greedy-edf-urgency: 55 [54.5, 55.5] |" in plain
+    assert "local search" not in plain.split("### Phase 1")[1].split("### Phase 2")[0].split("|", 1)[1]
+    assert "| 4 | mappo: 60 [59.5, 60.5] | greedy-edf-urgency: 55 [54.5, 55.5] | yes |" in plain
+
+
+def test_readme_results_gives_each_scenario_its_own_tables():
+    """A scenario of workflow.scenarios: its own section, named with its overrides, from its own comparison table."""
+    study, tight = _comparison(with_search=False), _comparison(with_search=False)
+    tight = tight[tight["phase"] == 1].assign(reward_per_slot=lambda f: f["reward_per_slot"] + 1.0)
+    text = markdown.readme_results(study, scenarios=[("tight", "scenario.task.deadline_s={low: 1.0}", tight)])
+    section = text.split("### Phase 1, scenario tight (`scenario.task.deadline_s={low: 1.0}`)")[1]
+    assert "| 2 | mappo: 2.9 [1.4, 2.4] |" in section and "### Phase 2" not in section  # only the means moved
+    assert "| 2 | mappo: 1.9 [1.4, 2.4] |" in text.split("### Phase 1, scenario")[0]
 
 
 def test_readme_results_names_the_runs_behind_the_learned_rows():
@@ -502,7 +528,7 @@ def test_tune_trains_the_grid_and_reads_no_test_episodes(workdir, tmp_path):
         pytest.param("pareto", {"workflow": {"w_energy": []}}, "target pareto: config key 'workflow.w_energy' is empty",
                      id="pareto"),
         pytest.param("all", {"workflow": {"variants": {"ippo": {"training.critic": "mapo"}}, "ablations": ["ippo"],
-                                          "backend_variants": []}},
+                                          "backend_variants": [], "scenarios": []}},
                      "Error: invalid config: variant 'ippo' (workflow.variants.ippo): config key "
                      "'training.critic': got 'mapo'", id="bad-variant"),
     ],

@@ -29,7 +29,7 @@ import yaml
 
 from mec import aggregate, baselines, io, markdown, metrics
 from mec.config import DEFAULT_CONFIG, config_from_dict
-from mec.evaluation import evaluation_episodes, run_policy
+from mec.evaluation import BOUND_COLUMN, evaluation_episodes, run_policy
 from mec.plotting import FIGURE_METRICS, SCHEDULE_FIGURE, learning_figure_names
 from mec.scenario import PhaseSetup
 
@@ -42,6 +42,7 @@ RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 
 # The tiny study's sweep: N in {2, 3}, K in {2, 3}, seed 0 (.test/config.yaml).
 POINTS = ((1, 2), (1, 3), (2, 2), (2, 3))
+PHASE1_N = (2, 3)
 SEEDS = (0,)
 SUMMARY = f"{RESULTS}/summary/baselines.parquet"
 LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
@@ -265,14 +266,17 @@ def test_default_study_plans_one_job_per_sweep_point_and_seed(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result)
     seeds = len(DEFAULT_CONFIG.workflow.seeds)
-    points = len(DEFAULT_CONFIG.phase1.n_ue) + len(DEFAULT_CONFIG.phase2.n_clusters)
+    # The study's phase 1 and 2, and its tight-deadline scenario's phase 1 (workflow.scenarios) beside it.
+    assert DEFAULT_CONFIG.workflow.scenarios == (SCENARIO,)
+    n1, n2 = len(DEFAULT_CONFIG.phase1.n_ue), len(DEFAULT_CONFIG.phase2.n_clusters)
+    points = 2 * n1 + n2
     assert counts["evaluate_baselines"] == points
     assert counts["train_agents"] == counts["evaluate_policy"] == points * seeds
-    assert counts["plot_run_phase1"] == len(DEFAULT_CONFIG.phase1.n_ue) * seeds  # one job per run: its 5 figures
-    assert counts["plot_run_phase2"] == len(DEFAULT_CONFIG.phase2.n_clusters) * seeds
+    assert counts["plot_run_phase1"] == 2 * n1 * seeds  # one job per run: its 5 figures
+    assert counts["plot_run_phase2"] == n2 * seeds
     assert counts["plot_learning_curves"] == points
-    assert counts["aggregate_baselines"] == counts["aggregate_metrics"] == 1
-    assert counts["plot_sweep"] == 2 * len(FIGURE_METRICS)
+    assert counts["aggregate_baselines"] == counts["aggregate_metrics"] == 2
+    assert counts["plot_sweep"] == 3 * len(FIGURE_METRICS) and counts["plot_relative_sweep"] == 3
 
 
 def _declared(workdir: Path, target: str) -> dict[str, int]:
@@ -351,7 +355,8 @@ def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
     ev = cfg.evaluation
     for phase, n in ((1, 3), (2, 2)):
         frame = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/episodes.parquet")
-        assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy"]
+        assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy", BOUND_COLUMN]
+        assert frame[BOUND_COLUMN].notna().all() if phase == 1 else frame[BOUND_COLUMN].isna().all()
         assert sorted(frame["policy"].unique()) == sorted(baselines.policy_names(phase))
         assert len(frame) == len(baselines.policy_names(phase)) * ev.episodes * ev.slots
         summary = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/summary.parquet")
@@ -434,16 +439,33 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
     comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         point = comparison[(comparison["phase"] == phase) & (comparison["n"] == n)].set_index("policy")
-        assert set(point.index) == {"mappo", *baselines.policy_names(phase)}
+        assert set(point.index) == {"mappo", *baselines.policy_names(phase), *([aggregate.BOUND] * (phase == 1))}
         assert point.loc["mappo", "kind"] == "learned" and point.loc["mappo", "samples"] == len(SEEDS)
-        best = point["reward_per_slot"].max()
-        assert point.loc[point["rank"] == 1, "reward_per_slot"].eq(best).all()
+        policies = point[point["kind"] != "bound"]
+        assert policies.loc[policies["rank"] == 1, "reward_per_slot"].eq(policies["reward_per_slot"].max()).all()
         if phase == 1:
-            ratio = 100 * point.loc["mappo", "reward_per_slot"] / point.loc["oracle", "reward_per_slot"]
-            assert point.loc["mappo", aggregate.PERCENT_OF_ORACLE] == pytest.approx(ratio, rel=1e-12)
-            assert point.loc["oracle", aggregate.PERCENT_OF_ORACLE] == pytest.approx(100.0)
+            bound = point.loc[aggregate.BOUND]
+            assert bound["kind"] == "bound" and bound["rank"] == 0
+            assert bound[aggregate.PERCENT_OF_BOUND] == pytest.approx(100.0)
+            ratio = 100 * point.loc["mappo", "reward_per_slot"] / bound["reward_per_slot"]
+            assert point.loc["mappo", aggregate.PERCENT_OF_BOUND] == pytest.approx(ratio, rel=1e-12)
+            assert (policies[aggregate.PERCENT_OF_BOUND] <= 100.0 + 1e-9).all()
         else:
-            assert point[aggregate.PERCENT_OF_ORACLE].isna().all()
+            assert point[aggregate.PERCENT_OF_BOUND].isna().all()
+
+
+def test_no_policy_exceeds_the_upper_bound_on_any_evaluated_slot(study):
+    """The per-slot upper bound (mec.bound) beside every baseline's row, and the learned policy's own evaluation on
+    the same episodes: no slot's reward exceeds its bound."""
+    for n in PHASE1_N:
+        slots = pd.read_parquet(study / f"{RESULTS}/phase1/n{n}/baselines/episodes.parquet")
+        assert slots[BOUND_COLUMN].notna().all()
+        assert (slots["reward"] <= slots[BOUND_COLUMN] + 1e-9).all(), n
+        bound = slots.drop_duplicates(["episode", "slot"]).set_index(["episode", "slot"])[BOUND_COLUMN]
+        for seed in SEEDS:
+            learned = pd.read_parquet(study / run_folder(1, n, seed) / "eval" / "episodes.parquet")
+            against = bound.reindex(pd.MultiIndex.from_frame(learned[["episode", "slot"]])).to_numpy()
+            assert np.isfinite(against).all() and (learned["reward"].to_numpy() <= against + 1e-9).all(), (n, seed)
 
 
 def test_oracle_beats_every_heuristic_per_slot(study):
@@ -550,10 +572,61 @@ def _rerun_cases():
     ]
 
 
+def study_only(paths: set[str]) -> set[str]:
+    """The study's own outputs among `paths`, without those of its scenarios (workflow.scenarios)."""
+    return {path for path in paths if "/variants/" not in path}
+
+
 @pytest.mark.parametrize(("changes", "expected"), _rerun_cases())
 def test_a_config_change_reruns_exactly_the_affected_jobs(study, tmp_path, changes, expected):
+    """The study's own outputs; those of its scenarios in test_a_scenario_change_reruns_only_its_own_jobs."""
     configfile = write_config(tmp_path / "changed.yaml", tiny_config(**changes))
-    assert pending_outputs(study, configfile) == expected
+    assert study_only(pending_outputs(study, configfile)) == expected
+
+
+SCENARIO = "tight_deadlines"  # config.yaml's workflow.scenarios, which .test/config.yaml keeps
+SCENARIO_DIR = f"{RESULTS}/variants/{SCENARIO}"
+
+
+def scenario_outputs() -> set[str]:
+    """What the default target builds for the tight-deadline scenario of the tiny study: phase 1 at N = 2, 3."""
+    files = {f"{SCENARIO_DIR}/summary/{name}.parquet"
+             for name in ("baselines", "learned", "learning_curves", "comparison")}  # fmt: skip
+    files |= {f"{SCENARIO_DIR}/figures/phase1/sweep_{m}.png" for m in [*FIGURE_METRICS, "relative"]}
+    for n in PHASE1_N:
+        files |= {path.replace(f"{RESULTS}/", f"{SCENARIO_DIR}/", 1)
+                  for path in eval_outputs(1, n) | {curve_figure(1, n)}
+                  | set().union(*(run_outputs(1, n, seed) for seed in SEEDS))}  # fmt: skip
+    return files
+
+
+def test_the_default_target_builds_each_scenario_beside_the_study(study):
+    """workflow.scenarios: the tight-deadline phase 1 is trained, evaluated, summarised and drawn by the default
+    target in its own folder, on its own deadlines, and never in phase 2 (its workflow.phases)."""
+    for path in scenario_outputs():
+        assert (study / path).stat().st_size > 0, path
+    assert not list((study / SCENARIO_DIR).glob("phase2"))
+    for n in PHASE1_N:
+        schedule = pd.read_parquet(study / f"{SCENARIO_DIR}/phase1/n{n}/seed0/eval/schedule.parquet")
+        assert schedule["deadline_s"].between(1.0, 2.0).all() and schedule["deadline_s"].max() > 1.0
+        own = pd.read_parquet(study / f"{RESULTS}/phase1/n{n}/seed0/eval/schedule.parquet")
+        assert own["deadline_s"].between(2.0, 4.0).all()
+    comparison = pd.read_parquet(study / f"{SCENARIO_DIR}/summary/comparison.parquet")
+    assert set(comparison["phase"]) == {1} and set(comparison["n"]) == set(PHASE1_N)
+    assert (comparison.loc[comparison["kind"] != "bound", aggregate.PERCENT_OF_BOUND] <= 100.0 + 1e-9).all()
+
+
+def test_a_scenario_change_reruns_only_its_own_jobs(study, tmp_path):
+    """Another deadline range for the scenario reruns every job of the scenario and none of the study's; a training
+    change reruns the training of both."""
+    changed = yaml.safe_load((REPO / "config.yaml").read_text())["workflow"]["variants"]  # a --configfile replaces it
+    changed[SCENARIO] = {"scenario.task.deadline_s": {"low": 1.0, "high": 2.5}, "workflow.phases": [1]}
+    configfile = write_config(tmp_path / "scenario.yaml", tiny_config(workflow__variants=changed))
+    assert pending_outputs(study, configfile) == scenario_outputs()
+    configfile = write_config(tmp_path / "training.yaml", tiny_config(training__lr=3.0e-4))
+    pending = pending_outputs(study, configfile) - study_only(pending_outputs(study, configfile))
+    runs = {path for path in scenario_outputs() if "/seed" in path and "/eval/" not in path}
+    assert runs <= pending and not any("/baselines/" in path for path in pending)
 
 
 def test_writing_out_a_default_value_reruns_nothing(study, tmp_path):

@@ -1,13 +1,14 @@
 """Rule aggregate_metrics: the learned policy's statistics over training seeds, its learning curves, and the
-comparison of every policy with the oracle at every sweep point.
+comparison of every policy with the upper bound (phase 1) at every sweep point.
 
 - learned.parquet: the layout of baselines.parquet (mec.aggregate.summarise_samples) per (phase, N or K, policy);
   a sample is one training seed, its value the mean over the evaluation episodes.
 - learning_curves.parquet: per (phase, N or K, iteration) and metric of mec.aggregate.CURVE_METRICS, the same
   statistics over seeds of each iteration's evaluation (training metrics.parquet, eval/ columns).
 - comparison.parquet: one row per (phase, N or K, policy), learned and every baseline alike: mean and bootstrap CI
-  of the headline metrics and, in phase 1, of the percentage of the oracle's reward on the same episodes (per
-  evaluation episode for a baseline, per training seed for the learned policy; mec.aggregate.comparison_table).
+  of the headline metrics and, in phase 1, of the percentage of the upper bound's reward on the same episodes (per
+  evaluation episode for a baseline, per training seed for the learned policy; mec.aggregate.comparison_table),
+  with a row of the bound itself (policy mec.aggregate.BOUND, kind "bound": its reward per slot alone).
 """
 
 import logging
@@ -20,12 +21,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, metrics, runs  # noqa: E402
+from mec.evaluation import BOUND_COLUMN  # noqa: E402
 from mec.plotting import FIGURE_METRICS  # noqa: E402
 
 log = logging.getLogger("aggregate_metrics")
 
 POINT = ["phase", "n", "n_ue", "n_clusters"]
-COMPARED = [*FIGURE_METRICS, "offload_fraction", aggregate.PERCENT_OF_ORACLE]
+COMPARED = [*FIGURE_METRICS, "offload_fraction", aggregate.PERCENT_OF_BOUND]
 
 
 def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -45,32 +47,44 @@ def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[
     return pd.DataFrame(seeds), pd.concat(curves, ignore_index=True)
 
 
+def episode_bounds(slots: pd.DataFrame) -> pd.Series:
+    """The upper bound's mean reward per slot of each evaluation episode (NaN where the table has none)."""
+    if BOUND_COLUMN not in slots:
+        return pd.Series(float("nan"), index=pd.Index(sorted(slots["episode"].unique()), name="episode"))
+    first = slots[slots["policy"] == slots["policy"].iloc[0]]  # every policy's rows carry the same bounds
+    return first.groupby("episode")[BOUND_COLUMN].mean()
+
+
 def baseline_samples(episode_files: list[str]) -> pd.DataFrame:
-    """Per baseline and evaluation episode: its headline metrics and, where the oracle ran, its percentage of the
-    oracle's reward on that episode."""
+    """Per baseline and evaluation episode: its headline metrics and its percentage of the upper bound's reward on
+    that episode; plus one row per episode of the bound itself (reward per slot only, kind "bound")."""
     frames = []
     for path in episode_files:
         point = io.read_provenance(path, remove_if_corrupt=True)
-        per_episode = aggregate.per_episode_metrics(io.read_parquet(path, remove_if_corrupt=True))
-        oracle = per_episode[per_episode["policy"] == aggregate.ORACLE].set_index("episode")["reward_per_slot"]
-        percent = aggregate.percent_of_oracle(
-            per_episode["reward_per_slot"], per_episode["episode"].map(oracle).to_numpy(float)
+        slots = io.read_parquet(path, remove_if_corrupt=True)
+        per_episode = aggregate.per_episode_metrics(slots)
+        bound = episode_bounds(slots)
+        if bound.notna().any():
+            rows = pd.DataFrame({"policy": aggregate.BOUND, "episode": bound.index, "reward_per_slot": bound.to_numpy()})
+            per_episode = pd.concat([per_episode, rows], ignore_index=True)
+        percent = aggregate.percent_of_bound(
+            per_episode["reward_per_slot"], per_episode["episode"].map(bound).to_numpy(float)
         )
-        kind = per_episode["policy"].map(lambda name: "oracle" if name == aggregate.ORACLE else "heuristic")
         frames.append(
-            per_episode.assign(**{name: point[name] for name in POINT}, kind=kind, sample="evaluation episodes")
-            .assign(**{aggregate.PERCENT_OF_ORACLE: percent})
+            per_episode.assign(**{name: point[name] for name in POINT}, sample="evaluation episodes",
+                               kind=per_episode["policy"].map(aggregate.baseline_kind))
+            .assign(**{aggregate.PERCENT_OF_BOUND: percent})
         )  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
 
-def with_percent_of_oracle(learned: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
-    """Each seed's reward as a percentage of the oracle's mean reward over the same episodes (NaN without one)."""
-    oracle = baselines[baselines["policy"] == aggregate.ORACLE].groupby(["phase", "n"])["reward_per_slot"].mean()
+def with_percent_of_bound(learned: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Each seed's reward as a percentage of the upper bound's mean reward over the same episodes (NaN without)."""
+    bound = baselines[baselines["policy"] == aggregate.BOUND].groupby(["phase", "n"])["reward_per_slot"].mean()
     keys = pd.MultiIndex.from_frame(learned[["phase", "n"]])
-    reference = oracle.reindex(keys).to_numpy(float)
-    percent = aggregate.percent_of_oracle(learned["reward_per_slot"], reference)
-    return learned.assign(kind="learned", sample="training seeds", **{aggregate.PERCENT_OF_ORACLE: percent})
+    reference = bound.reindex(keys).to_numpy(float)
+    percent = aggregate.percent_of_bound(learned["reward_per_slot"], reference)
+    return learned.assign(kind="learned", sample="training seeds", **{aggregate.PERCENT_OF_BOUND: percent})
 
 
 def main(smk) -> None:
@@ -89,12 +103,15 @@ def main(smk) -> None:
     io.write_parquet(table, smk.output.learning_curves, provenance)
 
     baselines = baseline_samples(smk.input.baseline_episodes)
-    samples = pd.concat([with_percent_of_oracle(seeds, baselines), baselines], ignore_index=True)
+    samples = pd.concat([with_percent_of_bound(seeds, baselines), baselines], ignore_index=True)
     comparison = aggregate.comparison_table(samples, by=[*POINT, "policy", "kind", "sample"], metric_names=COMPARED,
                                             **options)  # fmt: skip
-    comparison["rank"] = (
-        comparison.groupby(["phase", "n"])["reward_per_slot"].rank(ascending=False, method="min").astype(int)
-    )
+    # Ranks among the policies; the bound, no policy, is rank 0.
+    is_bound = comparison["kind"] == "bound"
+    comparison["rank"] = 0
+    comparison.loc[~is_bound, "rank"] = (
+        comparison[~is_bound].groupby(["phase", "n"])["reward_per_slot"].rank(ascending=False, method="min")
+    ).astype(int)
     comparison = comparison.sort_values(["phase", "n", "rank", "policy"], ignore_index=True)
     provenance = {
         "statistics": stats,
@@ -103,7 +120,7 @@ def main(smk) -> None:
     }
     io.write_parquet(comparison, smk.output.comparison, provenance)
     for _, row in comparison[comparison["kind"] == "learned"].iterrows():
-        of_oracle = row[aggregate.PERCENT_OF_ORACLE]
+        of_bound = row[aggregate.PERCENT_OF_BOUND]
         log.info(
             "phase %d n %d: %s reward/slot %.4f, rank %d of %d policies%s",
             row["phase"],
@@ -111,8 +128,8 @@ def main(smk) -> None:
             row["policy"],
             row["reward_per_slot"],
             row["rank"],
-            (comparison["phase"].eq(row["phase"]) & comparison["n"].eq(row["n"])).sum(),
-            "" if pd.isna(of_oracle) else f", {of_oracle:.1f}% of the oracle",
+            (comparison["phase"].eq(row["phase"]) & comparison["n"].eq(row["n"]) & ~is_bound).sum(),
+            "" if pd.isna(of_bound) else f", {of_bound:.1f}% of the upper bound",
         )
 
 

@@ -20,10 +20,20 @@ from mec import io, markdown  # noqa: E402
 log = logging.getLogger("readme_results")
 
 
+def scenario_of(path: Path) -> str | None:
+    """The variant a figure belongs to (results/variants/<name>/figures/...), None for the study's own."""
+    parts = path.parts
+    return parts[parts.index("variants") + 1] if "variants" in parts[:-1] else None
+
+
 def caption(path: Path) -> str:
-    """'Phase 1: reward per slot' for results/figures/phase1/sweep_reward_per_slot.png."""
+    """'Phase 1: reward per slot' for results/figures/phase1/sweep_reward_per_slot.png ('Phase 1, scenario
+    tight_deadlines: ...' for a scenario's figure)."""
     phase = path.parent.name.replace("phase", "Phase ")
-    relative = ("learned vs baselines, % of the oracle's reward" if phase == "Phase 1"
+    scenario = scenario_of(path)
+    if scenario is not None:
+        phase = f"{phase}, scenario {scenario}"
+    relative = ("learned vs baselines, % of the upper bound's reward" if phase.startswith("Phase 1")
                 else "learned vs baselines, gain per UE over all-local (local search: the ceiling)")
     names = {"sweep_relative": relative,
              "sweep_reward_per_slot": "learned vs baselines, reward per slot", "pareto": "QoS-energy trade-off",
@@ -46,16 +56,19 @@ def main(smk) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
     for source in map(Path, inputs.figures):
-        target = folder / f"{source.parent.name}_{source.name}"
+        scenario = scenario_of(source)
+        target = folder / f"{'' if scenario is None else scenario + '_'}{source.parent.name}_{source.name}"
         io.atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
         figures.append((caption(source), target.as_posix()))
     tuning_keys = []
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
     study = markdown.runs_sentence(learned_runs(inputs.comparison))
+    scenarios = [(spec["name"], spec["description"], io.read_parquet(path, remove_if_corrupt=True))
+                 for spec, path in zip(smk.params.scenarios, inputs.scenarios, strict=True)]  # fmt: skip
     text = markdown.readme_results(
         io.read_parquet(inputs.comparison, remove_if_corrupt=True), figures, tuning_keys=tuning_keys, study=study,
-        **optional,
+        scenarios=scenarios, **optional,
     )
     io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     changed = markdown.splice_readme(smk.params.readme, text)
