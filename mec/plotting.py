@@ -598,13 +598,15 @@ def learning_curves_figure(
     style: str = "default",
     width_in: float = 6.4,
     height_in: float = 4.0,
+    references: dict[str, dict[str, float]] | None = None,
 ) -> Figure:
     """Learning curves of every seed of one sweep point: 2 x 2 panels (CURVE_PANELS) against the iteration.
 
     `runs` holds every seed's metrics.parquet rows (with a `seed` column); `curves` the long table of
     mec.aggregate.summarise_samples over seeds per iteration (metric names without the eval/ prefix). Each seed is a
     thin line, the `statistic` over seeds a thick one with its confidence band (t-interval of a mean, bootstrap of
-    an IQM).
+    an IQM). `references` (label -> metric -> value, e.g. from `curve_references`) are drawn as horizontal lines in
+    the panels of the metrics they have.
     """
     if statistic not in ("mean", "iqm"):
         raise ValueError(f"statistic {statistic!r}: allowed mean, iqm")
@@ -621,6 +623,10 @@ def learning_curves_figure(
             rows = curves[curves["metric"] == metric].sort_values("iteration")
             ax.plot(rows["iteration"], rows[statistic], color="tab:green", linewidth=2.2)
             _ci_band(ax, rows, "iteration", statistic, "tab:green", alpha=0.2)
+            for label, values in (references or {}).items():
+                if metric in values and np.isfinite(values[metric]):
+                    look = _curve_reference_style(label)
+                    ax.axhline(values[metric], linewidth=1.1, zorder=1, label=label, **look)
             ax.set_title(f"{info.title} ({_better(info.higher_is_better)})", fontsize="medium")
             ax.set_ylabel(info.axis_label, fontsize="small")
             ax.grid(True, alpha=0.3)
@@ -632,7 +638,49 @@ def learning_curves_figure(
             f"{_interval_name(statistic)}",
             fontsize="medium",
         )
+        if references:
+            handles = {}
+            for ax in axes.ravel():
+                for line in ax.get_lines():
+                    if line.get_label() in references:
+                        handles.setdefault(line.get_label(), line)
+            fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 2),
+                       fontsize="small", title="references: means over the evaluation episodes (evaluation.seed), "
+                       "not the validation episodes of the curves", title_fontsize="small")  # fmt: skip
     return fig
+
+
+def _curve_reference_style(label: str) -> dict:
+    """The look of a reference line: the bound dotted black, the oracle and local search as elsewhere, the best
+    heuristic in its offload rule's colour (grey when the label names none)."""
+    name = label.split(" ")[0]
+    if label.startswith("upper bound"):
+        return {"color": "black", "linestyle": ":"}
+    if name in _REFERENCE_STYLE:
+        return {"color": _REFERENCE_STYLE[name]["color"], "linestyle": _REFERENCE_STYLE[name]["linestyle"]}
+    rule = offload_rule(name)
+    return {"color": _RULE_STYLE[rule]["color"] if rule else "0.35", "linestyle": "--"}
+
+
+def curve_references(slots: pd.DataFrame, bound: pd.Series | None = None) -> dict[str, dict[str, float]]:
+    """The reference lines of a sweep point's learning curves from its baselines' per-slot table (a `policy` column,
+    mec.metrics' SLOT_COLUMNS): the upper bound's reward per slot (`bound`, per slot, where given), the oracle and
+    local search where they ran, and the best heuristic by reward per slot, each with its headline metrics
+    (mec.metrics.summarise over all its slots)."""
+    from mec import metrics  # noqa: PLC0415 - mec.metrics imports the simulator, which this module otherwise avoids
+
+    summary = {name: metrics.summarise(rows) for name, rows in slots.groupby("policy", sort=True)}
+    out: dict[str, dict[str, float]] = {}
+    if bound is not None and bound.notna().any():
+        out["upper bound"] = {"reward_per_slot": float(bound.mean())}
+    for name in ("oracle", "local-search"):
+        if name in summary:
+            out[name] = {metric: summary[name][metric] for metric in CURVE_PANELS}
+    heuristics = [name for name in summary if name not in ("oracle", "local-search")]
+    if heuristics:
+        best = sorted(heuristics, key=lambda name: (-summary[name][RANK_METRIC], name))[0]
+        out[f"{best} (best heuristic)"] = {metric: summary[best][metric] for metric in CURVE_PANELS}
+    return out
 
 
 # --------------------------------------------------------------------------- variants of the study

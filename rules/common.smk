@@ -464,6 +464,13 @@ def all_train_metrics(wildcards):
     return run_files(TRAIN_METRICS, variant_of(wildcards))
 
 
+def point_baseline_episodes(wildcards):
+    """The baselines' per-slot table of one sweep point, in the folder of the job that makes it."""
+    phase, n = int(wildcards.phase), int(wildcards.n)
+    folder = baseline_dir(variant_of(wildcards), phase, n)
+    return BASELINE_EPISODES.format(variant_dir=folder, phase=phase, n=n)
+
+
 def point_train_metrics(wildcards):
     """The learning histories of every seed of one sweep point."""
     name, phase, n = variant_of(wildcards), int(wildcards.phase), int(wildcards.n)

@@ -56,6 +56,7 @@ rule plot_relative_sweep:
 rule plot_learning_curves:
     input:
         metrics=point_train_metrics,
+        baselines=point_baseline_episodes,
     output:
         figure=report(
             CURVES_FIGURE,

@@ -17,6 +17,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from conftest_rl import make_env
 from mec.backends.rllib.modules import FleetPPOLearner, RoleModule
+from mec.envs.mec_env import SPECTRUM_LOW
 
 AGENT = {"ue": "ues", "scheduler": "schedulers", "coordinator": "coordinator"}
 ROLES = pytest.mark.parametrize("role", list(AGENT))
@@ -178,6 +179,27 @@ def test_row_logp_matches_the_closed_form_density(env, role):
     expected = hand_row_logp(module, role, inputs, actions)
     assert got.shape == (B, {"coordinator": K}.get(role, N))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("offload_fraction", [0.0, 0.06, 0.5, 1.0])
+def test_ue_row_logp_computes_the_beta_term_on_offloaded_rows_alone_with_the_same_numbers(env, offload_fraction):
+    """The spectrum's Beta term, computed only where a UE offloaded, gives bit for bit the values and gradients of
+    the dense formula offload * Beta.log_prob over every row (so training is unchanged)."""
+    module = build(env, "ue", seed=3)
+    gen = torch.Generator().manual_seed(7)
+    inputs = torch.randn(64, 100, 3, generator=gen, requires_grad=True)
+    actions = {"offload": (torch.rand(64, 100, generator=gen) < offload_fraction).float(),
+               "spectrum": SPECTRUM_LOW + (1 - SPECTRUM_LOW) * torch.rand(64, 100, generator=gen)}  # fmt: skip
+    offload = actions["offload"]
+    x = ((actions["spectrum"] - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(1e-4, 1 - 1e-4)
+    beta = torch.distributions.Beta(1 + torch.nn.functional.softplus(inputs[..., 1]),
+                                    1 + torch.nn.functional.softplus(inputs[..., 2]))  # fmt: skip
+    dense = torch.distributions.Bernoulli(logits=inputs[..., 0]).log_prob(offload) + offload * beta.log_prob(x)
+    weights = torch.randn(dense.shape, generator=gen)
+    (dense_grad,) = torch.autograd.grad((dense * weights).sum(), inputs)
+    got = module.row_logp(inputs, actions)
+    (got_grad,) = torch.autograd.grad((got * weights).sum(), inputs)
+    assert torch.equal(got, dense) and torch.equal(got_grad, dense_grad)
 
 
 @ROLES

@@ -389,6 +389,34 @@ def test_learning_curves_figure_draws_every_seed_and_the_mean_with_its_band():
     assert "95% t-interval" in fig.get_suptitle()
 
 
+def test_learning_curves_carry_the_points_references():
+    """The upper bound (reward only), the oracle and the best heuristic as horizontal lines, from the baselines'
+    per-slot table: each line at that policy's mean over all its slots."""
+    runs = pd.concat([_run(seed=s).assign(seed=s) for s in range(2)], ignore_index=True)
+    curves = aggregate.summarise_samples(aggregate.learning_curve_samples(runs), by=["iteration"],
+                                         metric_names=aggregate.CURVE_METRICS, ci_level=0.95, resamples=100)  # fmt: skip
+    rng = np.random.default_rng(0)
+
+    def slots(policy, reward):
+        frame = pd.DataFrame({name: rng.uniform(0.5, 1.5, 10) for name in metrics.SLOT_COLUMNS if name != "episode"})
+        return frame.assign(episode=np.repeat([0, 1], 5), n_tasks=3, reward=reward, policy=policy)
+
+    table = pd.concat([slots("oracle", 3.0), slots("greedy-edf", 2.5), slots("all-local", 1.0)], ignore_index=True)
+    bound = pd.Series(np.full(10, 3.2))
+    references = plotting.curve_references(table, bound)
+    assert list(references) == ["upper bound", "oracle", "greedy-edf (best heuristic)"]
+    assert references["upper bound"] == {"reward_per_slot": pytest.approx(3.2)}
+    oracle = metrics.summarise(table[table["policy"] == "oracle"])
+    assert references["oracle"]["mean_qos"] == pytest.approx(oracle["mean_qos"])
+    fig = plotting.learning_curves_figure(runs, curves, 1, 3, references=references)
+    reward_ax, qos_ax = fig.axes[0], fig.axes[1]
+    lines = {line.get_label(): line.get_ydata()[0] for line in reward_ax.get_lines()}
+    assert lines["upper bound"] == pytest.approx(3.2) and lines["oracle"] == pytest.approx(3.0)
+    assert lines["greedy-edf (best heuristic)"] == pytest.approx(2.5)
+    assert "upper bound" not in {line.get_label() for line in qos_ax.get_lines()}  # a reward only
+    assert "not the validation episodes" in fig.legends[0].get_title().get_text()
+
+
 def _learned(phase: int = 1, sizes=(2, 3, 4), seeds: int = 3) -> pd.DataFrame:
     table = _summary(phase, sizes)
     table = table[table["policy"] == "greedy-edf"].assign(policy="mappo", samples=seeds)

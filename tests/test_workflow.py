@@ -523,14 +523,15 @@ def _rerun_cases():
         ),
         pytest.param(
             {"evaluation__episodes": 3},
-            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | downstream,
+            # The learning curves draw the baselines' references, so they are redrawn too.
+            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | curves | downstream,
             id="evaluation-episodes-rerun-evaluations-not-training",
         ),
         pytest.param(
             # Training selects its best checkpoint on training.eval_seed's episodes, so the test episodes' seed
             # changes evaluations only.
             {"evaluation__seed": 7},
-            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | downstream,
+            all_evals | {p for p in all_runs if "/eval/" in p} | run_figures | curves | downstream,
             id="evaluation-seed-reruns-evaluations-not-training",
         ),
         pytest.param(
@@ -559,6 +560,7 @@ def _rerun_cases():
                 "workflow__variants": {"ippo": {"training.critic": "local", "training.lr": 1.0e-3}},
                 "workflow__ablations": ["ippo"],
                 "workflow__backend_variants": [],
+                "workflow__scenarios": [],
             },
             set(),
             id="variants-leave-the-study-alone",
@@ -650,7 +652,8 @@ def test_slurm_profile_plans_the_same_jobs(study, tmp_path):
         pytest.param("baselines", {"evaluate_baselines", "aggregate_baselines"}, id="baselines-without-training"),
         pytest.param(
             "phase1",
-            {"train_agents", "evaluate_policy", "plot_run_phase1", "plot_learning_curves"},
+            # The learning curves draw the sweep point's baselines as references.
+            {"train_agents", "evaluate_policy", "plot_run_phase1", "plot_learning_curves", "evaluate_baselines"},
             id="phase1-without-phase2",
         ),
     ],

@@ -1,5 +1,6 @@
 """Rule plot_learning_curves: the learning curves of every seed of one sweep point with the mean over seeds and its
-bootstrap CI band (the statistics of learning_curves.parquet, mec.aggregate), written as a PNG atomically."""
+CI band (the statistics of learning_curves.parquet, mec.aggregate), beside the point's references (the upper bound,
+the oracle, local search, the best heuristic; mec.plotting.curve_references), written as a PNG atomically."""
 
 import logging
 import sys
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, plotting  # noqa: E402
+from mec.evaluation import BOUND_COLUMN  # noqa: E402
 from mec.runs import check_metrics_file  # noqa: E402
 
 log = logging.getLogger("plot_learning_curves")
@@ -36,6 +38,11 @@ def main(smk) -> None:
         seed=stats["seed"],
     )
     config = io.read_provenance(smk.input.metrics[0])["config"]
+    slots = io.read_parquet(smk.input.baselines, remove_if_corrupt=True)
+    bound = None
+    if BOUND_COLUMN in slots:
+        bound = slots[slots["policy"] == slots["policy"].iloc[0]][BOUND_COLUMN]  # the same bounds on every policy
+    references = plotting.curve_references(slots, bound)
     fig = plotting.learning_curves_figure(
         runs,
         curves,
@@ -45,6 +52,7 @@ def main(smk) -> None:
         style=look["style"],
         width_in=look["width_in"],
         height_in=look["height_in"],
+        references=references,
     )
     plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
     log.info("wrote %s", smk.output.figure)

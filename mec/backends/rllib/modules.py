@@ -157,12 +157,21 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
     def row_logp(self, inputs: torch.Tensor, actions: Any) -> torch.Tensor:
         """(B, R) log-probability of each row's action under the distribution `inputs` parameterise."""
         if self.role == "ue":
-            offload_dist, beta = self._ue_parts(inputs)
             offload = actions["offload"].reshape(inputs.shape[:2]).float()
-            x = ((actions["spectrum"].reshape(inputs.shape[:2]) - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(
+            logp = torch.distributions.Bernoulli(logits=inputs[..., 0]).log_prob(offload)
+            # The spectrum weight's Beta term counts only where the UE offloaded, so it is computed on those rows
+            # alone (in phase 2 a few percent of them): the same values and gradients as adding offload * log_prob
+            # over every row, without the log-gamma work on the others.
+            chosen = offload > 0.5
+            if not bool(chosen.any()):
+                return logp
+            x = ((actions["spectrum"].reshape(inputs.shape[:2])[chosen] - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(
                 _EPS, 1 - _EPS
             )
-            return offload_dist.log_prob(offload) + offload * beta.log_prob(x)
+            rows = inputs[chosen]
+            beta = torch.distributions.Beta(1.0 + nn.functional.softplus(rows[:, 1]),
+                                            1.0 + nn.functional.softplus(rows[:, 2]))  # fmt: skip
+            return logp.masked_scatter(chosen, logp[chosen] + beta.log_prob(x))
         return self._gauss(inputs).log_prob(actions.reshape(inputs.shape[:2]).float())
 
     def row_entropy(self, inputs: torch.Tensor) -> torch.Tensor:
