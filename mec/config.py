@@ -1233,3 +1233,17 @@ def variant_configs(cfg: StudyConfig) -> dict[str, StudyConfig]:
                 f"a variant whose training.backend differs from the study's ({cfg.training.backend})",
             )
     return configs
+
+
+if __name__ == "__main__":
+    # `python -m mec.config FILE...`: read each file as a config file (missing, unreadable, binary, invalid YAML,
+    # duplicate keys, a top level that is not a mapping): one line and exit status 2 at the first that fails. The
+    # Makefile runs it before Snakemake, whose own reading of --configfile ends in a traceback.
+    import sys
+
+    for name in sys.argv[1:]:
+        try:
+            read_config_file(name)
+        except ConfigError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None

@@ -272,3 +272,29 @@ def test_a_failed_workflow_job_writes_its_traceback_into_its_log(tmp_path):
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "RuntimeError: job broken on purpose" in text
     assert not (workdir / target).exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        pytest.param(None, "not found", id="missing"),
+        pytest.param("dir", "IsADirectoryError", id="directory"),
+        pytest.param(b"\xa1\xff\x00binary", "cannot be read (UnicodeDecodeError", id="binary"),
+        pytest.param(b"training: [1,\n", "invalid YAML", id="invalid-yaml"),
+    ],
+)
+def test_make_study_with_a_bad_config_file_stops_in_one_line_before_snakemake(tmp_path, content, needle):
+    """`make study CONFIG=...` reads the file first (python -m mec.config): Snakemake's own reading of --configfile
+    would end in a traceback. Nothing runs and nothing is written."""
+    path = tmp_path / "study.yaml"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["make", "-s", "--no-print-directory", "study", f"CONFIG={path}"], cwd=repo,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0] and str(path) in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and "snakemake" not in result.stdout + result.stderr

@@ -1,0 +1,100 @@
+"""The learner's update alone, one layout of the UE log-probability against another, in the same run; one JSON.
+
+A training job's time at K = 10 is mostly the learner (33 minibatch updates per iteration). This times
+`learner_group.update` on one fixed sampled batch (the default training section: 1000 slots, 8 epochs of 250-slot
+minibatches), alternating two layouts of `RoleModule.row_logp` for the UE role, each restored before the other runs:
+  masked  the spectrum's Beta log-probability on the offloaded rows only (mec.backends.rllib.modules, today)
+  dense   offload * Beta.log_prob over every row (the layout before; both give bit-identical values and gradients,
+          tests/test_modules.py)
+Rounds alternate (dense, masked, dense, masked, ...) so that drift on a noisy machine hits both alike; the report
+gives each layout's median seconds per update call (one whole iteration's epochs and minibatches) and their ratio.
+Run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from mec.backends.rllib import modules  # noqa: E402
+from mec.config import config_from_dict  # noqa: E402
+
+torch.set_num_threads(1)
+POINTS = ((1, 7), (2, 10))
+
+
+def dense_row_logp(self, inputs, actions):
+    """The layout before: the Beta term over every UE row, multiplied by the offload indicator."""
+    if self.role != "ue":
+        return masked_row_logp(self, inputs, actions)
+    offload_dist = torch.distributions.Bernoulli(logits=inputs[..., 0])
+    beta = torch.distributions.Beta(1.0 + nn.functional.softplus(inputs[..., 1]),
+                                    1.0 + nn.functional.softplus(inputs[..., 2]))  # fmt: skip
+    offload = actions["offload"].reshape(inputs.shape[:2]).float()
+    x = ((actions["spectrum"].reshape(inputs.shape[:2]) - modules.SPECTRUM_LOW) / (1 - modules.SPECTRUM_LOW)).clamp(
+        modules._EPS, 1 - modules._EPS
+    )
+    return offload_dist.log_prob(offload) + offload * beta.log_prob(x)
+
+
+masked_row_logp = modules.RoleModule.row_logp
+LAYOUTS = {"dense": dense_row_logp, "masked": masked_row_logp}
+
+
+def point(cfg, phase: int, n: int, rounds: int) -> dict:
+    import ray
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from mec.backends.rllib.training import build_ppo_config
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    try:
+        algo = build_ppo_config(cfg, phase, n, 0).build_algo()
+        algo.train()  # warm-up: compiles, fills the connectors' state
+        episodes = algo.env_runner_group.local_env_runner.sample()
+        times = {name: [] for name in LAYOUTS}
+        for _ in range(rounds):
+            for name, layout in LAYOUTS.items():
+                modules.RoleModule.row_logp = layout
+                started = time.perf_counter()
+                algo.learner_group.update(episodes=episodes, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0},
+                                          num_epochs=algo.config.num_epochs, minibatch_size=algo.config.minibatch_size,
+                                          shuffle_batch_per_epoch=algo.config.shuffle_batch_per_epoch)  # fmt: skip
+                times[name].append(time.perf_counter() - started)
+        modules.RoleModule.row_logp = masked_row_logp
+        algo.stop()
+    finally:
+        modules.RoleModule.row_logp = masked_row_logp
+        ray.shutdown()
+    row = {"phase": phase, "n": n, "rounds": rounds}
+    for name, values in times.items():
+        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    row["dense_over_masked"] = round(row["dense_update_s"] / row["masked_update_s"], 2)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="update calls per layout, alternating")
+    parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
+                        help="sweep points as PHASE:N (default: 1:7 2:10)")  # fmt: skip
+    args = parser.parse_args()
+    cfg = config_from_dict({})
+    points = [tuple(int(x) for x in item.split(":")) for item in args.points]
+    report = {"benchmark": "learner", "points": [point(cfg, p, n, args.rounds) for p, n in points]}
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
