@@ -194,7 +194,7 @@ def _policy_row(point: pd.DataFrame, name: str):
     return _first(point[point["policy"] == name])
 
 
-def phase1_markdown(comparison: pd.DataFrame) -> str:
+def phase1_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Phase 1 per N: the learned policy, the best heuristic and the oracle (equal spectrum split) as a percentage
     of the upper bound's reward on the same episodes (mec.bound: at least every policy's reward on every slot, so
     at most 100%), with their CIs, beside the bound's reward (and local search where it ran); and whether the learned
@@ -221,10 +221,15 @@ def phase1_markdown(comparison: pd.DataFrame) -> str:
               "best heuristic: % of bound", "oracle (equal split): % of bound"] + (
         ["local search: % of bound"] if has_search else []) + [
         "upper bound: reward per slot", "learned CI above best heuristic"]  # fmt: skip
-    return table(header, body) + "\n"
+    return header, body
 
 
-def phase2_markdown(comparison: pd.DataFrame) -> str:
+def phase1_markdown(comparison: pd.DataFrame) -> str:
+    """phase1_rows as a Markdown table."""
+    return table(*phase1_rows(comparison)) + "\n"
+
+
+def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Phase 2 per K: the learned policy, the best heuristic at that K and the local-search reference (where it
     ran): reward per slot with its CI; whether the learned policy's interval lies wholly above the best heuristic's
     mean; and the share of local search's gain over all-local that the learned policy reaches,
@@ -250,7 +255,36 @@ def phase2_markdown(comparison: pd.DataFrame) -> str:
     header = ["K", "learned: reward per slot", "best heuristic: reward per slot", "learned CI above best heuristic"] + (
         ["local search: reward per slot", "(learned − all-local) / (local search − all-local)"] if has_search else []
     )
-    return table(header, body) + "\n"
+    return header, body
+
+
+def phase2_markdown(comparison: pd.DataFrame) -> str:
+    """phase2_rows as a Markdown table."""
+    return table(*phase2_rows(comparison)) + "\n"
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table with the cells escaped."""
+    from html import escape  # noqa: PLC0415
+
+    def line(cells, tag):
+        return "<tr>" + "".join(f"<{tag}>{escape(str(cell))}</{tag}>" for cell in cells) + "</tr>"
+
+    return "<table>\n" + "\n".join([line(header, "th"), *(line(row, "td") for row in rows)]) + "\n</table>"
+
+
+def comparison_html(comparison: pd.DataFrame, title: str) -> str:
+    """The README's per-phase tables of a comparison table as one HTML page (for the workflow's HTML report)."""
+    from html import escape  # noqa: PLC0415
+
+    parts = [f"<h2>{escape(title)}</h2>"]
+    for phase, rows_of in ((1, phase1_rows), (2, phase2_rows)):
+        if (comparison["phase"] == phase).any():
+            parts += [f"<h3>Phase {phase}</h3>", html_table(*rows_of(comparison))]
+    style = ("table{border-collapse:collapse;font:13px sans-serif}th,td{border:1px solid #bbb;padding:3px 6px}"
+             "th{background:#eee}")  # fmt: skip
+    head = f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>{style}</style></head><body>'
+    return "\n".join([head, *parts, "</body></html>"]) + "\n"
 
 
 def runs_sentence(runs: Sequence[dict]) -> str:

@@ -31,6 +31,11 @@ rule aggregate_metrics:
         learned=SUMMARY_LEARNED,
         learning_curves=SUMMARY_CURVES,
         comparison=SUMMARY_COMPARISON,
+        comparison_html=report(
+            SUMMARY_COMPARISON_HTML,
+            caption="../report/comparison_table.rst",
+            category="Summary tables",
+        ),
     log:
         f"{LOGS}/{{variant_dir}}aggregate_metrics.log",
     conda:

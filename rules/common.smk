@@ -166,6 +166,8 @@ SUMMARY_BASELINES = f"{RESULTS}/{{variant_dir}}summary/baselines.parquet"
 SUMMARY_LEARNED = f"{RESULTS}/{{variant_dir}}summary/learned.parquet"
 SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
 SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
+# The README's tables of that comparison as an HTML page, for the HTML report.
+SUMMARY_COMPARISON_HTML = f"{RESULTS}/{{variant_dir}}summary/comparison.html"
 SWEEP_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_{{metric}}.png"
 # What a reader compares (% of the oracle, gain per UE over all-local), from the comparison table.
 RELATIVE_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_relative.png"
@@ -579,7 +581,13 @@ def scenario_output(name):
             path.format(variant_dir=where, phase=p, n=n, seed=seed)
             for path in run_figure_paths(p).values()
         ]
-    summaries = [SUMMARY_BASELINES, SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
+    summaries = [
+        SUMMARY_BASELINES,
+        SUMMARY_LEARNED,
+        SUMMARY_CURVES,
+        SUMMARY_COMPARISON,
+        SUMMARY_COMPARISON_HTML,
+    ]
     files += [path.format(variant_dir=folder) for path in summaries]
     files += [
         CURVES_FIGURE.format(variant_dir=folder, phase=p, n=n)
@@ -598,7 +606,12 @@ def scenario_output(name):
 
 def final_output():
     """Everything `snakemake` (rule all) builds, the study and each scenario of workflow.scenarios beside it."""
-    learned = [SUMMARY_LEARNED, SUMMARY_CURVES, SUMMARY_COMPARISON]
+    learned = [
+        SUMMARY_LEARNED,
+        SUMMARY_CURVES,
+        SUMMARY_COMPARISON,
+        SUMMARY_COMPARISON_HTML,
+    ]
     files = baseline_output() + [study_file(path) for path in learned]
     for phase in STUDY.workflow.phases:
         files += phase_output(phase)

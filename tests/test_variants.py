@@ -561,3 +561,12 @@ def test_tune_end_to_end(tmp_path):
     text = (workdir / f"{RESULTS}/summary/tuning.md").read_text()
     assert "| rank | lr |" in text and "| 1 | " in text and "| 2 | " in text
     assert not list(workdir.glob(f"{RESULTS}/**/eval")), "tuning evaluated on test episodes"
+
+
+def test_comparison_html_holds_the_readme_tables_for_the_report():
+    """The HTML page of the report shows the same cells as the README's tables, escaped, one table per phase."""
+    html = markdown.comparison_html(_comparison(with_search=True), "The study <default>")
+    assert html.startswith("<!DOCTYPE html>") and "<h2>The study &lt;default&gt;</h2>" in html
+    assert html.count("<table>") == 2 and "<h3>Phase 1</h3>" in html and "<h3>Phase 2</h3>" in html
+    assert "<td>mappo: 1.9 [1.4, 2.4]</td><td>95.0% [94.0, 96.0]</td>" in html
+    assert "<td>0.833</td>" in html  # phase 2: the learned share of local search's gain over all-local

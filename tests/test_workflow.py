@@ -46,6 +46,7 @@ PHASE1_N = (2, 3)
 SEEDS = (0,)
 SUMMARY = f"{RESULTS}/summary/baselines.parquet"
 LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
+LEARNED_SUMMARIES.add(f"{RESULTS}/summary/comparison.html")  # the README's tables, for the HTML report
 SUMMARIES = {SUMMARY} | LEARNED_SUMMARIES
 
 
@@ -490,6 +491,8 @@ def test_report_bundles_every_figure_with_its_caption(study, tmp_path):
     assert "the edge server&#x27;s schedule in one slot" in html or "the edge server's schedule in one slot" in html
     for path in figures():
         assert Path(path).name in html, path
+    # The summary tables beside the figures: the README's tables of the study and of its scenario.
+    assert "The summary tables behind the README" in html and "comparison.html" in html
 
 
 # --------------------------------------------------------------------------- what a change reruns
@@ -594,6 +597,7 @@ def scenario_outputs() -> set[str]:
     """What the default target builds for the tight-deadline scenario of the tiny study: phase 1 at N = 2, 3."""
     files = {f"{SCENARIO_DIR}/summary/{name}.parquet"
              for name in ("baselines", "learned", "learning_curves", "comparison")}  # fmt: skip
+    files.add(f"{SCENARIO_DIR}/summary/comparison.html")
     files |= {f"{SCENARIO_DIR}/figures/phase1/sweep_{m}.png" for m in [*FIGURE_METRICS, "relative"]}
     for n in PHASE1_N:
         files |= {path.replace(f"{RESULTS}/", f"{SCENARIO_DIR}/", 1)

@@ -5,6 +5,7 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
   a sample is one training seed, its value the mean over the evaluation episodes.
 - learning_curves.parquet: per (phase, N or K, iteration) and metric of mec.aggregate.CURVE_METRICS, the same
   statistics over seeds of each iteration's evaluation (training metrics.parquet, eval/ columns).
+- comparison.html: the README's tables of comparison.parquet (mec.markdown), for the HTML report.
 - comparison.parquet: one row per (phase, N or K, policy), learned and every baseline alike: mean and bootstrap CI
   of the headline metrics and, in phase 1, of the percentage of the upper bound's reward on the same episodes (per
   evaluation episode for a baseline, per training seed for the learned policy; mec.aggregate.comparison_table),
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from mec import aggregate, io, metrics, runs  # noqa: E402
+from mec import aggregate, io, markdown, metrics, runs  # noqa: E402
 from mec.evaluation import BOUND_COLUMN  # noqa: E402
 from mec.plotting import FIGURE_METRICS  # noqa: E402
 
@@ -119,6 +120,10 @@ def main(smk) -> None:
         "inputs": list(smk.input.policy_episodes) + list(smk.input.baseline_episodes),
     }
     io.write_parquet(comparison, smk.output.comparison, provenance)
+    folder = smk.wildcards.variant_dir.removeprefix("variants/").removesuffix("/")
+    title = f"Scenario {folder}" if folder else "The study"
+    text = markdown.comparison_html(comparison, f"{title}: learned vs baselines (mean [{stats['ci_level']:.0%} CI])")
+    io.atomic_write(smk.output.comparison_html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for _, row in comparison[comparison["kind"] == "learned"].iterrows():
         of_bound = row[aggregate.PERCENT_OF_BOUND]
         log.info(
