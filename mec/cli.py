@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mec import baselines, io, metrics
+from mec import __version__, baselines, io, metrics
 from mec.config import (
     BACKENDS,
     MAX_PHASE1_UE,
@@ -88,7 +88,8 @@ def _load(args) -> StudyConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mec", description="MEC hierarchical MARL study")
+    parser = argparse.ArgumentParser(prog="mec", description="MEC hierarchical MARL study (also: python -m mec)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser(
