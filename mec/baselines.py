@@ -333,8 +333,9 @@ def make_policy(name: str, phase: int, seed: int = 0) -> Policy:
     if name == "local-search":
         from mec.optimiser import LocalSearchPolicy  # mec.optimiser builds on this module
 
-        # Phase 1 searches the oracle's own decision space (equal spectrum split), so the two compare exactly.
-        return LocalSearchPolicy(phase, search_spectrum=phase == 2)
+        # Every decision, the spectrum split included (in phase 1 too): the oracle covers the equal split exactly,
+        # the search what unequal splits add (the phase-1 upper bound of mec.bound says how much more there is).
+        return LocalSearchPolicy(phase, search_spectrum=True)
     if name == "all-local":
         return HeuristicPolicy(name, "all-local", "fifo", "equal", rng)
     if name == "all-offload":

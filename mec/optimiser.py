@@ -19,8 +19,8 @@ For each episode of the batch:
      donor has), alone and together with turning on a local UE of the receiving cluster (a starved cluster gains
      nothing from either move alone);
    - spectrum (`search_spectrum`): scale one offloader's spectrum weight by `SPECTRUM_FACTORS`. The heuristics and
-     the oracle keep an equal split, so with it the search can beat the phase-1 "oracle"; the registered phase-1
-     policy leaves it off and searches exactly the oracle's decision space.
+     the oracle keep an equal split, so with it the search can beat the phase-1 "oracle"; the registered policy
+     (`local-search`) searches it in both phases, and with it off the search covers exactly the oracle's space.
    Moves are visited in a fixed order (UEs and clusters by index) and nothing is random: the same state always
    gives the same decisions (the `seed` of make_policy is not used).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mec.bound import spectrum_bound
 from mec.baselines import OraclePolicy, evaluated_policy_names, make_policy, policy_names
 from mec.config import config_from_dict
 from mec.optimiser import N_STARTS, LocalSearchPolicy, seed_policy_names
@@ -55,8 +56,8 @@ def test_registered_in_both_phases(phase):
     assert "local-search" in evaluated_policy_names(phase, 100 if phase == 2 else 7)
     policy = make_policy("local-search", phase)
     assert isinstance(policy, LocalSearchPolicy) and policy.name == "local-search"
-    # phase 1 searches the oracle's decision space (equal spectrum); phase 2 also the spectrum split
-    assert policy.search_spectrum == (phase == 2)
+    # every decision in both phases, the spectrum split included
+    assert policy.search_spectrum
 
 
 def test_seeds_are_the_deterministic_heuristics():
@@ -135,10 +136,13 @@ def test_phase1_reaches_the_oracle(cfg_name, n):
     cfg = config_from_dict(_CONFIGS[cfg_name])
     state = _states(cfg, PhaseSetup.from_config(cfg, 1, n), 150, seed=40 + n)
     _, oracle = OraclePolicy().best(state)
-    decisions, reward, _ = make_policy("local-search", 1).best(state)
+    decisions, reward, _ = LocalSearchPolicy(1, search_spectrum=False).best(state)
     tol = 1e-9 * (1.0 + np.abs(oracle))
     # the same decision space (equal spectrum split): never above the oracle, and here equal to it on every slot
     np.testing.assert_allclose(reward, oracle, rtol=0, atol=tol.max())
+    # The registered search also moves spectrum weights: at least the oracle's mean, never above the upper bound.
+    _, full, _ = make_policy("local-search", 1).best(state)
+    assert full.mean() >= oracle.mean() - 1e-9 and (full <= spectrum_bound(state)).all()
     assert decisions.offload.any() and (~decisions.offload).any()
     # not vacuous: the oracle beats the best heuristic on some of these slots
     seeds = np.max([resolve_slot(state, make_policy(name, 1).act(state)).reward for name in seed_policy_names(1)],
@@ -186,7 +190,7 @@ def test_unequal_spectrum_beats_the_equal_split_oracle(make_params, make_state, 
                        cycles=[1.5e9, 1.5e9], deadline_s=[1.0, 1.0], cpu_hz=[0.5e9, 0.5e9])  # fmt: skip
     _, oracle = OraclePolicy().best(state)
     np.testing.assert_allclose(oracle, [1.85], rtol=1e-12)
-    d_equal, r_equal, _ = make_policy("local-search", 1).best(state)  # the oracle's decision space
+    d_equal, r_equal, _ = LocalSearchPolicy(1, search_spectrum=False).best(state)  # the oracle's decision space
     np.testing.assert_allclose(r_equal, [1.85], rtol=1e-12)
     np.testing.assert_array_equal(d_equal.offload, [[True, True]])
     d, reward, _ = LocalSearchPolicy(1, search_spectrum=True).best(state)

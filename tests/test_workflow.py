@@ -470,12 +470,13 @@ def test_no_policy_exceeds_the_upper_bound_on_any_evaluated_slot(study):
 
 
 def test_oracle_beats_every_heuristic_per_slot(study):
-    """Every phase-1 heuristic splits the spectrum equally, where the oracle is optimal slot by slot."""
+    """Every phase-1 heuristic splits the spectrum equally, where the oracle is optimal slot by slot (local search
+    also moves spectrum weights, so it may pass the oracle; the upper bound holds it, as every policy)."""
     table = pd.read_parquet(study / SUMMARY)
     reward = table[(table["phase"] == 1) & (table["metric"] == "reward_per_slot")]
     for n, rows in reward.groupby("n"):
         by_policy = rows.set_index("policy")["mean"]
-        assert by_policy["oracle"] >= by_policy.drop("oracle").max() - 1e-9, n
+        assert by_policy["oracle"] >= by_policy.drop(["oracle", "local-search"]).max() - 1e-9, n
 
 
 def test_report_bundles_every_figure_with_its_caption(study, tmp_path):
