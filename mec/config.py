@@ -55,6 +55,7 @@ __all__ = [
     "study_without_variants",
     "variant_config",
     "variant_configs",
+    "variant_of_folder",
     "w_energy_variant_name",
 ]
 
@@ -1122,6 +1123,8 @@ def _show_value(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, list):
         return "[" + ", ".join(_show_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):  # as in config.yaml: {low: 1.0, high: 2.0}
+        return "{" + ", ".join(f"{key}: {_show_value(item)}" for key, item in value.items()) + "}"
     return str(value)
 
 
@@ -1144,6 +1147,12 @@ def w_energy_variant_name(w_energy: float) -> str:
 
 def _size_key(phase: int) -> str:
     return "phase1.n_ue" if phase == 1 else "phase2.n_clusters"
+
+
+def variant_of_folder(variant_dir: str) -> str | None:
+    """The variant whose outputs lie in the workflow's folder prefix `variant_dir` ("variants/<name>/"); None for the
+    study's own ("")."""
+    return variant_dir.removeprefix("variants/").removesuffix("/") or None
 
 
 def study_variants(cfg: StudyConfig) -> dict[str, Variant]:

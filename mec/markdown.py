@@ -315,13 +315,13 @@ def readme_results(
     tuning: pd.DataFrame | None = None,
     tuning_keys: Sequence[str] = (),
     study: str = "",
-    scenarios: Sequence[tuple[str, str, pd.DataFrame]] = (),
+    scenarios: Sequence[tuple[str, str, pd.DataFrame, str]] = (),
 ) -> str:
     """The README's results section from the study's comparison table (mec.aggregate.comparison_table via the
     workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative to
     the README) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from;
-    `scenarios`, (name, overrides, comparison table) of each other scenario of the study (workflow.scenarios), each
-    with tables of its own."""
+    `scenarios`, (name, overrides, comparison table, the sentence naming its runs) of each other scenario of the
+    study (workflow.scenarios), each with tables of its own."""
     learned = _learned_rows(comparison)
     seeds = int(learned["samples"].max()) if len(learned) else 0
     episodes = comparison.loc[comparison["kind"] != "learned", "samples"]
@@ -343,11 +343,11 @@ def readme_results(
         parts += ["", "### Phase 1: learned vs the upper bound", "", bound_note, "", phase1_markdown(comparison)]
     if (comparison["phase"] == 2).any():
         parts += ["", "### Phase 2: learned vs the best heuristic and local search", "", phase2_markdown(comparison)]
-    for name, description, table_ in scenarios:
+    for name, description, table_, runs in scenarios:
         for phase in sorted(table_["phase"].unique()):
             title = f"### Phase {phase}, scenario {name} (`{description}`)"
             body = phase1_markdown(table_) if phase == 1 else phase2_markdown(table_)
-            parts += ["", title, "", body]
+            parts += ["", title, "", *([runs, ""] if runs else []), body]
     if ablations is not None:
         parts += ["", comparison_markdown(ablations, "Ablations")]
     if backends is not None:

@@ -67,6 +67,11 @@ _OTHER_STYLE = {"color": "0.6", "linewidth": 0.6, "alpha": 0.5, "zorder": 1}
 _LEARNED_STYLE = {"color": "tab:green", "linestyle": "-", "marker": "P", "linewidth": 2.4, "markersize": 7}
 
 
+def phase_name(phase: int, scenario: str | None = None) -> str:
+    """'Phase 1', or 'Phase 1 (tight_deadlines)' for a variant's figures (a scenario of workflow.scenarios)."""
+    return f"Phase {phase}" if not scenario else f"Phase {phase} ({scenario})"
+
+
 def sweep_label(phase: int, n_ue: int | None = None) -> str:
     """x-axis label of a phase's sweep."""
     if phase == 1:
@@ -168,6 +173,7 @@ def sweep_figure(
     height_in: float = 4.0,
     sample_name: str = "evaluation episodes",
     learned: pd.DataFrame | None = None,
+    scenario: str | None = None,
 ) -> Figure:
     """One metric against the phase's sweep (N or K): a line per highlighted policy with its confidence band
     (t-interval of a mean, bootstrap of an IQM).
@@ -227,12 +233,12 @@ def sweep_figure(
         stat = _statistic_name(statistic)
         if seeds is None:
             title = [
-                f"Phase {phase} baselines: {info.title} ({_better(info.higher_is_better)})",
+                f"{phase_name(phase, scenario)} baselines: {info.title} ({_better(info.higher_is_better)})",
                 f"{stat} over {samples} {sample_name}, band: {level:.0%} {_interval_name(statistic)}",
             ]
         else:
             title = [
-                f"Phase {phase}, learned vs baselines: {info.title} ({_better(info.higher_is_better)})",
+                f"{phase_name(phase, scenario)}, learned vs baselines: {info.title} ({_better(info.higher_is_better)})",
                 f"baselines: {stat} over {samples} {sample_name}; learned: {stat} over "
                 f"{counted(seeds, 'training seed')}",
                 f"bands: {level:.0%} {_interval_name(statistic)} of each",
@@ -253,6 +259,7 @@ def relative_sweep_figure(
     style: str = "default",
     width_in: float = 6.4,
     height_in: float = 4.0,
+    scenario: str | None = None,
 ) -> Figure:
     """What a reader compares along the sweep, from the comparison table (mec.aggregate.comparison_table layout):
     phase 1 the percentage of the upper bound's reward on the same episodes (mec.bound: no policy exceeds 100%), with
@@ -349,7 +356,7 @@ def relative_sweep_figure(
             top.set_ylim(lo - pad, hi + pad)
         band = (f"bands: {level:.0%} t-interval of the mean ({counted(seeds, 'seed')} learned, "
                 f"{counted(episodes, 'episode')} baselines)")  # fmt: skip
-        top.set_title(f"Phase {phase}: {headline}\n{band}", fontsize="medium")
+        top.set_title(f"{phase_name(phase, scenario)}: {headline}\n{band}", fontsize="medium")
         _legend_below(fig, handles)
     return fig
 

@@ -313,8 +313,10 @@ def test_readme_results_gives_each_scenario_its_own_tables():
     """A scenario of workflow.scenarios: its own section, named with its overrides, from its own comparison table."""
     study, tight = _comparison(with_search=False), _comparison(with_search=False)
     tight = tight[tight["phase"] == 1].assign(reward_per_slot=lambda f: f["reward_per_slot"] + 1.0)
-    text = markdown.readme_results(study, scenarios=[("tight", "scenario.task.deadline_s={low: 1.0}", tight)])
+    text = markdown.readme_results(study, scenarios=[("tight", "scenario.task.deadline_s={low: 1.0}", tight,
+                                                      "The learned rows come from 3 runs.")])  # fmt: skip
     section = text.split("### Phase 1, scenario tight (`scenario.task.deadline_s={low: 1.0}`)")[1]
+    assert section.lstrip().startswith("The learned rows come from 3 runs.")
     assert "| 2 | mappo: 2.9 [1.4, 2.4] |" in section and "### Phase 2" not in section  # only the means moved
     assert "| 2 | mappo: 1.9 [1.4, 2.4] |" in text.split("### Phase 1, scenario")[0]
 

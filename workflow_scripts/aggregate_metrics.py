@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, markdown, metrics, runs  # noqa: E402
+from mec.config import variant_of_folder  # noqa: E402
 from mec.evaluation import BOUND_COLUMN  # noqa: E402
 from mec.plotting import FIGURE_METRICS  # noqa: E402
 
@@ -120,8 +121,8 @@ def main(smk) -> None:
         "inputs": list(smk.input.policy_episodes) + list(smk.input.baseline_episodes),
     }
     io.write_parquet(comparison, smk.output.comparison, provenance)
-    folder = smk.wildcards.variant_dir.removeprefix("variants/").removesuffix("/")
-    title = f"Scenario {folder}" if folder else "The study"
+    variant = variant_of_folder(smk.wildcards.variant_dir)
+    title = f"Variant {variant}" if variant else "The study"
     text = markdown.comparison_html(comparison, f"{title}: learned vs baselines (mean [{stats['ci_level']:.0%} CI])")
     io.atomic_write(smk.output.comparison_html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for _, row in comparison[comparison["kind"] == "learned"].iterrows():

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from mec import io, plotting  # noqa: E402
+from mec.config import variant_of_folder  # noqa: E402
 
 log = logging.getLogger("plot_relative_sweep")
 
@@ -20,7 +21,8 @@ def main(smk) -> None:
     look = smk.params.plotting
     comparison = io.read_parquet(smk.input.comparison, remove_if_corrupt=True)
     fig = plotting.relative_sweep_figure(comparison, int(smk.wildcards.phase), style=look["style"],
-                                         width_in=look["width_in"], height_in=look["height_in"])  # fmt: skip
+                                         width_in=look["width_in"], height_in=look["height_in"],
+                                         scenario=variant_of_folder(smk.wildcards.variant_dir))  # fmt: skip
     plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
     log.info("wrote %s", smk.output.figure)
 

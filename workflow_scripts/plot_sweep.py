@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 
 from mec import io, plotting  # noqa: E402
+from mec.config import variant_of_folder  # noqa: E402
 
 log = logging.getLogger("plot_sweep")
 
@@ -27,6 +28,7 @@ def main(smk) -> None:
         style=look["style"],
         width_in=look["width_in"],
         height_in=look["height_in"],
+        scenario=variant_of_folder(smk.wildcards.variant_dir),
     )
     plotting.save_figure(fig, smk.output.figure, dpi=look["dpi"])
     log.info("wrote %s", smk.output.figure)

@@ -64,7 +64,8 @@ def main(smk) -> None:
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
     study = markdown.runs_sentence(learned_runs(inputs.comparison))
-    scenarios = [(spec["name"], spec["description"], io.read_parquet(path, remove_if_corrupt=True))
+    scenarios = [(spec["name"], spec["description"], io.read_parquet(path, remove_if_corrupt=True),
+                  markdown.runs_sentence(learned_runs(path)))
                  for spec, path in zip(smk.params.scenarios, inputs.scenarios, strict=True)]  # fmt: skip
     text = markdown.readme_results(
         io.read_parquet(inputs.comparison, remove_if_corrupt=True), figures, tuning_keys=tuning_keys, study=study,
