@@ -215,7 +215,9 @@ wildcard_constraints:
 # and RLlib start and stop in about 12 s; one iteration (1000 sampled slots, 8 epochs, 5 validation episodes of 200
 # slots, checkpoints) takes about 0.54 s in phase 1 (N = 7) and 2.74 s in phase 2 (K = 10, 100 UEs): about 77 s
 # and 6 minutes per default job. The runtime estimate scales these with the batch size (and phase 2 with the number
-# of UEs) and doubles them: the machine a job lands on may be slower or shared. Runtimes are in minutes.
+# of UEs) and doubles them: the machine a job lands on may be slower or shared (two phase-2 jobs side by side on the
+# study's 2 cores took 4.3-4.5 s per iteration, 541 s per job at K = 6 and 7, within the doubled estimate). Runtimes
+# are in minutes.
 TRAIN_START_S = 15
 TRAIN_ITERATION_S = {1: 0.54, 2: 2.74}  # per 1000 sampled slots; phase 2 at 100 UEs
 TRAIN_RUNTIME_SAFETY = 2.0
