@@ -91,9 +91,14 @@ def test_compare_writes_every_policy_for_every_size(tmp_path):
     summary = pd.read_parquet(tmp_path / "cmp" / "summary.parquet")
     assert set(summary.query("phase == 1")["policy"]) == set(policy_names(1))
     assert set(summary.query("phase == 2")["policy"]) == set(policy_names(2))
-    # The oracle is the best policy of phase 1 on these episodes (it dominates every heuristic slot by slot).
+    # The oracle is the best equal-split policy of phase 1 on these episodes (it dominates every heuristic slot by
+    # slot); local search, which also moves spectrum weights, is at least as good; the slot tables carry the upper
+    # bound, which no policy's slot exceeds.
     phase1 = summary.query("phase == 1").set_index("policy")["reward_per_slot"]
-    assert phase1.idxmax() == "oracle"
+    assert phase1.drop("local-search").idxmax() == "oracle"
+    assert phase1["local-search"] >= phase1["oracle"] - 1e-9
+    slots = pd.read_parquet(tmp_path / "cmp" / "phase1_slots.parquet")
+    assert slots["slot_bound"].notna().all() and (slots["reward"] <= slots["slot_bound"]).all()
 
 
 def test_benchmark_script_prints_json():
