@@ -194,7 +194,7 @@ def test_tiny_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
             train_jobs += 1
             job_log = (on_slurm / block["log"]).read_text()
             assert "Ray: a private instance with 1 CPUs; torch uses 1 threads" in job_log
-    assert train_jobs == 4
+    assert train_jobs == 4 + 2  # the study's N = 2, 3 and K = 2, 3, and its tight-deadline scenario's N = 2, 3
 
     for name in SUMMARIES:
         got = pd.read_parquet(on_slurm / f"{RESULTS}/summary/{name}.parquet")
