@@ -118,6 +118,16 @@ def slot_bounds(cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch) -> 
     return spectrum_bound(state).reshape(n_b, n_t)
 
 
+def stored_slot_bounds(slots: pd.DataFrame) -> pd.Series | None:
+    """The upper bound of each (episode, slot) from a baselines' per-slot table (run_baselines' layout: every
+    policy's rows carry the same bounds, so the first policy's are read); None where the table holds none."""
+    if BOUND_COLUMN not in slots:
+        return None
+    first = slots[slots["policy"] == slots["policy"].iloc[0]]
+    bounds = first.set_index(["episode", "slot"])[BOUND_COLUMN]
+    return bounds if bounds.notna().any() else None
+
+
 def run_baselines(
     cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch, log: Callable[[str], None] = lambda line: None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -566,10 +566,10 @@ def figure_output():
     return files
 
 
-def scenario_output(name):
-    """Everything the default target builds for variant `name` of workflow.scenarios, as for the study itself: its
-    baselines, training runs and their evaluations and figures, summaries and sweep figures, each in the folder of
-    the job that makes it (the study's where the job is the study's own)."""
+def study_output(name=None):
+    """Everything the default target builds for the study (`name` None) or for variant `name` of workflow.scenarios:
+    its baselines, training runs and their evaluations and figures, summaries and sweep figures, each in the folder
+    of the job that makes it (the study's where the job is the study's own)."""
     cfg = config_of(name)
     folder = variant_dir(name)
     files = baseline_files(BASELINE_EPISODES, name) + baseline_files(
@@ -608,18 +608,10 @@ def scenario_output(name):
 
 def final_output():
     """Everything `snakemake` (rule all) builds, the study and each scenario of workflow.scenarios beside it."""
-    learned = [
-        SUMMARY_LEARNED,
-        SUMMARY_CURVES,
-        SUMMARY_COMPARISON,
-        SUMMARY_COMPARISON_HTML,
-    ]
-    files = baseline_output() + [study_file(path) for path in learned]
-    for phase in STUDY.workflow.phases:
-        files += phase_output(phase)
-    for name in STUDY.workflow.scenarios:
-        files += scenario_output(name)
-    return list(dict.fromkeys(files + figure_output()))
+    files = []
+    for name in (None, *STUDY.workflow.scenarios):
+        files += study_output(name)
+    return list(dict.fromkeys(files))
 
 
 # --------------------------------------------------------------------------- targets across variants

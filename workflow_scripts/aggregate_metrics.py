@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, markdown, metrics, runs  # noqa: E402
 from mec.config import variant_of_folder  # noqa: E402
-from mec.evaluation import BOUND_COLUMN  # noqa: E402
+from mec.evaluation import stored_slot_bounds  # noqa: E402
 from mec.plotting import FIGURE_METRICS  # noqa: E402
 
 log = logging.getLogger("aggregate_metrics")
@@ -51,10 +51,10 @@ def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[
 
 def episode_bounds(slots: pd.DataFrame) -> pd.Series:
     """The upper bound's mean reward per slot of each evaluation episode (NaN where the table has none)."""
-    if BOUND_COLUMN not in slots:
+    bounds = stored_slot_bounds(slots)
+    if bounds is None:
         return pd.Series(float("nan"), index=pd.Index(sorted(slots["episode"].unique()), name="episode"))
-    first = slots[slots["policy"] == slots["policy"].iloc[0]]  # every policy's rows carry the same bounds
-    return first.groupby("episode")[BOUND_COLUMN].mean()
+    return bounds.groupby(level="episode").mean()
 
 
 def baseline_samples(episode_files: list[str]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from mec import aggregate, io, plotting  # noqa: E402
-from mec.evaluation import BOUND_COLUMN  # noqa: E402
+from mec.evaluation import stored_slot_bounds  # noqa: E402
 from mec.runs import check_metrics_file  # noqa: E402
 
 log = logging.getLogger("plot_learning_curves")
@@ -39,10 +39,7 @@ def main(smk) -> None:
     )
     config = io.read_provenance(smk.input.metrics[0])["config"]
     slots = io.read_parquet(smk.input.baselines, remove_if_corrupt=True)
-    bound = None
-    if BOUND_COLUMN in slots:
-        bound = slots[slots["policy"] == slots["policy"].iloc[0]][BOUND_COLUMN]  # the same bounds on every policy
-    references = plotting.curve_references(slots, bound)
+    references = plotting.curve_references(slots, stored_slot_bounds(slots))
     fig = plotting.learning_curves_figure(
         runs,
         curves,
