@@ -24,10 +24,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pandas as pd  # noqa: E402
 
 from mec import metrics  # noqa: E402
-from mec.baselines import make_policy, policy_names  # noqa: E402
 from mec.config import load_config  # noqa: E402
 from mec.envs.features import FeatureScales  # noqa: E402
-from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
+from mec.evaluation import evaluation_episodes, make_policy, run_policy  # noqa: E402
+from mec.policies import policy_names  # noqa: E402
 from mec.backends.rllib.policy import LearnedPolicy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 from mec.backends.rllib.training import load_modules, train  # noqa: E402

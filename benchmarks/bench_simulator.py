@@ -21,9 +21,8 @@ import time
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 
-from mec.baselines import make_policy  # noqa: E402
+from mec.evaluation import make_policy  # noqa: E402
 from mec.config import config_from_dict  # noqa: E402
 from mec.scenario import PhaseSetup, episode_seeds, sample_episodes  # noqa: E402
 from mec.simulator import Simulator, resolve_slot  # noqa: E402

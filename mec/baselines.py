@@ -11,10 +11,8 @@ for a batch of episodes. A heuristic is three rules applied in the slot's causal
 3. Server order (schedulers), as priorities (higher runs first): `fifo` (earliest upload end), `edf` (earliest
    deadline), `sjf` (fewest cycles), `least-slack` (smallest deadline - upload end - execution time), `random`.
 
-Names are kebab-case: phase 1 `<offload>-<order>` (e.g. `greedy-edf`), phase 2 `<offload>-<order>-<split>`
-(e.g. `greedy-least-slack-urgency`), plus `all-local`, `all-offload` (= all-offload-fifo[-equal]), `random`
-(random offload, order and, in phase 2, split), `oracle` (phase 1 only) and `local-search` (mec.optimiser: a per-slot
-local search seeded from the best deterministic heuristic).
+The names of the policies, and parsing a name into these rules, are mec.policies'; mec.evaluation.make_policy builds
+any policy by name.
 """
 
 from __future__ import annotations
@@ -28,12 +26,8 @@ import numba
 import numpy as np
 
 from mec import physics
+from mec.policies import CPU_SPLITS, OFFLOAD_RULES, ORACLE_MAX_UE, SERVER_ORDERS, PolicySpec, parse_policy
 from mec.simulator import Decisions, SlotState, uplink
-
-OFFLOAD_RULES = ("all-offload", "greedy", "random")
-SERVER_ORDERS = ("fifo", "edf", "sjf", "least-slack", "random")
-CPU_SPLITS = ("equal", "proportional", "urgency")
-ORACLE_MAX_UE = 8
 
 
 class Policy(Protocol):
@@ -303,49 +297,12 @@ class OraclePolicy:
         return self.best(state)[0]
 
 
-# --- registry --------------------------------------------------------------------------------------------------
+# --- by name --------------------------------------------------------------------------------------------------
 
 
-def policy_names(phase: int) -> list[str]:
-    """Every valid policy name of a phase."""
-    names = ["all-local", "all-offload", "random"]
-    if phase == 1:
-        names.append("oracle")
-        names += [f"{o}-{s}" for o, s in itertools.product(OFFLOAD_RULES, SERVER_ORDERS)]
-    else:
-        names += [f"{o}-{s}-{c}" for o, s, c in itertools.product(OFFLOAD_RULES, SERVER_ORDERS, CPU_SPLITS)]
-    return names + ["local-search"]  # last: where it ties with the oracle, summaries' first best is the oracle
-
-
-def evaluated_policy_names(phase: int, n_ue: int) -> list[str]:
-    """The policies a sweep point is evaluated with: every name of the phase, the oracle only where it is exact."""
-    return [name for name in policy_names(phase) if name != "oracle" or n_ue <= ORACLE_MAX_UE]
-
-
-def make_policy(name: str, phase: int, seed: int = 0) -> Policy:
-    """Build a policy by name; `seed` drives its own randomness (never the scenario's)."""
-    valid = policy_names(phase)
-    if name not in valid:
-        raise ValueError(f"policy {name!r} for phase {phase}: allowed {', '.join(valid)}")
-    rng = np.random.default_rng(seed)
-    if name == "oracle":
-        return OraclePolicy()
-    if name == "local-search":
-        from mec.optimiser import LocalSearchPolicy  # mec.optimiser builds on this module
-
-        # Every decision, the spectrum split included (in phase 1 too): the oracle covers the equal split exactly,
-        # the search what unequal splits add (the phase-1 upper bound of mec.bound says how much more there is).
-        return LocalSearchPolicy(phase, search_spectrum=True)
-    if name == "all-local":
-        return HeuristicPolicy(name, "all-local", "fifo", "equal", rng)
-    if name == "all-offload":
-        return HeuristicPolicy(name, "all-offload", "fifo", "equal", rng)
-    if name == "random":
-        return HeuristicPolicy(name, "random", "random", "random" if phase == 2 else "equal", rng)
-    split = "equal"
-    if phase == 2:
-        name_body, split = name.rsplit("-", 1)
-    else:
-        name_body = name
-    rule = next(r for r in OFFLOAD_RULES if name_body.startswith(r + "-"))
-    return HeuristicPolicy(name, rule, name_body[len(rule) + 1 :], split, rng)
+def heuristic(name: str, phase: int, seed: int = 0) -> HeuristicPolicy:
+    """The heuristic of a name of mec.policies; `seed` drives its own randomness (never the scenario's)."""
+    spec: PolicySpec = parse_policy(name, phase)
+    if spec.kind != "heuristic":
+        raise ValueError(f"policy {name!r} is not a heuristic: build it with mec.evaluation.make_policy")
+    return HeuristicPolicy(name, spec.offload_rule, spec.server_order, spec.cpu_split, np.random.default_rng(seed))

@@ -63,7 +63,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from mec.baselines import ORACLE_MAX_UE
+from mec.policies import ORACLE_MAX_UE
 from mec.simulator import SlotState
 
 # Points of the start-time grid: Delta = (max(2D) + server_free) / (G - 1), ~4 ms at the default deadlines.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mec import __version__, baselines, io, metrics
+from mec import __version__, io, metrics
 from mec.config import (
     BACKENDS,
     MAX_PHASE1_UE,
@@ -21,7 +21,8 @@ from mec.config import (
     config_to_dict,
     load_config,
 )
-from mec.evaluation import evaluation_episodes, run_baselines, run_policy
+from mec.evaluation import evaluation_episodes, make_policy, run_baselines, run_policy
+from mec.policies import ORACLE, ORACLE_MAX_UE
 from mec.scenario import PhaseSetup
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -219,11 +220,11 @@ def _check_writable(flag: str, path: Path, folder: Path) -> None:
 
 def _make_policy(name: str, setup: PhaseSetup, seed: int):
     try:
-        policy = baselines.make_policy(name, setup.phase, seed)
+        policy = make_policy(name, setup.phase, seed)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if name == "oracle" and setup.n_ue > baselines.ORACLE_MAX_UE:
-        raise CliError(f"--policy oracle with --n-ue {setup.n_ue}: allowed up to {baselines.ORACLE_MAX_UE} UEs")
+    if name == ORACLE and setup.n_ue > ORACLE_MAX_UE:
+        raise CliError(f"--policy oracle with --n-ue {setup.n_ue}: allowed up to {ORACLE_MAX_UE} UEs")
     return policy
 
 

@@ -12,12 +12,26 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from mec import metrics
-from mec import baselines
-from mec.baselines import Policy
+from mec import baselines, metrics
+from mec.baselines import OraclePolicy, Policy
 from mec.config import StudyConfig
+from mec.optimiser import LocalSearchPolicy
+from mec.policies import LOCAL_SEARCH, ORACLE, ORACLE_MAX_UE, evaluated_policy_names, parse_policy
 from mec.scenario import EpisodeBatch, PhaseSetup, episode_seeds, sample_episodes
 from mec.simulator import Simulator
+
+
+def make_policy(name: str, phase: int, seed: int = 0) -> Policy:
+    """Any baseline by its name of mec.policies (a ValueError naming the allowed names otherwise); `seed` drives
+    the policy's own randomness (never the scenario's)."""
+    kind = parse_policy(name, phase).kind
+    if kind == ORACLE:
+        return OraclePolicy()
+    if kind == LOCAL_SEARCH:
+        # Every decision, the spectrum split included (in phase 1 too): the oracle covers the equal split exactly,
+        # the search what unequal splits add (the phase-1 upper bound of mec.bound says how much more there is).
+        return LocalSearchPolicy(phase, search_spectrum=True)
+    return baselines.heuristic(name, phase, seed)
 
 
 def evaluation_episodes(cfg: StudyConfig, setup: PhaseSetup, n_episodes: int, n_slots: int, seed: int) -> EpisodeBatch:
@@ -106,9 +120,9 @@ BOUND_COLUMN = "slot_bound"  # the per-slot upper bound on any policy's reward (
 
 def slot_bounds(cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch) -> np.ndarray | None:
     """(episodes, slots) upper bounds on the slot reward of every policy (mec.bound.spectrum_bound), for phase 1 up
-    to baselines.ORACLE_MAX_UE UEs; None elsewhere. Each slot is bounded with an idle server, which bounds it for
+    to ORACLE_MAX_UE UEs (mec.policies); None elsewhere. Each slot is bounded with an idle server, which bounds it for
     any backlog too (a later server start only delays), so the bounds hold with scenario.carry_over_queue as well."""
-    if setup.phase != 1 or setup.n_ue > baselines.ORACLE_MAX_UE:
+    if setup.phase != 1 or setup.n_ue > ORACLE_MAX_UE:
         return None
     from mec.bound import spectrum_bound
     from mec.simulator import SimParams, slot_block_state
@@ -142,9 +156,9 @@ def run_baselines(
     if bounds is not None:
         log(f"{'upper bound':<32s} reward/slot {bounds.mean():9.4f}  ({time.perf_counter() - started:.1f} s)")
     frames, summaries = [], []
-    for name in baselines.evaluated_policy_names(setup.phase, setup.n_ue):
+    for name in evaluated_policy_names(setup.phase, setup.n_ue):
         started = time.perf_counter()
-        frame = run_policy(cfg, setup, baselines.make_policy(name, setup.phase), episodes)
+        frame = run_policy(cfg, setup, make_policy(name, setup.phase), episodes)
         summary = metrics.summarise(frame)
         bound = np.nan if bounds is None else bounds[frame["episode"].to_numpy(), frame["slot"].to_numpy()]
         frames.append(frame.assign(policy=name, **{BOUND_COLUMN: bound}))

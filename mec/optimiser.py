@@ -5,9 +5,9 @@ and maximises the slot's own reward. Unlike the oracle it scales to phase 2 (100
 the spectrum and CPU splits, at the price of optimality: it stops at a local optimum (or at its evaluation budget).
 
 For each episode of the batch:
-1. Seeds. Every deterministic heuristic of the phase (`seed_policy_names`: no `random` part) acts on the slot, and in
-   phase 2 also one "focus" seed per cluster k (all free CPU to k, greedy offload for those shares, EDF, equal
-   spectrum). The `N_STARTS` seeds with the highest distinct slot rewards each start a search; the best end point
+1. Seeds. Every deterministic heuristic of the phase (mec.policies.seed_policy_names: no `random` part) acts on the
+   slot, and in phase 2 also one "focus" seed per cluster k (all free CPU to k, greedy offload for those shares,
+   EDF, equal spectrum). The `N_STARTS` seeds with the highest distinct slot rewards each start a search; the best end point
    is kept. The best seed is always a start, so the result is never below any deterministic heuristic on any slot.
 2. First-improvement hill climbing from each start. Passes over these neighbourhoods, each move kept iff it raises
    the slot reward (by more than a relative 1e-12, so float noise cannot cycle), until a whole pass improves nothing
@@ -22,9 +22,9 @@ For each episode of the batch:
      the oracle keep an equal split, so with it the search can beat the phase-1 "oracle"; the registered policy
      (`local-search`) searches it in both phases, and with it off the search covers exactly the oracle's space.
    Moves are visited in a fixed order (UEs and clusters by index) and nothing is random: the same state always
-   gives the same decisions (the `seed` of make_policy is not used).
+   gives the same decisions (the `seed` of mec.evaluation.make_policy is not used).
 
-Every candidate is scored by the simulator's own compiled kernel (`mec.simulator._resolve_kernel`) on the episode's
+Every candidate is scored by the simulator's own compiled kernel (`mec.simulator.resolve_kernel`) on the episode's
 slot, so the reward the search reports is the reward `resolve_slot` gives its decisions, to the last bit. It is
 myopic like the oracle: under `carry_over_queue` it ignores the backlog it leaves to the next slot.
 """
@@ -37,7 +37,8 @@ import numba
 import numpy as np
 
 from mec import baselines
-from mec.simulator import Decisions, SlotState, _resolve_kernel, resolve_slot
+from mec.policies import seed_policy_names
+from mec.simulator import Decisions, SlotState, resolve_kernel, resolve_slot
 
 # Reward evaluations one search (one start of one episode-slot) may spend. At the default config a phase-2 search
 # converges in ~6-7k evaluations of ~1 us (N = 100): the cap only bounds the worst case (~20-40 ms per start).
@@ -54,12 +55,6 @@ SPECTRUM_FACTORS = (2.0, 0.5, 1.25, 0.8)
 SPECTRUM_WEIGHT_RANGE = (1e-3, 1e3)
 # Relative improvement a move needs to be kept.
 _REL_TOL = 1e-12
-
-
-def seed_policy_names(phase: int) -> list[str]:
-    """The heuristics that seed the search: every one of the phase without randomness."""
-    return [name for name in baselines.policy_names(phase)
-            if name not in ("oracle", "local-search") and "random" not in name.split("-")]  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -80,7 +75,7 @@ def _rerank(pr):
 def _score(slot, off, sw, pr, cw):
     """The candidate's slot reward, by the simulator's own kernel."""
     params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, tasks, share, free_next, rew = slot
-    _resolve_kernel(params, db, cy, dl, gn, ch, cl, sf, off, sw, pr, cw, carry_over, slot_s, tasks, share,
+    resolve_kernel(params, db, cy, dl, gn, ch, cl, sf, off, sw, pr, cw, carry_over, slot_s, tasks, share,
                     free_next, rew)  # fmt: skip
     return rew[0]
 
@@ -342,7 +337,7 @@ class LocalSearchPolicy:
             raise ValueError(f"max_evaluations {self.max_evaluations}: allowed an integer >= 1")
         if self.n_starts < 1:
             raise ValueError(f"n_starts {self.n_starts}: allowed an integer >= 1")
-        self.seeds = [baselines.make_policy(name, self.phase) for name in seed_policy_names(self.phase)]
+        self.seeds = [baselines.heuristic(name, self.phase) for name in seed_policy_names(self.phase)]
 
     def _focus_seeds(self, state: SlotState) -> list[Decisions]:
         """Phase 2: for each cluster k, all free CPU to k, greedy offload for those shares, EDF, equal spectrum."""

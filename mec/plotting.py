@@ -31,6 +31,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from mec.io import atomic_write
+from mec.policies import LOCAL_SEARCH, OFFLOAD_RULES, ORACLE, offload_rule
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ FIGURE_METRICS: dict[str, MetricInfo] = {
     "energy_per_task_j": MetricInfo("energy per task", "Energy per task (UE + server) [J]", False),
 }
 RANK_METRIC = "reward_per_slot"  # the study's objective: highlighted policies are the best by it
-REFERENCE_POLICIES = ("oracle", "local-search", "all-local", "all-offload", "random")
+REFERENCE_POLICIES = (ORACLE, LOCAL_SEARCH, "all-local", "all-offload", "random")
 PERCENT_OF_BOUND_COLUMN = "percent_of_bound"  # mec.aggregate.PERCENT_OF_BOUND (not imported: no scipy here)
 
 # One fixed look per role, so the same policy looks the same in every figure.
@@ -80,17 +81,6 @@ def sweep_label(phase: int, n_ue: int | None = None) -> str:
     return f"Number of clusters K{users}"
 
 
-def offload_rule(policy: str) -> str | None:
-    """The offload rule of a composed heuristic name (`greedy-edf` -> `greedy`); None for the reference policies."""
-    # Imported here: mec.baselines pulls in the simulator (numba, scikit-learn), which the Snakefile, importing
-    # FIGURE_METRICS from this module, does not need.
-    from mec.baselines import OFFLOAD_RULES  # noqa: PLC0415
-
-    if policy in REFERENCE_POLICIES:
-        return None
-    return next((rule for rule in OFFLOAD_RULES if policy.startswith(f"{rule}-")), None)
-
-
 def highlighted_policies(summary: pd.DataFrame, phase: int, statistic: str = "mean") -> list[tuple[str, str]]:
     """(policy, legend label) of the policies worth a line of their own in a phase's figures.
 
@@ -102,8 +92,6 @@ def highlighted_policies(summary: pd.DataFrame, phase: int, statistic: str = "me
     table = summary[(summary["phase"] == phase) & (summary["metric"] == RANK_METRIC)]
     by_policy = table.pivot_table(index="policy", columns="n", values=statistic)
     chosen = {name: name for name in REFERENCE_POLICIES if name in by_policy.index}
-    from mec.baselines import OFFLOAD_RULES  # noqa: PLC0415 - see offload_rule
-
     for rule in OFFLOAD_RULES:
         candidates = [name for name in by_policy.index if offload_rule(name) == rule]
         if not candidates:

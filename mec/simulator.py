@@ -199,10 +199,13 @@ def _next_task(order, remaining, release_s, priority, free_at):
 
 
 @numba.njit(cache=True)
-def _resolve_kernel(
+def resolve_kernel(
     params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster, server_free_s, offload, spectrum_weight,
     priority, cpu_weight, carry_over, slot_s, tasks, cpu_share, server_free_next, reward,
 ):  # fmt: skip
+    """The compiled resolution of a batch of slots (what resolve_slot runs), writing its outputs in place: `tasks`
+    (B, N, TASK_COLUMNS), `cpu_share` (B, K), `server_free_next` (B, K), `reward` (B,). mec.optimiser calls it
+    directly to score candidates on preallocated arrays."""
     bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
     theta_min, phi_min, w_qos, w_energy = params[6:10]
     n_batch, n_ue = data_bits.shape
@@ -315,7 +318,7 @@ def resolve_slot(state: SlotState, decisions: Decisions) -> SlotResult:
     reward = np.empty(n_batch)
     offload = np.ascontiguousarray(decisions.offload, dtype=np.bool_)
     p = state.params
-    _resolve_kernel(
+    resolve_kernel(
         p.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz, state.cluster,
         state.server_free_s, offload, np.asarray(decisions.spectrum_weight, dtype=float),
         np.asarray(decisions.priority, dtype=float), np.asarray(decisions.cpu_weight, dtype=float),
@@ -330,7 +333,7 @@ def _counterfactual_kernel(
     priority, cpu_weight, out,
 ):  # fmt: skip
     """out[b, i]: slot b's reward with offloading UE i switched to local execution (the same semantics as
-    _resolve_kernel, which the tests hold it to); entries of UEs that run locally are left as they are.
+    resolve_kernel, which the tests hold it to); entries of UEs that run locally are left as they are.
 
     Only what UE i's switch changes is recomputed: the other offloaders' spectrum shares, upload ends and the
     server schedules; the local tasks' QoS and energy are summed once per slot."""

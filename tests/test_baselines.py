@@ -10,17 +10,10 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from mec.baselines import (
-    CPU_SPLITS,
-    OFFLOAD_RULES,
-    SERVER_ORDERS,
-    HeuristicPolicy,
-    OraclePolicy,
-    make_policy,
-    policy_names,
-)
+from mec.baselines import HeuristicPolicy, OraclePolicy
 from mec.config import config_from_dict
-from mec.evaluation import evaluation_episodes, run_policy
+from mec.evaluation import evaluation_episodes, make_policy, run_policy
+from mec.policies import CPU_SPLITS, OFFLOAD_RULES, SERVER_ORDERS, policy_names
 from mec.scenario import PhaseSetup, sample_episodes
 from mec.simulator import Decisions, SimParams, SlotState, resolve_slot, resolve_slot_reference
 

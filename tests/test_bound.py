@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mec.baselines import ORACLE_MAX_UE, OraclePolicy, make_policy, policy_names
+from mec.baselines import OraclePolicy
 from mec.bound import DEFAULT_GRID_POINTS, spectrum_bound
 from mec.config import config_from_dict
+from mec.evaluation import make_policy
 from mec.optimiser import LocalSearchPolicy
+from mec.policies import ORACLE_MAX_UE, policy_names
 from mec.scenario import PhaseSetup
 from mec.simulator import Decisions, Simulator, SlotState, resolve_slot
 

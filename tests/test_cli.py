@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mec import metrics
-from mec.baselines import policy_names
+from mec.policies import policy_names
 from mec.io import read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mec.baselines import OraclePolicy
 from mec.bound import spectrum_bound
-from mec.baselines import OraclePolicy, evaluated_policy_names, make_policy, policy_names
 from mec.config import config_from_dict
-from mec.optimiser import N_STARTS, LocalSearchPolicy, seed_policy_names
+from mec.evaluation import make_policy
+from mec.optimiser import N_STARTS, LocalSearchPolicy
+from mec.policies import evaluated_policy_names, policy_names, seed_policy_names
 from mec.scenario import PhaseSetup, sample_episodes
 from mec.simulator import SimParams, Simulator, SlotState, resolve_slot
 

@@ -144,13 +144,6 @@ def _summary(phase: int = 1, sizes=(2, 3, 4)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_offload_rule_of_a_policy_name():
-    assert plotting.offload_rule("greedy-least-slack-urgency") == "greedy"
-    assert plotting.offload_rule("all-offload-edf") == "all-offload"
-    assert plotting.offload_rule("random-fifo-equal") == "random"
-    assert plotting.offload_rule("random") is None and plotting.offload_rule("all-offload") is None
-
-
 def test_highlighted_policies_keep_references_and_the_best_of_each_rule():
     shown = dict(plotting.highlighted_policies(_summary(), phase=1))
     assert list(shown) == ["oracle", "all-local", "all-offload", "random", "greedy-edf", "random-sjf"]

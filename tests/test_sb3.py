@@ -20,12 +20,12 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from mec import baselines, metrics  # noqa: E402
+from mec import metrics  # noqa: E402
 from mec.backends import load_policy, sb3  # noqa: E402
 from mec.backends.slot_env import SlotCodec, make_slot_env  # noqa: E402
 from mec.config import config_from_dict, config_to_dict, load_config  # noqa: E402
 from mec.envs import features  # noqa: E402
-from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
+from mec.evaluation import evaluation_episodes, make_policy, run_policy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 from mec.simulator import Simulator  # noqa: E402
 
@@ -324,7 +324,7 @@ def test_sb3_beats_random_on_phase1_after_a_few_iterations(tmp_path):
     episodes = evaluation_episodes(cfg, setup, 5, 50, 7)
     learned = metrics.summarise(run_policy(cfg, setup, sb3.SB3Policy(model.policy, SlotCodec(cfg, setup)), episodes))
     for name in ("random", "all-local"):
-        baseline = metrics.summarise(run_policy(cfg, setup, baselines.make_policy(name, 1, 0), episodes))
+        baseline = metrics.summarise(run_policy(cfg, setup, make_policy(name, 1, 0), episodes))
         assert learned["reward_per_slot"] > baseline["reward_per_slot"] + 0.1, name
 
 

@@ -27,10 +27,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mec import aggregate, baselines, io, markdown, metrics
+from mec import aggregate, io, markdown, metrics
 from mec.config import DEFAULT_CONFIG, config_from_dict
-from mec.evaluation import BOUND_COLUMN, evaluation_episodes, run_policy
+from mec.evaluation import BOUND_COLUMN, evaluation_episodes, make_policy, run_policy
 from mec.plotting import FIGURE_METRICS, SCHEDULE_FIGURE, learning_figure_names
+from mec.policies import policy_names
 from mec.scenario import PhaseSetup
 
 REPO = Path(__file__).resolve().parents[1]
@@ -358,10 +359,10 @@ def test_episode_tables_hold_every_policy_and_slot(study, merged_test_config):
         frame = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/episodes.parquet")
         assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy", BOUND_COLUMN]
         assert frame[BOUND_COLUMN].notna().all() if phase == 1 else frame[BOUND_COLUMN].isna().all()
-        assert sorted(frame["policy"].unique()) == sorted(baselines.policy_names(phase))
-        assert len(frame) == len(baselines.policy_names(phase)) * ev.episodes * ev.slots
+        assert sorted(frame["policy"].unique()) == sorted(policy_names(phase))
+        assert len(frame) == len(policy_names(phase)) * ev.episodes * ev.slots
         summary = pd.read_parquet(study / f"{RESULTS}/phase{phase}/n{n}/baselines/summary.parquet")
-        assert sorted(summary["policy"]) == sorted(baselines.policy_names(phase))
+        assert sorted(summary["policy"]) == sorted(policy_names(phase))
 
 
 @pytest.mark.parametrize(("phase", "n"), [(1, 3), (2, 2)])
@@ -400,7 +401,7 @@ def test_summary_matches_a_direct_evaluation(study, merged_test_config, phase, n
     frame = run_policy(
         cfg,
         setup,
-        baselines.make_policy(policy, phase),
+        make_policy(policy, phase),
         evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed),
     )
     expected = metrics.summarise(frame)
@@ -440,7 +441,7 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
     comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         point = comparison[(comparison["phase"] == phase) & (comparison["n"] == n)].set_index("policy")
-        assert set(point.index) == {"mappo", *baselines.policy_names(phase), *([aggregate.BOUND] * (phase == 1))}
+        assert set(point.index) == {"mappo", *policy_names(phase), *([aggregate.BOUND] * (phase == 1))}
         assert point.loc["mappo", "kind"] == "learned" and point.loc["mappo", "samples"] == len(SEEDS)
         policies = point[point["kind"] != "bound"]
         assert policies.loc[policies["rank"] == 1, "reward_per_slot"].eq(policies["reward_per_slot"].max()).all()

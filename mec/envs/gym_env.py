@@ -154,8 +154,7 @@ class MECGymEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         # The env's own np_random draws the episodes: reset(seed=s) gives the episode MECEnv.reset(seed=s) gives.
-        self.core._rng = self.np_random
-        self.core._reset_core(None)
+        self.core.reset_episode(rng=self.np_random)
         return self._observation(), {"role": self.core.role}
 
     def step(self, action: dict[str, Any]):

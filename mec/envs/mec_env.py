@@ -182,9 +182,14 @@ class MECEnv(MultiAgentEnv):
         self._spectrum = np.ones((1, self.n_ue))
         self._upload_end = np.full((1, self.n_ue), np.nan)
 
-    def _reset_core(self, seed: int | None) -> None:
+    def reset_episode(self, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
+        """A new episode at its first stage, without building observations (reset() and the single-agent views of
+        mec.envs.gym_env start here). Its episode seed is the next draw of this env's stream: a fresh stream from
+        `seed`, or `rng` itself where given (it becomes the env's stream), else the stream as it is."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
+        if rng is not None:
+            self._rng = rng
         self.sim.reset([int(self._rng.integers(2**63 - 1))])
         self._row_ue = features.cluster_rows(self.sim.episodes.cluster, self.n_k, self.n_rows)
         self.last_result = None
@@ -199,7 +204,7 @@ class MECEnv(MultiAgentEnv):
         return {a: obs[i] for i, a in enumerate(self.stages[self._stage])}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._reset_core(seed)
+        self.reset_episode(seed)
         return self._observe(), {}
 
     def step(self, action_dict: dict[str, Any]):
