@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import runpy
 import shutil
 import signal
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 
 from mec import io, runs
 from mec.config import config_from_dict, config_to_dict
+from workflow_script import run_workflow_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_YAML = """\
@@ -216,12 +216,6 @@ def test_a_run_is_never_marked_complete_without_rows_1_to_iterations(tmp_path):
     assert not (out / "checkpoints" / "final").exists() and not (out / "run.json").exists()
 
 
-def _run_workflow_script(name: str, smk) -> None:
-    script = runpy.run_path(str(ROOT / "workflow_scripts" / f"{name}.py"), init_globals={"snakemake": smk},
-                            run_name="workflow_script")  # fmt: skip
-    script["main"](smk)
-
-
 def test_the_workflow_refuses_a_training_history_with_fewer_rows_than_iterations(tmp_path):
     run = tmp_path / "phase1" / "n2" / "seed0"
     _fake_run(run, 3, rows=[1, 2])  # provenance of the file: none; the config says 3 iterations
@@ -238,7 +232,7 @@ def test_the_workflow_refuses_a_training_history_with_fewer_rows_than_iterations
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"seed0/metrics.parquet: holds iterations 1..2 \(2 rows\), expected exactly "
                        r"1..3; removed it: rerun the workflow to rebuild it"):  # fmt: skip
-        _run_workflow_script("aggregate_metrics", smk)
+        run_workflow_script("aggregate_metrics", smk)
     assert not (run / "metrics.parquet").exists()  # Snakemake reruns its train_agents job, which resumes
     assert not (tmp_path / "l.parquet").exists()
 
@@ -348,7 +342,7 @@ def test_a_truncated_baselines_parquet_is_one_line_naming_it_and_rebuilt_on_reru
     smk = SimpleNamespace(scriptdir=str(ROOT / "workflow_scripts"), input=SimpleNamespace(episodes=[str(good)]),
                           params=SimpleNamespace(statistics={}), output=SimpleNamespace(baselines="x.parquet"))  # fmt: skip
     with pytest.raises(io.CorruptFileError) as exc:
-        _run_workflow_script("aggregate_baselines", smk)
+        run_workflow_script("aggregate_baselines", smk)
     message = str(exc.value)
     assert message.startswith(f"{good}: not a readable Parquet file (") and "\n" not in message
     assert message.endswith("removed it: rerun the workflow to rebuild it")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from mec.envs import features  # noqa: E402
 from mec.evaluation import evaluation_episodes, make_policy, run_policy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
 from mec.simulator import Simulator  # noqa: E402
+from workflow_script import run_workflow_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -326,14 +326,6 @@ def test_sb3_beats_random_on_phase1_after_a_few_iterations(tmp_path):
     for name in ("random", "all-local"):
         baseline = metrics.summarise(run_policy(cfg, setup, make_policy(name, 1, 0), episodes))
         assert learned["reward_per_slot"] > baseline["reward_per_slot"] + 0.1, name
-
-
-def run_workflow_script(name: str, smk) -> None:
-    """A rule's script as Snakemake runs it (the `snakemake` object in its globals), minus the __main__ block that
-    redirects this process's output into the job log."""
-    script = runpy.run_path(str(ROOT / "workflow_scripts" / f"{name}.py"), init_globals={"snakemake": smk},
-                            run_name="workflow_script")  # fmt: skip
-    script["main"](smk)
 
 
 def test_workflow_scripts_train_and_evaluate_with_the_sb3_backend(tmp_path):

@@ -5,15 +5,12 @@ each input file comes from its recorded provenance. Writes the long table of mec
 """
 
 import logging
-import sys
-from pathlib import Path
 
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # first of the project: puts mec on the path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from mec import aggregate, io, metrics  # noqa: E402
+from mec import aggregate, io, metrics
 
 log = logging.getLogger("aggregate_baselines")
 
@@ -43,5 +40,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

@@ -13,18 +13,16 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
 """
 
 import logging
-import sys
 from pathlib import Path
 
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # first of the project: puts mec on the path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from mec import aggregate, io, markdown, metrics, runs  # noqa: E402
-from mec.config import variant_of_folder  # noqa: E402
-from mec.evaluation import stored_slot_bounds  # noqa: E402
-from mec.plotting import FIGURE_METRICS  # noqa: E402
+from mec import aggregate, io, markdown, metrics, runs
+from mec.config import variant_of_folder
+from mec.evaluation import stored_slot_bounds
+from mec.plotting import FIGURE_METRICS
 
 log = logging.getLogger("aggregate_metrics")
 
@@ -140,5 +138,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

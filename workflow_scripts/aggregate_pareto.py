@@ -3,14 +3,10 @@ trained at that weight (statistics over seeds) and every baseline scored with th
 evaluation episodes): mean QoS, energy per task and reward per slot with their CIs (mec.aggregate.pareto_table)."""
 
 import logging
-import sys
-from pathlib import Path
 
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # first of the project: puts mec on the path
 
-
-from mec import aggregate, io  # noqa: E402
+from mec import aggregate, io
 
 log = logging.getLogger("aggregate_pareto")
 
@@ -28,5 +24,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

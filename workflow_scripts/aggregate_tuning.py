@@ -7,15 +7,13 @@ table as Parquet and as Markdown (mec.markdown.tuning_markdown).
 """
 
 import logging
-import sys
 from pathlib import Path
 
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # first of the project: puts mec on the path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from mec import aggregate, io, markdown  # noqa: E402
+from mec import aggregate, io, markdown
 
 log = logging.getLogger("aggregate_tuning")
 
@@ -57,5 +55,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

@@ -6,14 +6,11 @@ description) and its Markdown view (mec.markdown.comparison_markdown: reward per
 """
 
 import logging
-import sys
 from pathlib import Path
 
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # first of the project: puts mec on the path
 
-
-from mec import aggregate, io, markdown  # noqa: E402
+from mec import aggregate, io, markdown
 
 log = logging.getLogger("compare_variants")
 
@@ -34,5 +31,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

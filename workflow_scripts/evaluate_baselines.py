@@ -7,14 +7,10 @@ exactly what Snakemake tracks.
 
 import logging
 import os
-import sys
-from pathlib import Path
 
 # One thread per job, as the rule declares; set before numpy and scikit-learn (k-means) start their thread pools.
 os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
+import mec_rule  # noqa: E402 - first of the project: puts mec on the path
 
 from mec import io  # noqa: E402
 from mec.config import config_from_sections, config_to_dict  # noqa: E402
@@ -47,5 +43,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

@@ -3,20 +3,14 @@ CI band (the statistics of learning_curves.parquet, mec.aggregate), beside the p
 the oracle, local search, the best heuristic; mec.plotting.curve_references), written as a PNG atomically."""
 
 import logging
-import sys
-from pathlib import Path
 
-import matplotlib
+import mec_rule  # first of the project: puts mec on the path
 
-matplotlib.use("Agg")
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from mec import aggregate, io, plotting  # noqa: E402
-from mec.evaluation import stored_slot_bounds  # noqa: E402
-from mec.runs import check_metrics_file  # noqa: E402
+from mec import aggregate, io, plotting
+from mec.evaluation import stored_slot_bounds
+from mec.runs import check_metrics_file
 
 log = logging.getLogger("plot_learning_curves")
 
@@ -56,5 +50,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

@@ -5,18 +5,11 @@ policy (the first evaluation episode's slot with the most offloaded tasks) from 
 """
 
 import logging
-import sys
-from pathlib import Path
 
-import matplotlib
+import mec_rule  # first of the project: puts mec on the path
 
-matplotlib.use("Agg")
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
-
-
-from mec import io, plotting  # noqa: E402
-from mec.runs import check_metrics_file  # noqa: E402
+from mec import io, plotting
+from mec.runs import check_metrics_file
 
 log = logging.getLogger("plot_run")
 
@@ -44,5 +37,4 @@ def main(smk) -> None:
 
 
 if __name__ == "__main__":
-    io.log_to_file(snakemake.log[0])  # noqa: F821
-    main(snakemake)  # noqa: F821
+    mec_rule.run(main, snakemake)  # noqa: F821

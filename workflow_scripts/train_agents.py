@@ -12,7 +12,6 @@ copied atomically to the output metrics.parquet; the final checkpoint's marker i
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 # The job's threads, as the rule declares (training.num_cpus); set before torch and numpy start their thread pools.
@@ -20,8 +19,7 @@ os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
 # Every job starts its own local Ray instance in its own temp dir (mec.backends.rllib.training), never a cluster that
 # RAY_ADDRESS would point ray.init() at: concurrent jobs on one machine must not share one.
 os.environ.pop("RAY_ADDRESS", None)
-# The repository's mec package, whichever environment runs this script (the .venv or the rule's conda env).
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+import mec_rule  # noqa: E402,F401 - first of the project: puts mec on the path
 
 from mec import backends, io  # noqa: E402
 from mec.runs import check_metrics_file  # noqa: E402
