@@ -27,7 +27,19 @@ import numpy as np
 
 from mec import physics
 from mec.policies import CPU_SPLITS, OFFLOAD_RULES, ORACLE_MAX_UE, SERVER_ORDERS, PolicySpec, parse_policy
-from mec.simulator import Decisions, SlotState, uplink
+from mec.simulator import (
+    BANDWIDTH_HZ,
+    KAPPA,
+    NOISE_W_PER_HZ,
+    SERVER_CPU_HZ,
+    SERVER_POWER_W,
+    TX_POWER_W,
+    W_ENERGY,
+    W_QOS,
+    Decisions,
+    SlotState,
+    uplink,
+)
 
 
 class Policy(Protocol):
@@ -41,8 +53,9 @@ class Policy(Protocol):
 
 @numba.njit(cache=True)
 def _greedy_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster, server_free_s, cpu_share, offload):
-    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
-    w_qos, w_energy = params[8], params[9]
+    bandwidth_hz, noise, tx_power = params[BANDWIDTH_HZ], params[NOISE_W_PER_HZ], params[TX_POWER_W]
+    kappa, server_hz, server_power = params[KAPPA], params[SERVER_CPU_HZ], params[SERVER_POWER_W]
+    w_qos, w_energy = params[W_QOS], params[W_ENERGY]
     n_batch, n_ue = data_bits.shape
     n_clusters = server_free_s.shape[1]
     queue_s = np.empty(n_clusters)
@@ -52,14 +65,14 @@ def _greedy_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster,
         n_off = 0
         for i in np.argsort(deadline_s[b], kind="mergesort"):
             c, d, f = cycles[b, i], deadline_s[b, i], cpu_hz[b, i]
-            q_local = min(max(2.0 - (c / f) / d, 0.0), 1.0)
-            r_local = w_qos * q_local - w_energy * kappa * c * f * f
+            q_local = physics.qos_scalar(c / f, d)
+            r_local = w_qos * q_local - w_energy * physics.local_energy_scalar(c, f, kappa)
             band = bandwidth_hz / (n_off + 1)
-            up = data_bits[b, i] / (band * np.log2(1.0 + tx_power * gain[b, i] / (band * noise)))
+            up = data_bits[b, i] / physics.shannon_rate_bps(band, tx_power * gain[b, i], noise)
             k = cluster[b, i]
             run_s = c / (cpu_share[b, k] * server_hz)
             done = max(up, queue_s[k]) + run_s
-            q_off = min(max(2.0 - done / d, 0.0), 1.0)
+            q_off = physics.qos_scalar(done, d)
             r_off = w_qos * q_off - w_energy * (tx_power * up + server_power * c / server_hz)
             if r_off > r_local:
                 offload[b, i] = True
@@ -79,7 +92,7 @@ def greedy_offload(state: SlotState, cpu_share: np.ndarray) -> np.ndarray:
     """
     offload = np.zeros(state.data_bits.shape, dtype=np.bool_)
     _greedy_kernel(
-        state.params.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz,
+        state.params.kernel, state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz,
         state.cluster, state.server_free_s, np.ascontiguousarray(cpu_share), offload,
     )  # fmt: skip
     return offload
@@ -193,8 +206,9 @@ def _permutations_by_size(n: int) -> list[np.ndarray]:
 @numba.njit(cache=True)
 def _oracle_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_free_s, perms_flat, perm_offsets,
                    best_mask, best_rank, best_reward):  # fmt: skip
-    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
-    w_qos, w_energy = params[8], params[9]
+    bandwidth_hz, noise, tx_power = params[BANDWIDTH_HZ], params[NOISE_W_PER_HZ], params[TX_POWER_W]
+    kappa, server_hz, server_power = params[KAPPA], params[SERVER_CPU_HZ], params[SERVER_POWER_W]
+    w_qos, w_energy = params[W_QOS], params[W_ENERGY]
     n_batch, n_ue = data_bits.shape
     members = np.empty(n_ue, dtype=np.int64)
     release = np.empty(n_ue)
@@ -211,14 +225,14 @@ def _oracle_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_f
                     m += 1
                 else:
                     c, f = cycles[b, i], cpu_hz[b, i]
-                    q = min(max(2.0 - (c / f) / deadline_s[b, i], 0.0), 1.0)
-                    local_value += w_qos * q - w_energy * kappa * c * f * f
+                    q = physics.qos_scalar(c / f, deadline_s[b, i])
+                    local_value += w_qos * q - w_energy * physics.local_energy_scalar(c, f, kappa)
             off_energy = 0.0
             if m > 0:
                 band = bandwidth_hz / m  # equal split: the floor theta_min cancels out (theta = 1/m)
                 for j in range(m):
                     i = members[j]
-                    up = data_bits[b, i] / (band * np.log2(1.0 + tx_power * gain[b, i] / (band * noise)))
+                    up = data_bits[b, i] / physics.shannon_rate_bps(band, tx_power * gain[b, i], noise)
                     release[j] = up
                     run[j] = cycles[b, i] / server_hz
                     off_energy += tx_power * up + server_power * cycles[b, i] / server_hz
@@ -247,7 +261,7 @@ def _oracle_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_f
                             break
                     done[chosen] = True
                     clock += run[chosen]
-                    q = min(max(2.0 - clock / deadline_s[b, members[chosen]], 0.0), 1.0)
+                    q = physics.qos_scalar(clock, deadline_s[b, members[chosen]])
                     value += w_qos * q
                 if value > best_reward[b]:
                     best_reward[b] = value
@@ -289,7 +303,7 @@ class OraclePolicy:
         mask = np.zeros((n_b, n), dtype=np.bool_)
         rank = np.zeros((n_b, n), dtype=np.int64)
         reward = np.empty(n_b)
-        _oracle_kernel(state.params.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain,
+        _oracle_kernel(state.params.kernel, state.data_bits, state.cycles, state.deadline_s, state.gain,
                        state.cpu_hz, state.server_free_s, flat, offsets, mask, rank, reward)  # fmt: skip
         return Decisions(mask, np.ones((n_b, n)), rank.astype(float), np.ones((n_b, 1))), reward
 

@@ -63,8 +63,20 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from mec import physics
 from mec.policies import ORACLE_MAX_UE
-from mec.simulator import SlotState
+from mec.simulator import (
+    BANDWIDTH_HZ,
+    KAPPA,
+    NOISE_W_PER_HZ,
+    SERVER_CPU_HZ,
+    SERVER_POWER_W,
+    THETA_MIN,
+    TX_POWER_W,
+    W_ENERGY,
+    W_QOS,
+    SlotState,
+)
 
 # Points of the start-time grid: Delta = (max(2D) + server_free) / (G - 1), ~4 ms at the default deadlines.
 DEFAULT_GRID_POINTS = 2000
@@ -82,8 +94,7 @@ def _upload_s(bits, share, bandwidth_hz, snr_num, noise):
     """Upload time at a share, with the simulator's formula (inf at share 0)."""
     if share <= 0.0:
         return np.inf
-    band = bandwidth_hz * share
-    return bits / (band * np.log2(1.0 + snr_num / (band * noise)))
+    return bits / physics.shannon_rate_bps(bandwidth_hz * share, snr_num, noise)
 
 
 @numba.njit(cache=True, inline="always")
@@ -227,8 +238,9 @@ def _dual_value(lam, n, n_grid, delta, server_free, w_qos, w_energy, tx_power, t
 
 @numba.njit(cache=True)
 def _bound_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_free_s, n_grid, n_eval, out):
-    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
-    theta_min, w_qos, w_energy = params[6], params[8], params[9]
+    bandwidth_hz, noise, tx_power = params[BANDWIDTH_HZ], params[NOISE_W_PER_HZ], params[TX_POWER_W]
+    kappa, server_hz, server_power = params[KAPPA], params[SERVER_CPU_HZ], params[SERVER_POWER_W]
+    theta_min, w_qos, w_energy = params[THETA_MIN], params[W_QOS], params[W_ENERGY]
     n_batch, n = data_bits.shape
     snr_num = np.empty(n)
     server_e = np.empty(n)
@@ -250,8 +262,8 @@ def _bound_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_fr
         scale = 0.0
         for i in range(n):
             c, f, d = cycles[b, i], cpu_hz[b, i], deadline_s[b, i]
-            q = min(max(2.0 - (c / f) / d, 0.0), 1.0)
-            local[i] = w_qos * q - w_energy * kappa * c * f * f
+            q = physics.qos_scalar(c / f, d)
+            local[i] = w_qos * q - w_energy * physics.local_energy_scalar(c, f, kappa)
             snr_num[i] = tx_power * gain[b, i]
             server_e[i] = server_power * c / server_hz
             run = c / server_hz
@@ -261,7 +273,7 @@ def _bound_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, server_fr
             up_floor = _upload_s(data_bits[b, i], theta_min, bandwidth_hz, snr_num[i], noise)
             for k in range(n_grid):
                 g = k * delta
-                q = min(max(2.0 - (g + run) / d, 0.0), 1.0)
+                q = physics.qos_scalar(g + run, d)
                 q_term[i, k] = w_qos * q
                 # theta_lo(g): the smallest share that uploads by g (lower end of the bracket), clamped.
                 if up_floor <= g:
@@ -371,7 +383,7 @@ def spectrum_bound(
     out = np.empty(state.batch_size)
     as_float = lambda x: np.ascontiguousarray(x, dtype=float)  # noqa: E731
     _bound_kernel(
-        state.params.as_array(), as_float(state.data_bits), as_float(state.cycles), as_float(state.deadline_s),
+        state.params.kernel, as_float(state.data_bits), as_float(state.cycles), as_float(state.deadline_s),
         as_float(state.gain), as_float(state.cpu_hz), as_float(state.server_free_s), int(grid_points),
         int(lambda_evals), out,
     )  # fmt: skip

@@ -38,7 +38,7 @@ import numpy as np
 
 from mec import baselines
 from mec.policies import seed_policy_names
-from mec.simulator import Decisions, SlotState, resolve_kernel, resolve_slot
+from mec.simulator import N_TASK_COLUMNS, Decisions, SlotState, resolve_kernel, resolve_slot
 
 # Reward evaluations one search (one start of one episode-slot) may spend. At the default config a phase-2 search
 # converges in ~6-7k evaluations of ~1 us (N = 100): the cap only bounds the worst case (~20-40 ms per start).
@@ -278,7 +278,7 @@ def _search_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster,
     ch = np.empty((1, n))
     cl = np.empty((1, n), dtype=np.int64)
     sf = np.empty((1, n_k))
-    slot = (params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, np.empty((1, n, 10)), np.empty((1, n_k)),
+    slot = (params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, np.empty((1, n, N_TASK_COLUMNS)), np.empty((1, n_k)),
             np.empty((1, n_k)), np.empty(1))  # fmt: skip
     off = np.empty((1, n), dtype=np.bool_)
     sw = np.empty((1, n))
@@ -391,7 +391,7 @@ class LocalSearchPolicy:
         tiled = {name: np.ascontiguousarray(getattr(state, name)[rows]) for name in
                  ("data_bits", "cycles", "deadline_s", "gain", "cpu_hz", "server_free_s")}  # fmt: skip
         _search_kernel(
-            p.as_array(), tiled["data_bits"], tiled["cycles"], tiled["deadline_s"], tiled["gain"], tiled["cpu_hz"],
+            p.kernel, tiled["data_bits"], tiled["cycles"], tiled["deadline_s"], tiled["gain"], tiled["cpu_hz"],
             np.ascontiguousarray(state.cluster[rows], dtype=np.int64), tiled["server_free_s"], p.carry_over_queue,
             p.slot_s, offload, spectrum_weight, priority, cpu_weight, np.array(CPU_STEPS), np.array(SPECTRUM_FACTORS),
             self.search_spectrum, self.max_evaluations, reward, evaluations,

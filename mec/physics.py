@@ -1,12 +1,14 @@
 """The system model as pure, vectorised functions.
 
 Every function takes and returns numpy arrays (or scalars) in SI units, with the unit in the argument name.
-The plain-numpy reference simulator is built from these functions; the compiled kernel in mec.simulator restates
-the per-task formulas on scalars and the tests hold the two to the same numbers.
+The plain-numpy reference simulator is built from these functions. The compiled kernels (mec.simulator,
+mec.baselines, mec.bound) use the scalar versions at the end of this module, each written once beside its
+vectorised formula, inlined by numba; the tests hold the kernels and the reference to the same numbers.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 __all__ = [
@@ -126,3 +128,24 @@ def cpu_shares(weights, floor):
     """floor_shares with every entry active (the clusters' CPU split): floor + (1 - K*floor) * w / sum(w)."""
     weights = np.asarray(weights, dtype=float)
     return floor + (1.0 - weights.shape[-1] * floor) * weights / weights.sum(axis=-1, keepdims=True)
+
+
+# --- scalar versions for the compiled kernels (numba inlines them; same operations in the same order) -----------
+
+
+@numba.njit(cache=True, inline="always")
+def shannon_rate_bps(band_hz, signal_w, noise_w_per_hz):
+    """rate_bps of one upload: band*log2(1 + signal/(band*N0)), with band = B*theta > 0 and signal = p*g."""
+    return band_hz * np.log2(1.0 + signal_w / (band_hz * noise_w_per_hz))
+
+
+@numba.njit(cache=True, inline="always")
+def qos_scalar(completion_time_s, deadline_s):
+    """qos of one task: clip(2 - t/D, 0, 1)."""
+    return min(max(2.0 - completion_time_s / deadline_s, 0.0), 1.0)
+
+
+@numba.njit(cache=True, inline="always")
+def local_energy_scalar(cycles, cpu_hz, kappa):
+    """local_energy_j of one task: kappa*C*f*f."""
+    return kappa * cycles * cpu_hz * cpu_hz

@@ -42,6 +42,18 @@ TASK_FIELDS = (
     "server_energy_j",
 )
 _F = {name: i for i, name in enumerate(TASK_FIELDS)}
+# The columns by name, as the compiled kernels index them (numba reads module-level ints as constants).
+N_TASK_COLUMNS = len(TASK_FIELDS)
+SHARE, RATE, UPLOAD_END, EXEC_START, EXEC_END, COMPLETION, QOS, LOCAL_ENERGY, TX_ENERGY, SERVER_ENERGY = range(N_TASK_COLUMNS)
+
+
+# SimParams' constants in the order of the array the compiled kernels take (SimParams.kernel), and their positions
+# by name (numba reads module-level ints as constants; an array passes to a kernel faster than a tuple).
+KERNEL_PARAMS = ("bandwidth_hz", "noise_w_per_hz", "tx_power_w", "kappa", "server_cpu_hz", "server_power_w",
+                 "theta_min", "phi_min", "w_qos", "w_energy")  # fmt: skip
+BANDWIDTH_HZ, NOISE_W_PER_HZ, TX_POWER_W, KAPPA, SERVER_CPU_HZ, SERVER_POWER_W, THETA_MIN, PHI_MIN, W_QOS, W_ENERGY = (
+    range(len(KERNEL_PARAMS))
+)
 
 
 @dataclass(frozen=True)
@@ -82,25 +94,9 @@ class SimParams:
         )
 
     @functools.cached_property
-    def _array(self) -> np.ndarray:
-        return np.array(
-            [
-                self.bandwidth_hz,
-                self.noise_w_per_hz,
-                self.tx_power_w,
-                self.kappa,
-                self.server_cpu_hz,
-                self.server_power_w,
-                self.theta_min,
-                self.phi_min,
-                self.w_qos,
-                self.w_energy,
-            ]
-        )
-
-    def as_array(self) -> np.ndarray:
-        """The constants in the order the compiled kernels unpack them."""
-        return self._array
+    def kernel(self) -> np.ndarray:
+        """The constants the compiled kernels take, in the order of KERNEL_PARAMS."""
+        return np.array([getattr(self, name) for name in KERNEL_PARAMS], dtype=float)
 
 
 @dataclass(frozen=True)
@@ -204,10 +200,11 @@ def resolve_kernel(
     priority, cpu_weight, carry_over, slot_s, tasks, cpu_share, server_free_next, reward,
 ):  # fmt: skip
     """The compiled resolution of a batch of slots (what resolve_slot runs), writing its outputs in place: `tasks`
-    (B, N, TASK_COLUMNS), `cpu_share` (B, K), `server_free_next` (B, K), `reward` (B,). mec.optimiser calls it
+    (B, N, len(TASK_FIELDS)), `cpu_share` (B, K), `server_free_next` (B, K), `reward` (B,). mec.optimiser calls it
     directly to score candidates on preallocated arrays."""
-    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
-    theta_min, phi_min, w_qos, w_energy = params[6:10]
+    bandwidth_hz, noise, tx_power = params[BANDWIDTH_HZ], params[NOISE_W_PER_HZ], params[TX_POWER_W]
+    kappa, server_hz, server_power = params[KAPPA], params[SERVER_CPU_HZ], params[SERVER_POWER_W]
+    theta_min, phi_min, w_qos, w_energy = params[THETA_MIN], params[PHI_MIN], params[W_QOS], params[W_ENERGY]
     n_batch, n_ue = data_bits.shape
     n_clusters = server_free_s.shape[1]
     order = np.empty(n_ue, dtype=np.int64)
@@ -237,24 +234,24 @@ def resolve_kernel(
             if offload[b, i]:
                 share = theta_min + rest * spectrum_weight[b, i] / w_sum
                 band = bandwidth_hz * share
-                rate = band * np.log2(1.0 + tx_power * gain[b, i] / (band * noise))
+                rate = physics.shannon_rate_bps(band, tx_power * gain[b, i], noise)
                 up = data_bits[b, i] / rate
-                t[0] = share
-                t[1] = rate
-                t[2] = up
-                t[7] = 0.0
-                t[8] = tx_power * up
-                t[9] = server_power * cycles[b, i] / server_hz
+                t[SHARE] = share
+                t[RATE] = rate
+                t[UPLOAD_END] = up
+                t[LOCAL_ENERGY] = 0.0
+                t[TX_ENERGY] = tx_power * up
+                t[SERVER_ENERGY] = server_power * cycles[b, i] / server_hz
             else:
-                t[0] = 0.0
-                t[1] = 0.0
-                t[2] = np.nan
-                t[3] = np.nan
-                t[4] = np.nan
-                t[5] = cycles[b, i] / cpu_hz[b, i]
-                t[7] = kappa * cycles[b, i] * cpu_hz[b, i] * cpu_hz[b, i]
-                t[8] = 0.0
-                t[9] = 0.0
+                t[SHARE] = 0.0
+                t[RATE] = 0.0
+                t[UPLOAD_END] = np.nan
+                t[EXEC_START] = np.nan
+                t[EXEC_END] = np.nan
+                t[COMPLETION] = cycles[b, i] / cpu_hz[b, i]
+                t[LOCAL_ENERGY] = physics.local_energy_scalar(cycles[b, i], cpu_hz[b, i], kappa)
+                t[TX_ENERGY] = 0.0
+                t[SERVER_ENERGY] = 0.0
         # Non-preemptive priority list scheduling with release times, one partition per cluster.
         for k in range(n_clusters):
             m = 0
@@ -266,12 +263,12 @@ def resolve_kernel(
             speed = cpu_share[b, k] * server_hz
             remaining = m
             while remaining > 0:
-                best, start = _next_task(order, remaining, tasks[b, :, 2], priority[b], free_at)
+                best, start = _next_task(order, remaining, tasks[b, :, UPLOAD_END], priority[b], free_at)
                 i = order[best]
                 end = start + cycles[b, i] / speed
-                tasks[b, i, 3] = start
-                tasks[b, i, 4] = end
-                tasks[b, i, 5] = end
+                tasks[b, i, EXEC_START] = start
+                tasks[b, i, EXEC_END] = end
+                tasks[b, i, COMPLETION] = end
                 free_at = end
                 remaining -= 1
                 order[best] = order[remaining]
@@ -283,11 +280,10 @@ def resolve_kernel(
         sum_energy = 0.0
         for i in range(n_ue):
             t = tasks[b, i]
-            q = 2.0 - t[5] / deadline_s[b, i]
-            q = 1.0 if q > 1.0 else (0.0 if q < 0.0 else q)
-            t[6] = q
+            q = physics.qos_scalar(t[COMPLETION], deadline_s[b, i])
+            t[QOS] = q
             sum_qos += q
-            sum_energy += t[7] + t[8] + t[9]
+            sum_energy += t[LOCAL_ENERGY] + t[TX_ENERGY] + t[SERVER_ENERGY]
         reward[b] = w_qos * sum_qos - w_energy * sum_energy
 
 
@@ -312,14 +308,14 @@ def resolve_slot(state: SlotState, decisions: Decisions) -> SlotResult:
     _check_shapes(state, decisions)
     n_batch, n_ue = state.data_bits.shape
     n_clusters = state.server_free_s.shape[1]
-    tasks = np.empty((n_batch, n_ue, len(TASK_FIELDS)))
+    tasks = np.empty((n_batch, n_ue, N_TASK_COLUMNS))
     cpu_share = np.empty((n_batch, n_clusters))
     free_next = np.empty((n_batch, n_clusters))
     reward = np.empty(n_batch)
     offload = np.ascontiguousarray(decisions.offload, dtype=np.bool_)
     p = state.params
     resolve_kernel(
-        p.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz, state.cluster,
+        p.kernel, state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz, state.cluster,
         state.server_free_s, offload, np.asarray(decisions.spectrum_weight, dtype=float),
         np.asarray(decisions.priority, dtype=float), np.asarray(decisions.cpu_weight, dtype=float),
         p.carry_over_queue, p.slot_s, tasks, cpu_share, free_next, reward,
@@ -337,8 +333,9 @@ def _counterfactual_kernel(
 
     Only what UE i's switch changes is recomputed: the other offloaders' spectrum shares, upload ends and the
     server schedules; the local tasks' QoS and energy are summed once per slot."""
-    bandwidth_hz, noise, tx_power, kappa, server_hz, server_power = params[:6]
-    theta_min, phi_min, w_qos, w_energy = params[6:10]
+    bandwidth_hz, noise, tx_power = params[BANDWIDTH_HZ], params[NOISE_W_PER_HZ], params[TX_POWER_W]
+    kappa, server_hz, server_power = params[KAPPA], params[SERVER_CPU_HZ], params[SERVER_POWER_W]
+    theta_min, phi_min, w_qos, w_energy = params[THETA_MIN], params[PHI_MIN], params[W_QOS], params[W_ENERGY]
     n_batch, n_ue = data_bits.shape
     n_clusters = server_free_s.shape[1]
     release = np.empty(n_ue)
@@ -359,22 +356,20 @@ def _counterfactual_kernel(
                 n_off += 1
                 w_sum += spectrum_weight[b, j]
             else:
-                q = 2.0 - cycles[b, j] / cpu_hz[b, j] / deadline_s[b, j]
-                local_q += 1.0 if q > 1.0 else (0.0 if q < 0.0 else q)
-                local_e += kappa * cycles[b, j] * cpu_hz[b, j] * cpu_hz[b, j]
+                local_q += physics.qos_scalar(cycles[b, j] / cpu_hz[b, j], deadline_s[b, j])
+                local_e += physics.local_energy_scalar(cycles[b, j], cpu_hz[b, j], kappa)
         for i in range(n_ue):
             if not offload[b, i]:
                 continue
-            q = 2.0 - cycles[b, i] / cpu_hz[b, i] / deadline_s[b, i]
-            sum_q = local_q + (1.0 if q > 1.0 else (0.0 if q < 0.0 else q))
-            sum_e = local_e + kappa * cycles[b, i] * cpu_hz[b, i] * cpu_hz[b, i]
+            sum_q = local_q + physics.qos_scalar(cycles[b, i] / cpu_hz[b, i], deadline_s[b, i])
+            sum_e = local_e + physics.local_energy_scalar(cycles[b, i], cpu_hz[b, i], kappa)
             rest = 1.0 - (n_off - 1) * theta_min
             w_rest = w_sum - spectrum_weight[b, i]
             for j in range(n_ue):
                 if offload[b, j] and j != i:
                     share = theta_min + rest * spectrum_weight[b, j] / w_rest
                     band = bandwidth_hz * share
-                    up = data_bits[b, j] / (band * np.log2(1.0 + tx_power * gain[b, j] / (band * noise)))
+                    up = data_bits[b, j] / physics.shannon_rate_bps(band, tx_power * gain[b, j], noise)
                     release[j] = up
                     sum_e += tx_power * up + server_power * cycles[b, j] / server_hz
             for k in range(n_clusters):
@@ -389,8 +384,7 @@ def _counterfactual_kernel(
                     best, start = _next_task(order, remaining, release, priority[b], free_at)
                     j = order[best]
                     end = start + cycles[b, j] / speed[k]
-                    q = 2.0 - end / deadline_s[b, j]
-                    sum_q += 1.0 if q > 1.0 else (0.0 if q < 0.0 else q)
+                    sum_q += physics.qos_scalar(end, deadline_s[b, j])
                     free_at = end
                     remaining -= 1
                     order[best] = order[remaining]
@@ -410,7 +404,7 @@ def local_counterfactual_rewards(
         actual = resolve_slot(state, decisions).reward
     out = np.repeat(np.asarray(actual, dtype=float)[:, None], state.n_ue, axis=1)
     _counterfactual_kernel(
-        state.params.as_array(), state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz,
+        state.params.kernel, state.data_bits, state.cycles, state.deadline_s, state.gain, state.cpu_hz,
         state.cluster, state.server_free_s, np.ascontiguousarray(decisions.offload, dtype=np.bool_),
         np.asarray(decisions.spectrum_weight, dtype=float), np.asarray(decisions.priority, dtype=float),
         np.asarray(decisions.cpu_weight, dtype=float), out,
