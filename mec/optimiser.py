@@ -7,8 +7,8 @@ the spectrum and CPU splits, at the price of optimality: it stops at a local opt
 For each episode of the batch:
 1. Seeds. Every deterministic heuristic of the phase (mec.policies.seed_policy_names: no `random` part) acts on the
    slot, and in phase 2 also one "focus" seed per cluster k (all free CPU to k, greedy offload for those shares,
-   EDF, equal spectrum). The `N_STARTS` seeds with the highest distinct slot rewards each start a search; the best end point
-   is kept. The best seed is always a start, so the result is never below any deterministic heuristic on any slot.
+   EDF, equal spectrum). The `N_STARTS` seeds with the highest distinct slot rewards each start a search; the best
+   end point is kept. The best seed is always a start, so the result is never below any deterministic heuristic on any slot.
 2. First-improvement hill climbing from each start. Passes over these neighbourhoods, each move kept iff it raises
    the slot reward (by more than a relative 1e-12, so float noise cannot cycle), until a whole pass improves nothing
    or the start has spent `max_evaluations` reward evaluations:
@@ -76,7 +76,7 @@ def _score(slot, off, sw, pr, cw):
     """The candidate's slot reward, by the simulator's own kernel."""
     params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, tasks, share, free_next, rew = slot
     resolve_kernel(params, db, cy, dl, gn, ch, cl, sf, off, sw, pr, cw, carry_over, slot_s, tasks, share,
-                    free_next, rew)  # fmt: skip
+                   free_next, rew)  # fmt: skip
     return rew[0]
 
 
@@ -278,8 +278,8 @@ def _search_kernel(params, data_bits, cycles, deadline_s, gain, cpu_hz, cluster,
     ch = np.empty((1, n))
     cl = np.empty((1, n), dtype=np.int64)
     sf = np.empty((1, n_k))
-    slot = (params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, np.empty((1, n, N_TASK_COLUMNS)), np.empty((1, n_k)),
-            np.empty((1, n_k)), np.empty(1))  # fmt: skip
+    slot = (params, db, cy, dl, gn, ch, cl, sf, carry_over, slot_s, np.empty((1, n, N_TASK_COLUMNS)),
+            np.empty((1, n_k)), np.empty((1, n_k)), np.empty(1))  # fmt: skip
     off = np.empty((1, n), dtype=np.bool_)
     sw = np.empty((1, n))
     pr = np.empty((1, n))

@@ -44,7 +44,9 @@ TASK_FIELDS = (
 _F = {name: i for i, name in enumerate(TASK_FIELDS)}
 # The columns by name, as the compiled kernels index them (numba reads module-level ints as constants).
 N_TASK_COLUMNS = len(TASK_FIELDS)
-SHARE, RATE, UPLOAD_END, EXEC_START, EXEC_END, COMPLETION, QOS, LOCAL_ENERGY, TX_ENERGY, SERVER_ENERGY = range(N_TASK_COLUMNS)
+SHARE, RATE, UPLOAD_END, EXEC_START, EXEC_END, COMPLETION, QOS, LOCAL_ENERGY, TX_ENERGY, SERVER_ENERGY = (
+    range(N_TASK_COLUMNS)
+)
 
 
 # SimParams' constants in the order of the array the compiled kernels take (SimParams.kernel), and their positions

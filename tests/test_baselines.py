@@ -395,3 +395,11 @@ def test_all_local_matches_the_closed_form():
         se = means.std(ddof=1) / np.sqrt(len(means))
         assert abs(means.mean() - expected) < 4 * se, (column, means.mean(), expected, se)
         assert se < 0.05 * expected  # the check has teeth: 4 SE is well under the quantity itself
+
+
+@pytest.mark.parametrize(("name", "phase"), [("oracle", 1), ("local-search", 2)])
+def test_heuristic_refuses_the_oracle_and_local_search(name, phase):
+    from mec.baselines import heuristic
+
+    with pytest.raises(ValueError, match=rf"policy {name!r} is not a heuristic: build it with mec.evaluation"):
+        heuristic(name, phase)
