@@ -18,11 +18,9 @@ rule evaluate_baselines:
         mem_mb=1000,
         runtime=15,
     params:
-        # Only the sections that change the numbers: training, workflow, statistics and plotting edits (and the
-        # other phase's section, and the phase-2 coordinator the heuristics never use) leave these jobs alone.
-        scenario=section("scenario"),
-        reward=section("reward"),
-        phase_section=baseline_phase_section,
-        evaluation=section("evaluation"),
+        # Only the sections that change the numbers (mec.plan.JOB_PARAMS): training, workflow, statistics and
+        # plotting edits (and the other phase's section, and the phase-2 coordinator the heuristics never use) leave
+        # these jobs alone.
+        **job_params("evaluate_baselines"),
     script:
         "../workflow_scripts/evaluate_baselines.py"

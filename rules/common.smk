@@ -1,81 +1,26 @@
-# Config checks, the study's output paths and the functions that build target lists and rule params.
+# Config checks, the study's output paths, the target lists, and the adapters from Snakemake's wildcards to the
+# study's plan (mec.plan: which jobs, their params and folders, what a training job asks of the machine).
 import contextlib
-import copy
 import functools
-import math
 import os
 import sys
 
 import jsonschema
 from snakemake.exceptions import WorkflowError
 
-from mec import plotting
+from mec import plan, plotting
 from mec.config import (
     ConfigError,
     config_from_dict,
-    config_to_dict,
-    parse_value,
     read_config_file,
-    study_variants,
-    study_without_variants,
     variant_configs,
 )
 
-# Sections whose value is a mapping of free keys, given on the command line (--configfile, --config), replace
-# config.yaml's instead of being merged into it key by key. A reward preset merged with config.yaml's explicit weights
-# would be rejected (mec.config takes one or the other, never both, as `python -m mec --set reward=...` does), and a
-# variant, the trade-off overrides or the tuning grid merged with config.yaml's would keep keys the user left out.
-REPLACED_ON_OVERRIDE = (
-    ("reward",),
-    ("workflow", "variants"),
-    ("workflow", "w_energy_overrides"),
-    ("tuning", "grid"),
-)
-
-
-def _replace_from_overrides(config, overrides):
-    for keys in REPLACED_ON_OVERRIDE:
-        given = overrides
-        for key in keys:
-            given = given.get(key) if isinstance(given, dict) else None
-        if given is not None:
-            node = config
-            for key in keys[:-1]:
-                node = node[key]
-            node[keys[-1]] = copy.deepcopy(given)
-
-
-_replace_from_overrides(config, workflow.config_settings.overwrite_config)
-
-
-def _typed(value):
-    """A value of Snakemake's --config as mec.config reads a config file: Snakemake reads every value nested in a
-    mapping (training={iterations: 3}) as text, so numbers and booleans are read again with mec.config's YAML
-    loader. Text that reads as text, nothing or a mapping or list stays as it is."""
-    if isinstance(value, dict):
-        return {key: _typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_typed(item) for item in value]
-    if isinstance(value, str):
-        try:
-            parsed = parse_value(value)
-        except ConfigError:
-            return value
-        if isinstance(parsed, (bool, int, float)):
-            return parsed
-    return value
-
-
-def _retype_command_line(node, given):
-    """Replace the values given by --config in the merged config by their typed form."""
-    for key, value in given.items():
-        if isinstance(value, dict) and isinstance(node.get(key), dict):
-            _retype_command_line(node[key], value)
-        elif key in node:
-            node[key] = _typed(value)
-
-
-_retype_command_line(config, dict(workflow.config_settings.config))
+# The command line's config (--configfile, --config) as mec.config reads a file: the free-key sections it gives
+# replace config.yaml's (mec.plan.REPLACED_ON_OVERRIDE), and --config's numbers and booleans, which Snakemake reads
+# as text inside a mapping, are typed again.
+plan.replace_from_overrides(config, workflow.config_settings.overwrite_config)
+plan.retype_command_line(config, dict(workflow.config_settings.config))
 
 
 def check_config_files():
@@ -194,7 +139,6 @@ README_FIGURES = "docs/results"
 LOGS = f"{RESULTS}/logs"
 # Snakemake's own measurement of each heavy job (wall s, CPU s, peak RSS of its process tree): the study's cost.
 BENCHMARKS = f"{RESULTS}/benchmarks"
-VARIANTS_DIR = "variants/{}/"
 # A comparison's name -> the key of the workflow section that names its variants.
 COMPARISONS = {"ablations": "ablations", "backends": "backend_variants"}
 
@@ -210,56 +154,18 @@ wildcard_constraints:
 
 # --------------------------------------------------------------------------- resources of a training job
 
-# Measured on the study's machine with benchmarks/bench_job.py (docs/benchmarks/bench_job.json: RLlib 2.60,
-# torch CPU, one core, no env runners, the default training section, the batched sampler; marginal UE credit): Ray
-# and RLlib start and stop in about 12 s; one iteration (1000 sampled slots, 8 epochs, 5 validation episodes of 200
-# slots, checkpoints) takes about 0.54 s in phase 1 (N = 7) and 2.74 s in phase 2 (K = 10, 100 UEs): about 77 s
-# and 6 minutes per default job. The runtime estimate scales these with the batch size (and phase 2 with the number
-# of UEs) and doubles them: the machine a job lands on may be slower or shared (two phase-2 jobs side by side on the
-# study's 2 cores took 4.3-4.5 s per iteration, 541 s per job at K = 6 and 7, within the doubled estimate). Runtimes
-# are in minutes.
-TRAIN_START_S = 15
-TRAIN_ITERATION_S = {1: 0.54, 2: 2.74}  # per 1000 sampled slots; phase 2 at 100 UEs
-TRAIN_RUNTIME_SAFETY = 2.0
-# Memory of all a job's processes together (driver, Ray's GCS and raylet, workers; summed RSS, flat over the
-# iterations): about 1300 MB, plus up to 9 kB per UE-slot of the training batch (measured with the batched sampler:
-# phase 2 with 1000 slots x 100 UEs peaks at 1640 MB, phase 1 N = 7 at 1290 MB; the per-UE-slot figure is kept
-# from the per-step sampler, which peaked at 2200 MB), plus about 700 MB per extra env runner process.
-TRAIN_BASE_MB = 1300
-TRAIN_MB_PER_UE_SLOT = 0.009
-TRAIN_MB_PER_ENV_RUNNER = 700
-TRAIN_MEMORY_SAFETY = 1.25
-
-
-def job_n_ue(wildcards):
-    """UEs of the job's scenario: N in phase 1, phase2.n_users in phase 2."""
-    return (
-        int(wildcards.n)
-        if int(wildcards.phase) == 1
-        else study_of(wildcards).phase2.n_users
-    )
+# The model (measured, with its scaling) is mec.plan's train_runtime_min and train_mem_mb; runtimes are in minutes.
 
 
 def train_runtime_min(wildcards, attempt):
     """Wall-clock limit of a training job; a retry (e.g. after a cluster time-out) gets more, and resumes."""
-    t = study_of(wildcards).training
-    scale = t.train_batch_slots / 1000
-    if int(wildcards.phase) == 2:
-        scale *= study_of(wildcards).phase2.n_users / 100
-    seconds = (
-        TRAIN_START_S + t.iterations * TRAIN_ITERATION_S[int(wildcards.phase)] * scale
-    )
-    return math.ceil(TRAIN_RUNTIME_SAFETY * seconds / 60) * attempt
+    return plan.train_runtime_min(study_of(wildcards), int(wildcards.phase), attempt)
 
 
 def train_mem_mb(wildcards, attempt):
-    t = study_of(wildcards).training
-    mb = (
-        TRAIN_BASE_MB
-        + TRAIN_MB_PER_ENV_RUNNER * t.num_env_runners
-        + TRAIN_MB_PER_UE_SLOT * t.train_batch_slots * job_n_ue(wildcards)
+    return plan.train_mem_mb(
+        study_of(wildcards), int(wildcards.phase), int(wildcards.n), attempt
     )
-    return math.ceil(TRAIN_MEMORY_SAFETY * mb) * attempt
 
 
 def train_threads(wildcards):
@@ -273,23 +179,14 @@ def train_threads(wildcards):
 
 
 @functools.cache
-def variant_specs():
-    """name -> mec.config.Variant (where it is declared, its overrides, its axis values)."""
-    return study_variants(STUDY)
-
-
-@functools.cache
-def study_itself():
-    """The study without its variant declarations: a variant with this config is the study itself."""
-    return study_without_variants(STUDY)
+def study_plan():
+    """mec.plan's plan of the study and its variants: their folders, and which of a variant's jobs are the study's."""
+    return plan.StudyPlan(STUDY, VARIANTS)
 
 
 def variant_dir(name):
-    """Folder prefix of a variant's outputs (None: the study): "" where its config is the study's own, so that a
-    trade-off weight equal to the study's is the study's results, not a copy of them."""
-    if name is None or VARIANTS[name] == study_itself():
-        return ""
-    return VARIANTS_DIR.format(name)
+    """Folder prefix of a variant's outputs (None: the study): "" where its config is the study's own."""
+    return study_plan().variant_dir(name)
 
 
 def variant_of(wildcards):
@@ -307,135 +204,63 @@ def variant_of(wildcards):
 
 def study_of(wildcards):
     """The validated config of the job's study or variant."""
-    name = variant_of(wildcards)
-    return STUDY if name is None else VARIANTS[name]
+    return config_of(variant_of(wildcards))
 
 
 def config_of(name):
-    return STUDY if name is None else VARIANTS[name]
+    return study_plan().config_of(name)
 
 
 # --------------------------------------------------------------------------- sweep
 
 
-def sweep_sizes(phase, cfg=None):
-    """N (UEs) of phase 1 or K (clusters) of phase 2."""
-    cfg = cfg or STUDY
-    return cfg.phase1.n_ue if phase == 1 else cfg.phase2.n_clusters
-
-
 def sweep_points(phases=None, cfg=None):
-    """(phase, n) of every configured sweep point (of `phases`, default workflow.phases)."""
-    cfg = cfg or STUDY
-    return [(p, n) for p in phases or cfg.workflow.phases for n in sweep_sizes(p, cfg)]
+    """(phase, n) of every configured sweep point of the study or `cfg` (of `phases`, default workflow.phases)."""
+    return plan.sweep_points(cfg or STUDY, phases)
 
 
 def runs(phases=None, cfg=None):
-    """(phase, n, seed) of every training job."""
-    cfg = cfg or STUDY
-    return [(p, n, s) for p, n in sweep_points(phases, cfg) for s in cfg.workflow.seeds]
+    """(phase, n, seed) of every training job of the study or `cfg`."""
+    return plan.runs(cfg or STUDY, phases)
 
 
 # --------------------------------------------------------------------------- rule params
-
-# Phase-section keys that only the learned agents read: the heuristics choose their own CPU split, so a
-# no-coordinator variant shares the study's baselines.
-BASELINE_BLIND_KEYS = ("coordinator",)
-
-
-@functools.cache
-def study_sections(cfg):
-    """The validated config with every default filled in: params built from it do not change when a user writes
-    out a default value or swaps a reward preset for the same weights."""
-    return config_to_dict(cfg)
-
-
-def own_phase_section(cfg, phase, n):
-    """The phase section cut down to one N or K: adding a sweep value must not change the params (and so rerun)
-    the jobs of the other values."""
-    own = dict(study_sections(cfg)[f"phase{phase}"])
-    own["n_ue" if phase == 1 else "n_clusters"] = [n]
-    return own
-
-
-def param_value(cfg, name, phase, n):
-    """The value of the param `name` of a job of `cfg` at (phase, n): a config section, or the phase section."""
-    if name == "phase_section":
-        return own_phase_section(cfg, phase, n)
-    if name == "baseline_phase_section":
-        own = own_phase_section(cfg, phase, n)
-        return {k: v for k, v in own.items() if k not in BASELINE_BLIND_KEYS}
-    return study_sections(cfg)[name]
 
 
 def section(name):
     """A param of a rule, one section of the job's (study's or variant's) validated config as plain data."""
 
     def of_job(wildcards):
-        return study_sections(study_of(wildcards))[name]
+        return plan.study_sections(study_of(wildcards))[name]
 
     return of_job
 
 
-def phase_section(wildcards):
-    """The job's own phase section, its sweep list cut down to the job's N or K."""
-    return param_value(
-        study_of(wildcards), "phase_section", int(wildcards.phase), int(wildcards.n)
-    )
+def job_params(rule):
+    """The params of job rule `rule` (name -> input function of the job's wildcards), as mec.plan.JOB_PARAMS
+    lists them: what decides whether a variant's job is the study's own."""
+    return {name: _job_param(kind) for name, kind in plan.JOB_PARAMS[rule].items()}
 
 
-def baseline_phase_section(wildcards):
-    """phase_section without the keys the heuristics never read (BASELINE_BLIND_KEYS)."""
-    return param_value(
-        study_of(wildcards),
-        "baseline_phase_section",
-        int(wildcards.phase),
-        int(wildcards.n),
-    )
+def _job_param(kind):
+    if kind == plan.RUN_FOLDER:
+        return f"{RUN}/run"
 
+    def of_job(wildcards):
+        phase, n = int(wildcards.phase), int(wildcards.n)
+        return plan.param_value(study_of(wildcards), kind, phase, n)
 
-# The params of each job that a variant may share with the study (as the rules in rules/*.smk declare them). A
-# variant's job whose params equal those of the study's own job at the same point (and seed) is that job: the
-# variant reads its outputs instead of running it again.
-JOB_PARAMS = {
-    "evaluate_baselines": (
-        "scenario",
-        "reward",
-        "baseline_phase_section",
-        "evaluation",
-    ),
-    "train_agents": ("scenario", "reward", "phase_section", "training"),
-    "evaluate_policy": ("scenario", "reward", "phase_section", "evaluation"),
-}
-
-
-def is_study_job(name, rules, phase, n, seed=None):
-    """Whether variant `name`'s jobs of `rules` at (phase, n[, seed]) are the study's own jobs."""
-    if (phase, n) not in sweep_points() or (
-        seed is not None and seed not in STUDY.workflow.seeds
-    ):
-        return False
-    return all(
-        param_value(VARIANTS[name], param, phase, n)
-        == param_value(STUDY, param, phase, n)
-        for rule in rules
-        for param in JOB_PARAMS[rule]
-    )
+    return of_job
 
 
 def baseline_dir(name, phase, n):
     """Where variant `name`'s baselines at (phase, n) are: the study's where they are the same jobs."""
-    if name is None or is_study_job(name, ["evaluate_baselines"], phase, n):
-        return ""
-    return variant_dir(name)
+    return study_plan().baseline_dir(name, phase, n)
 
 
 def run_dir(name, phase, n, seed):
     """Where variant `name`'s training run (and its evaluation) at (phase, n, seed) is."""
-    rules = ["train_agents", "evaluate_policy"]
-    if name is None or is_study_job(name, rules, phase, n, seed):
-        return ""
-    return variant_dir(name)
+    return study_plan().run_dir(name, phase, n, seed)
 
 
 def baseline_files(path, name=None):
@@ -661,7 +486,7 @@ def comparison_inputs(wildcards):
 def comparison_studies(wildcards):
     """Label, folder and overrides of every study in the comparison, in the order of comparison_inputs."""
     names = comparison_variants(wildcards.comparison)
-    specs = variant_specs()
+    specs = study_plan().specs
     return [{"study": "study", "variant_dir": "", "description": "config.yaml"}] + [
         {
             "study": name,
@@ -689,11 +514,7 @@ def comparison_output(comparison):
 
 def w_energy_variants():
     """The trade-off axis's variants (w_energy_<w>), in the order of workflow.w_energy."""
-    names = [
-        name
-        for name, spec in variant_specs().items()
-        if spec.origin == "workflow.w_energy"
-    ]
+    names = study_plan().family("workflow.w_energy")
     return _need(names, "workflow.w_energy", "pareto")
 
 
@@ -724,15 +545,13 @@ def pareto_output(wildcards):
 
 
 def tuning_variants():
-    names = [
-        name for name, spec in variant_specs().items() if spec.origin == "tuning.grid"
-    ]
+    names = study_plan().family("tuning.grid")
     return _need(names, "tuning.grid", "tune")
 
 
 def tuning_runs(wildcards):
     """Every tuning run: its variant, grid values and seed, in the order of tuning_inputs."""
-    specs = variant_specs()
+    specs = study_plan().specs
     return [
         {
             "variant": name,
@@ -780,7 +599,7 @@ README_OPTIONAL = {
 
 def readme_scenarios(wildcards):
     """Name and overrides of each scenario of workflow.scenarios, in the order of readme_inputs' scenarios."""
-    specs = variant_specs()
+    specs = study_plan().specs
     return [
         {"name": name, "description": specs[name].description}
         for name in STUDY.workflow.scenarios

@@ -23,9 +23,6 @@ rule evaluate_policy:
         mem_mb=1000,
         runtime=10,
     params:
-        scenario=section("scenario"),
-        reward=section("reward"),
-        phase_section=phase_section,
-        evaluation=section("evaluation"),
+        **job_params("evaluate_policy"),
     script:
         "../workflow_scripts/evaluate_policy.py"

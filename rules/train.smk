@@ -14,17 +14,13 @@ rule train_agents:
         "envs/mec.yaml"
     threads: train_threads
     resources:
-        # Measured, with their scaling, in rules/common.smk.
+        # Measured, with their scaling, in mec.plan.
         mem_mb=train_mem_mb,
         runtime=train_runtime_min,
     params:
-        # Everything that changes what is learned: the system, the reward, the job's own phase section and the
-        # training section (its validation episodes included). Not the final evaluation, statistics, plotting or
-        # the workflow's lists.
-        scenario=section("scenario"),
-        reward=section("reward"),
-        phase_section=phase_section,
-        training=section("training"),
-        run_dir=f"{RUN}/run",
+        # Everything that changes what is learned (mec.plan.JOB_PARAMS): the system, the reward, the job's own phase
+        # section and the training section (its validation episodes included), and the job's run folder. Not the
+        # final evaluation, statistics, plotting or the workflow's lists.
+        **job_params("train_agents"),
     script:
         "../workflow_scripts/train_agents.py"
