@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CONFIG ?= config.yaml
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv study report test bench clean-venv
+.PHONY: venv study report test bench schema clean-venv
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/bench_simulator.py
+
+# config/schema.yaml, generated from the fields of mec/config.py (where every config key is declared once); run it
+# after adding or changing a key (a test checks that the committed file is current).
+schema: venv
+	$(PY) -m mec.config --write-schema config/schema.yaml
 
 clean-venv:
 	rm -rf $(VENV)

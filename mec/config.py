@@ -5,6 +5,11 @@ Every run of the study is described by one ``StudyConfig``. Parsing is strict
 typo in config.yaml or on the command line fails loudly before any training
 time is spent, with a one-line message naming the dotted key, the bad value and
 what would have been accepted.
+
+Every config key is declared once, as a field of the dataclasses below (``_key``): its default, its parser (which
+checks a value and knows the JSON-schema fragment of the values it accepts) and its one-line meaning. The defaults
+(``DEFAULT_CONFIG``), the parser table and the JSON schema config/schema.yaml are derived from these fields; the
+schema file is written by ``python -m mec.config --write-schema config/schema.yaml`` (``make schema``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import copy
 import itertools
 import dataclasses
+import json
 import math
 import numbers
 import os
@@ -47,10 +53,12 @@ __all__ = [
     "check_episode_memory",
     "config_from_dict",
     "config_to_dict",
+    "json_schema",
     "load_config",
     "memory_limit_bytes",
     "parse_value",
     "read_config_file",
+    "schema_text",
     "study_variants",
     "study_without_variants",
     "variant_config",
@@ -67,6 +75,411 @@ class ConfigError(ValueError):
         super().__init__(" ".join(str(message).splitlines()))
 
 
+CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
+CRITICS = ("central", "local")
+UE_CREDITS = ("marginal", "shared")
+COORDINATORS = ("learned", "equal")
+BACKENDS = ("rllib", "sb3")
+MAX_PHASE1_UE = 12  # the largest N of phase1.n_ue
+
+# --------------------------------------------------------------------------- field parsers
+
+# A parser checks one value (key: its dotted name, for the message) and returns it typed. Each carries the
+# JSON-schema fragment of the values it accepts (`schema`, a mapping or a function returning one; parsers and fields
+# inside it stand for their own fragments) and, if `schema_name` is set, the name under which config/schema.yaml
+# shares that fragment ($defs).
+Parser = Callable[[str, Any], Any]
+_SLACK = 1e-12  # floors like 100 * 0.01 must count as feasible despite rounding
+
+
+def _schema(fragment: Mapping[str, Any] | Callable[[], Mapping[str, Any]], name: str | None = None):
+    """Decorator: attach a parser's JSON-schema fragment (and the $defs name that shares it)."""
+
+    def attach(parse: Parser) -> Parser:
+        parse.schema, parse.schema_name = fragment, name
+        return parse
+
+    return attach
+
+
+def _show(value: Any) -> str:
+    # Booleans are shown the way YAML spells them, flagged, because "True" for a float
+    # field is otherwise easy to misread as a valid value.
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _where(key: str) -> str:
+    return f"config key '{key}'" if key else "config top level"
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{_where(key)}: got {_show(value)}; allowed: {allowed}")
+
+
+def _join(key: str, name: Any) -> str:
+    return f"{key}.{name}" if key else str(name)
+
+
+def _check_keys(key: str, raw: Mapping, allowed: Sequence[str]) -> None:
+    for name in raw:
+        if name not in allowed:
+            raise ConfigError(f"{_where(_join(key, name))}: unknown; allowed keys: {', '.join(allowed)}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    name: str | None = None,
+) -> Parser:
+    """A finite number within optional bounds, each closed or open; the message's wording and the schema fragment
+    follow from them."""
+    if low is not None and high is not None:
+        allowed = f"a number in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+    elif low is not None:
+        allowed = f"a number {'>' if open_low else '>='} {low}"
+    elif high is not None:
+        allowed = f"a number {'<' if open_high else '<='} {high}"
+    else:
+        allowed = "a finite number"
+    fragment: dict[str, Any] = {"type": "number"}
+    if low is not None:
+        fragment["exclusiveMinimum" if open_low else "minimum"] = low
+    if high is not None:
+        fragment["exclusiveMaximum" if open_high else "maximum"] = high
+
+    def ok(x: float) -> bool:
+        above = low is None or (x > low if open_low else x >= low)
+        return above and (high is None or (x < high if open_high else x <= high))
+
+    @_schema(fragment, name)
+    def parse(key: str, value: Any) -> float:
+        try:
+            number = float(value) if _is_real(value) else math.nan
+        except OverflowError:  # an integer too large for a float
+            number = math.nan
+        if not math.isfinite(number) or not ok(number):
+            _fail(key, value, allowed)
+        return number
+
+    return parse
+
+
+def _integer(low: int) -> Parser:
+    allowed = f"an integer >= {low}"
+
+    @_schema({"type": "integer", "minimum": low})
+    def parse(key: str, value: Any) -> int:
+        if not _is_int(value) or value < low:
+            _fail(key, value, allowed)
+        return int(value)
+
+    return parse
+
+
+def _int_tuple(low: int, high: int | None = None, distinct: bool = True) -> Parser:
+    bounds = f"in {low}..{high}" if high is not None else f">= {low}"
+    allowed = f"a non-empty list of {'distinct ' if distinct else ''}integers {bounds}"
+    item = {"type": "integer", "minimum": low, **({"maximum": high} if high is not None else {})}
+
+    @_schema({"type": "array", "minItems": 1, **({"uniqueItems": True} if distinct else {}), "items": item})
+    def parse(key: str, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            _fail(key, value, allowed)
+        for i, item in enumerate(value):
+            if not _is_int(item) or item < low or (high is not None and item > high):
+                _fail(f"{key}[{i}]", item, allowed)
+        items = tuple(int(item) for item in value)
+        repeated = sorted({item for item in items if items.count(item) > 1})
+        if distinct and repeated:
+            _fail(key, list(value), f"{allowed} (repeated: {', '.join(map(str, repeated))})")
+        return items
+
+    return parse
+
+
+@_schema({"type": "boolean"})
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(key, value, "true or false")
+    return value
+
+
+def _choice(options: Sequence[str]) -> Parser:
+    allowed = "one of " + ", ".join(options)
+
+    @_schema({"enum": list(options)})
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            _fail(key, value, allowed)
+        return value
+
+    return parse
+
+
+_finite = _real()
+_positive = _real(0, open_low=True, name="positive")
+_non_negative = _real(0, name="non_negative")
+_fraction = _real(0, 1, open_high=True, name="fraction")  # a share of a resource
+_unit_interval = _real(0, 1, name="unit_interval")
+
+
+@_schema({"type": "string"})  # the styles are those of the installed matplotlib: mec.config checks them
+def _style(key: str, value: Any) -> str:
+    import matplotlib.style  # noqa: PLC0415 - only needed when a style is configured
+
+    available = sorted(matplotlib.style.available) + ["default"]
+    if not isinstance(value, str) or value not in available:
+        _fail(key, value, "a matplotlib style: " + ", ".join(available))
+    return value
+
+
+_RANGE_BOUNDS = {"low": _positive, "high": _positive}
+
+
+@_schema(
+    {
+        "description": "bounds of a uniform distribution, {low, high} or [low, high], 0 < low <= high",
+        "oneOf": [
+            {"type": "object", "additionalProperties": False, "required": list(_RANGE_BOUNDS),
+             "properties": _RANGE_BOUNDS},
+            {"type": "array", "minItems": 2, "maxItems": 2, "items": _positive},
+        ],
+    },
+    "range",
+)  # fmt: skip
+def _range(key: str, value: Any) -> Range:
+    """Every range in the scenario is a physical magnitude, so both bounds must be > 0."""
+    allowed = "{low: x, high: y} or [x, y] with 0 < x <= y"
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = value
+    elif isinstance(value, Mapping):
+        _check_keys(key, value, tuple(_RANGE_BOUNDS))
+        if len(value) != 2:
+            _fail(key, dict(value), allowed)
+        low, high = value["low"], value["high"]
+    else:
+        _fail(key, value, allowed)
+    result = Range(_positive(f"{key}.low", low), _positive(f"{key}.high", high))
+    if result.low > result.high:
+        raise ConfigError(f"{_where(key)}: got low={low!r} > high={high!r}; allowed: low <= high")
+    return result
+
+
+def _reward_schema() -> dict[str, Any]:
+    weights = {field.name: field for field in dataclasses.fields(RewardConfig)}
+    return {"type": ["object", "null"], "additionalProperties": False,
+            "properties": {"preset": {"enum": list(REWARD_PRESETS)}, **weights}}  # fmt: skip
+
+
+@_schema(_reward_schema)
+def _reward(key: str, value: Any) -> RewardConfig:
+    """A preset or explicit weights, never both: a mix would leave it unclear which one wins."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        _fail(key, value, "{preset: NAME} or {w_qos: x, w_energy_per_j: y}")
+    fields = {field.name: field.metadata["parser"] for field in dataclasses.fields(RewardConfig)}
+    _check_keys(key, value, ("preset", *fields))
+    weights = {name: parse(_join(key, name), value[name]) for name, parse in fields.items() if name in value}
+    if "preset" in value:
+        if weights:
+            _fail(key, dict(value), "either {preset: NAME} or explicit weights w_qos/w_energy_per_j, not both")
+        name = value["preset"]
+        if not isinstance(name, str) or name not in REWARD_PRESETS:
+            _fail(_join(key, "preset"), name, "one of " + ", ".join(REWARD_PRESETS))
+        return REWARD_PRESETS[name]
+    reward = dataclasses.replace(REWARD_PRESETS["study"], **weights)
+    if reward.w_qos == 0 and reward.w_energy_per_j == 0:
+        _fail(key, dict(value), "weights >= 0, not both zero (the reward would be constant)")
+    return reward
+
+
+_RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5})$")
+
+
+@_schema({"type": "string"})  # the address format is mec.config's check
+def _ray_address(key: str, value: Any) -> str:
+    """Empty (a private Ray instance per job), "auto" (the cluster this node belongs to) or host:port."""
+    if not isinstance(value, str) or (value and not _RAY_ADDRESS.match(value)):
+        _fail(key, value, '"" (a private Ray instance), "auto", "host:port" or "ray://host:port"')
+    return value
+
+
+# --------------------------------------------------------------------------- workflow variants and tuning (parsers)
+
+VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# Names of the variants the workflow derives itself; a declared variant may not start with them.
+W_ENERGY_PREFIX = "w_energy_"
+TUNING_PREFIX = "tune_"
+# The keys that declare variants. A variant is one study, not a family of studies: it may override anything else
+# (workflow.seeds and workflow.phases included), never these.
+_FAMILY_KEYS = (
+    "workflow.variants",
+    "workflow.ablations",
+    "workflow.backend_variants",
+    "workflow.scenarios",
+    "workflow.w_energy",
+    "workflow.w_energy_overrides",
+    "tuning",
+)
+
+
+def _dotted_key(key: str, name: Any, forbidden: Sequence[str]) -> str:
+    """One override key: dotted (a.b.c), no empty part, outside the `forbidden` keys and their sub-keys."""
+    if not isinstance(name, str) or not name or any(not part.strip() for part in name.split(".")):
+        _fail(_join(key, name), name, "a dotted config key such as training.critic")
+    for bad in forbidden:
+        if name == bad or name.startswith(bad + ".") or bad.startswith(name + "."):
+            raise ConfigError(
+                f"{_where(_join(key, name))}: cannot be overridden here; allowed: any key except "
+                f"{', '.join(forbidden)}"
+            )
+    return name
+
+
+_OVERRIDES_SCHEMA = {
+    "description": "{dotted config key: value}, e.g. {training.critic: local}",
+    "type": ["object", "null"],
+    "propertyNames": {"pattern": r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"},
+}
+
+
+def _overrides_parser(forbidden: Sequence[str]) -> Parser:
+    """A mapping of dotted config keys to values; the values are checked when the variant's config is built."""
+
+    @_schema(_OVERRIDES_SCHEMA, "overrides")
+    def parse(key: str, value: Any) -> FrozenMap:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            _fail(key, value, "a mapping of dotted config keys to values, e.g. {training.critic: local}")
+        for name in value:
+            _dotted_key(key, name, forbidden)
+        return FrozenMap(value)
+
+    return parse
+
+
+# A variant's outputs live in the study's results_dir (under variants/<name>/), so it cannot move them elsewhere.
+_variant_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir"))
+_w_energy_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir", "reward"))
+
+_RESULTS_DIR = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*$")
+
+
+@_schema({"type": "string", "pattern": _RESULTS_DIR.pattern})
+def _results_dir(key: str, value: Any) -> str:
+    """A relative folder of the workflow's outputs: results, results-test, results/test (no '.', '..' or '/x')."""
+    if not isinstance(value, str) or not _RESULTS_DIR.match(value):
+        _fail(key, value, "a relative folder such as results or results-test (letters, digits, _.+-, parts "
+              "separated by /, none starting with a dot)")  # fmt: skip
+    return value
+
+
+@_schema({"type": ["object", "null"], "propertyNames": {"pattern": VARIANT_NAME.pattern},
+          "additionalProperties": {"$ref": _variant_overrides, "minProperties": 1}})  # fmt: skip
+def _variants(key: str, value: Any) -> FrozenMap:
+    """Variant name -> overrides. Names become folder names (results/variants/<name>/)."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        _fail(key, value, "a mapping of variant names to overrides, e.g. {ippo: {training.critic: local}}")
+    allowed = f"a name matching {VARIANT_NAME.pattern} not starting with {W_ENERGY_PREFIX} or {TUNING_PREFIX}"
+    for name, overrides in value.items():
+        reserved = isinstance(name, str) and name.startswith((W_ENERGY_PREFIX, TUNING_PREFIX))
+        if not isinstance(name, str) or not VARIANT_NAME.match(name) or reserved:
+            _fail(f"{key} name", name, allowed)
+        if not overrides:
+            _fail(_join(key, name), overrides, "a non-empty mapping of dotted config keys to values")
+        _variant_overrides(_join(key, name), overrides)
+    return FrozenMap(value)
+
+
+@_schema({"type": ["array", "null"], "uniqueItems": True, "items": {"type": "string"}}, "variant_names")
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        value = []
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "a list of variant names")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            _fail(f"{key}[{i}]", item, "a variant name")
+    repeated = sorted({item for item in value if list(value).count(item) > 1})
+    if repeated:
+        _fail(key, list(value), f"distinct variant names (repeated: {', '.join(repeated)})")
+    return tuple(value)
+
+
+@_schema({"type": ["array", "null"], "uniqueItems": True, "items": _non_negative})
+def _weights(key: str, value: Any) -> tuple[float, ...]:
+    """Distinct energy weights >= 0; empty means no trade-off axis."""
+    if value is None:
+        value = []
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "a list of distinct numbers >= 0")
+    items = tuple(_non_negative(f"{key}[{i}]", item) for i, item in enumerate(value))
+    if len(set(items)) != len(items):
+        _fail(key, list(value), "a list of distinct numbers >= 0")
+    return items
+
+
+@_schema({"enum": [1, 2]})
+def _phase(key: str, value: Any) -> int:
+    if not _is_int(value) or value not in (1, 2):
+        _fail(key, value, "1 or 2")
+    return int(value)
+
+
+# The phases of the workflow: a list parsed like any other, each item in the schema as a phase.
+_phases = _schema({"type": "array", "minItems": 1, "uniqueItems": True, "items": _phase})(_int_tuple(1, 2))
+
+
+@_schema({"type": ["object", "null"], "propertyNames": {"pattern": r"^training\.[a-z_]+$"},
+          "additionalProperties": {"type": "array", "minItems": 1}})  # fmt: skip
+def _grid(key: str, value: Any) -> FrozenMap:
+    """training.<key> -> non-empty list of distinct values; empty: no tuning sweep."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        _fail(key, value, "a mapping of training keys to lists of values, e.g. {training.lr: [1.0e-4, 3.0e-4]}")
+    allowed = "one of " + ", ".join(f"training.{name}" for name in _TUNED_TRAINING_KEYS)
+    keys = {f"training.{name}" for name in _TUNED_TRAINING_KEYS}
+    for name, values in value.items():
+        if name not in keys:
+            _fail(f"{key} key", name, allowed + " (tuning.iterations sets the iterations)")
+        frozen = _freeze(values)
+        if not isinstance(values, (list, tuple)) or not values or len(set(frozen)) != len(frozen):
+            _fail(_join(key, name), values, "a non-empty list of distinct values")
+    return FrozenMap(value)
+
+
+# --------------------------------------------------------------------------- declaring a key
+
+
+def _key(default: Any, parser: Parser, meaning: str) -> Any:
+    """A config key, declared once: its default, the parser that checks a given value, its one-line meaning."""
+    return dataclasses.field(default=default, metadata={"parser": parser, "meaning": meaning})
+
+
+def _subsection(cls: type, meaning: str) -> Any:
+    """A nested section of keys (a dataclass of _key fields); its default is the dataclass of defaults."""
+    return dataclasses.field(default_factory=cls, metadata={"parser": cls, "meaning": meaning})
+
+
 # --------------------------------------------------------------------------- dataclasses
 
 
@@ -80,111 +493,129 @@ class Range:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    data_mbit: Range
-    cycles_gcycles: Range
-    deadline_s: Range
+    data_mbit: Range = _key(Range(16.0, 80.0), _range, "task input data to upload when offloading [Mbit]")
+    cycles_gcycles: Range = _key(Range(1.5, 3.5), _range, "task CPU work [10^9 cycles]")
+    deadline_s: Range = _key(Range(2.0, 4.0), _range, "QoS deadline from the start of the slot [s]")
 
 
 @dataclass(frozen=True)
 class UEConfig:
-    distance_m: Range
-    cpu_ghz: Range
-    tx_power_w: float
-    kappa: float
+    distance_m: Range = _key(Range(10.0, 50.0), _range, "UE to base-station distance, which sets the channel gain [m]")
+    cpu_ghz: Range = _key(Range(0.5, 1.5), _range, "local CPU clock, fixed per UE for an episode [GHz]")
+    tx_power_w: float = _key(0.2, _positive, "uplink transmit power [W]")
+    kappa: float = _key(1e-27, _positive, "effective switched capacitance: local energy is kappa * cycles * f^2 [J]")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    cpu_ghz: float
-    power_w: float
-    bandwidth_mhz: float
-
-    @property
-    def cpu_hz(self) -> float:
-        return self.cpu_ghz * 1e9
-
-    @property
-    def bandwidth_hz(self) -> float:
-        return self.bandwidth_mhz * 1e6
+    cpu_ghz: float = _key(6.0, _positive, "server CPU clock, split between offloaders or clusters [GHz]")
+    power_w: float = _key(5.0, _positive, "server power while executing offloaded work [W]")
+    bandwidth_mhz: float = _key(20.0, _positive, "uplink band, split between offloading UEs [MHz]")
 
 
 @dataclass(frozen=True)
 class ChannelConfig:
-    model: str
-    noise_dbm_per_hz: float
-
-    @property
-    def noise_w_per_hz(self) -> float:
-        return 10.0 ** ((self.noise_dbm_per_hz - 30.0) / 10.0)
+    model: str = _key("pathloss_3gpp", _choice(CHANNEL_MODELS), "channel gain model (mec.physics.channel_gain)")
+    noise_dbm_per_hz: float = _key(-174.0, _finite, "noise density [dBm/Hz]")
 
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    task: TaskConfig
-    ue: UEConfig
-    server: ServerConfig
-    channel: ChannelConfig
-    slot_s: float
-    carry_over_queue: bool
+    task: TaskConfig = _subsection(TaskConfig, "one task per UE per slot, drawn from these ranges")
+    ue: UEConfig = _subsection(UEConfig, "the UEs, drawn per episode")
+    server: ServerConfig = _subsection(ServerConfig, "the single edge server shared by all UEs")
+    channel: ChannelConfig = _subsection(ChannelConfig, "the uplink channel")
+    slot_s: float = _key(4.0, _positive, "slot length [s]; only matters with carry_over_queue")
+    carry_over_queue: bool = _key(False, _boolean, "server work left at the end of a slot delays the next slot")
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    w_qos: float
-    w_energy_per_j: float
+    w_qos: float = _key(1.0, _non_negative, "weight of QoS [per task]")
+    w_energy_per_j: float = _key(0.1, _non_negative, "weight of energy [per J]")
+
+
+# "reference" reproduces the spec sheet's weighting, under which energy is numerically invisible
+# next to QoS; "study" makes energy a real trade-off (see config.yaml for the arithmetic).
+REWARD_PRESETS = {
+    "study": RewardConfig(),  # the defaults of its fields
+    "reference": RewardConfig(w_qos=1.0, w_energy_per_j=1e-6),
+}
 
 
 @dataclass(frozen=True)
 class Phase1Config:
-    n_ue: tuple[int, ...]
-    theta_min: float
+    n_ue: tuple[int, ...] = _key(
+        (2, 3, 4, 5, 6, 7), _int_tuple(1, MAX_PHASE1_UE), "numbers of UEs N, one experiment each"
+    )
+    theta_min: float = _key(0.01, _fraction, "spectrum floor per offloading UE [share of the band]")
 
 
 @dataclass(frozen=True)
 class Phase2Config:
-    n_users: int
-    n_clusters: tuple[int, ...]
-    theta_min: float
-    phi_min: float
-    kmeans_n_init: int
-    coordinator: str  # "learned": a coordinator agent splits the server CPU; "equal": equal split (ablation)
+    n_users: int = _key(100, _integer(1), "users per episode")
+    n_clusters: tuple[int, ...] = _key(
+        (4, 5, 6, 7, 8, 9, 10), _int_tuple(1), "numbers of clusters K, one experiment each (K <= n_users)"
+    )
+    theta_min: float = _key(0.01, _fraction, "spectrum floor per offloading user [share of the band]")
+    phi_min: float = _key(0.02, _fraction, "server-CPU floor per cluster [share of the server CPU]")
+    kmeans_n_init: int = _key(10, _integer(1), "k-means restarts; the best of them is kept")
+    coordinator: str = _key(
+        "learned", _choice(COORDINATORS), "learned: a coordinator agent splits the server CPU; equal: equal split"
+    )
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    episodes: int
-    slots: int
-    seed: int
+    episodes: int = _key(5, _integer(1), "evaluation episodes per trained policy")
+    slots: int = _key(200, _integer(1), "slots per evaluation episode")
+    seed: int = _key(12345, _integer(0), "seed of the evaluation episodes, the same for every policy")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """MAPPO hyperparameters of one training job (one phase, N or K, seed)."""
 
-    iterations: int  # PPO iterations per job
-    episode_slots: int  # slots per training episode
-    eval_episodes: int  # deterministic evaluation episodes after every iteration
-    eval_seed: int  # seed of those validation episodes (kept apart from evaluation.seed)
-    train_batch_slots: int  # env slots sampled per iteration
-    minibatch_size: int  # slots per SGD minibatch
-    num_epochs: int  # SGD passes over each batch
-    lr: float
-    gamma: float
-    gae_lambda: float
-    clip_param: float
-    entropy_coeff: float
-    vf_loss_coeff: float
-    hidden: tuple[int, ...]  # hidden layer widths of every actor and critic MLP
-    critic: str  # "central" (MAPPO) or "local" (IPPO ablation)
-    critic_row_layers: int  # hidden layers the critic applies to every row before its mean over rows
-    ue_credit: str  # "marginal": each UE's own contribution to the slot reward; "shared": the critic's advantage
-    checkpoint_every: int  # periodic checkpoint every this many iterations
-    num_cpus: int  # CPUs Ray may use in this job
-    num_env_runners: int  # 0: sample in the driver process
-    batch_episodes: int  # episodes each env runner plays together per sample() call; 0: the runner's whole batch
-    use_gpu: bool  # use a GPU for learning if one is present
-    backend: str  # "rllib" (MAPPO, one policy per role) or "sb3" (Stable-Baselines3 PPO on a single-agent view)
-    ray_address: str  # "": start a private Ray instance; else the address of a running Ray cluster to join
+    iterations: int = _key(120, _integer(1), "PPO iterations per job")
+    episode_slots: int = _key(200, _integer(1), "slots per training episode")
+    eval_episodes: int = _key(5, _integer(1), "deterministic evaluation episodes after every iteration")
+    eval_seed: int = _key(2024, _integer(0), "seed of those validation episodes (apart from evaluation.seed)")
+    train_batch_slots: int = _key(1000, _integer(1), "env slots sampled per iteration")
+    minibatch_size: int = _key(250, _integer(1), "slots per SGD minibatch")
+    num_epochs: int = _key(8, _integer(1), "SGD passes over each batch")
+    lr: float = _key(1e-3, _positive, "learning rate")
+    gamma: float = _key(0.0, _unit_interval, "discount factor")
+    gae_lambda: float = _key(0.95, _unit_interval, "GAE lambda")
+    clip_param: float = _key(0.2, _positive, "PPO clip parameter")
+    entropy_coeff: float = _key(0.005, _non_negative, "entropy bonus coefficient")
+    vf_loss_coeff: float = _key(0.5, _non_negative, "value-function loss coefficient")
+    hidden: tuple[int, ...] = _key(
+        (64, 64), _int_tuple(1, None, distinct=False), "hidden layer widths of every actor and critic MLP"
+    )
+    critic: str = _key("central", _choice(CRITICS), "central: MAPPO critic on the global state; local: IPPO ablation")
+    critic_row_layers: int = _key(
+        1, _integer(1), "hidden layers the critic applies to every row before its mean over rows"
+    )
+    ue_credit: str = _key(
+        "marginal",
+        _choice(UE_CREDITS),
+        "marginal: each UE's own contribution to the slot reward; shared: the critic's advantage",
+    )
+    checkpoint_every: int = _key(10, _integer(1), "periodic checkpoint every this many iterations")
+    num_cpus: int = _key(1, _integer(1), "CPUs Ray may use in this job")
+    num_env_runners: int = _key(0, _integer(0), "env runners; 0: sample in the driver process")
+    batch_episodes: int = _key(
+        0, _integer(0), "episodes each env runner plays together per sample() call; 0: the runner's whole batch"
+    )
+    use_gpu: bool = _key(False, _boolean, "use a GPU for learning if one is present")
+    backend: str = _key(
+        "rllib",
+        _choice(BACKENDS),
+        "rllib: MAPPO, one policy per role; sb3: Stable-Baselines3 PPO on a single-agent view",
+    )
+    ray_address: str = _key(
+        "", _ray_address, "empty: start a private Ray instance; else the address of a running Ray cluster to join"
+    )
 
 
 class FrozenMap(Mapping):
@@ -236,131 +667,10 @@ class WorkflowConfig:
     default `all` too (another scenario of the study, e.g. tighter deadlines, with its own summaries and figures).
     """
 
-    seeds: tuple[int, ...]
-    phases: tuple[int, ...]
-    variants: FrozenMap  # variant name -> FrozenMap(dotted config key -> value)
-    ablations: tuple[str, ...]  # variants the `ablations` target runs and compares with the study
-    backend_variants: tuple[str, ...]  # variants (another training.backend) the `compare_backends` target compares
-    scenarios: tuple[str, ...]  # variants the default target builds in full beside the study, each reported apart
-    w_energy: tuple[float, ...]  # reward.w_energy_per_j values of the QoS-energy trade-off (`pareto` target)
-    w_energy_overrides: FrozenMap  # overrides every trade-off variant also applies (e.g. fewer sizes or seeds)
-    results_dir: str  # folder of every output of the study ("results"); each config its own, so studies never mix
-
-
-@dataclass(frozen=True)
-class TuningConfig:
-    """The hyperparameter sweep of the `tune` target: a grid of training values, each trained on one sweep point
-    with its own seeds and iterations, ranked by the validation reward (training.eval_seed's episodes)."""
-
-    phase: int
-    n: int  # N (phase 1) or K (phase 2) of the sweep point tuned on
-    seeds: tuple[int, ...]  # training seeds per grid point
-    iterations: int  # PPO iterations per tuning run (training.iterations of the tuning variants)
-    grid: FrozenMap  # "training.<key>" -> tuple of values; the grid is their product
-
-
-@dataclass(frozen=True)
-class StatisticsConfig:
-    ci_level: float  # confidence level of the bootstrap intervals over seeds
-    bootstrap_resamples: int
-    seed: int  # seed of the bootstrap resampling
-
-
-@dataclass(frozen=True)
-class PlottingConfig:
-    dpi: int
-    style: str  # a matplotlib style name
-    width_in: float
-    height_in: float
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    scenario: ScenarioConfig
-    reward: RewardConfig
-    phase1: Phase1Config
-    phase2: Phase2Config
-    evaluation: EvaluationConfig
-    training: TrainingConfig
-    workflow: WorkflowConfig
-    statistics: StatisticsConfig
-    plotting: PlottingConfig
-    tuning: TuningConfig
-
-
-CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
-CRITICS = ("central", "local")
-UE_CREDITS = ("marginal", "shared")
-COORDINATORS = ("learned", "equal")
-BACKENDS = ("rllib", "sb3")
-MAX_PHASE1_UE = 12  # the largest N of phase1.n_ue
-
-# "reference" reproduces the spec sheet's weighting, under which energy is numerically invisible
-# next to QoS; "study" makes energy a real trade-off (see config.yaml for the arithmetic).
-REWARD_PRESETS = {
-    "study": RewardConfig(w_qos=1.0, w_energy_per_j=0.1),
-    "reference": RewardConfig(w_qos=1.0, w_energy_per_j=1e-6),
-}
-
-DEFAULT_CONFIG = StudyConfig(
-    scenario=ScenarioConfig(
-        task=TaskConfig(
-            data_mbit=Range(16.0, 80.0),
-            cycles_gcycles=Range(1.5, 3.5),
-            deadline_s=Range(2.0, 4.0),
-        ),
-        ue=UEConfig(
-            distance_m=Range(10.0, 50.0),
-            cpu_ghz=Range(0.5, 1.5),
-            tx_power_w=0.2,
-            kappa=1e-27,
-        ),
-        server=ServerConfig(cpu_ghz=6.0, power_w=5.0, bandwidth_mhz=20.0),
-        channel=ChannelConfig(model="pathloss_3gpp", noise_dbm_per_hz=-174.0),
-        slot_s=4.0,
-        carry_over_queue=False,
-    ),
-    reward=REWARD_PRESETS["study"],
-    phase1=Phase1Config(n_ue=(2, 3, 4, 5, 6, 7), theta_min=0.01),
-    phase2=Phase2Config(
-        n_users=100,
-        n_clusters=(4, 5, 6, 7, 8, 9, 10),
-        theta_min=0.01,
-        phi_min=0.02,
-        kmeans_n_init=10,
-        coordinator="learned",
-    ),
-    evaluation=EvaluationConfig(episodes=5, slots=200, seed=12345),
-    training=TrainingConfig(
-        iterations=120,
-        episode_slots=200,
-        eval_episodes=5,
-        eval_seed=2024,
-        train_batch_slots=1000,
-        minibatch_size=250,
-        num_epochs=8,
-        lr=1e-3,
-        gamma=0.0,
-        gae_lambda=0.95,
-        clip_param=0.2,
-        entropy_coeff=0.005,
-        vf_loss_coeff=0.5,
-        hidden=(64, 64),
-        critic="central",
-        critic_row_layers=1,
-        ue_credit="marginal",
-        checkpoint_every=10,
-        num_cpus=1,
-        num_env_runners=0,
-        batch_episodes=0,
-        use_gpu=False,
-        backend="rllib",
-        ray_address="",
-    ),
-    workflow=WorkflowConfig(
-        seeds=(0, 1, 2, 3, 4),
-        phases=(1, 2),
-        variants=FrozenMap(
+    seeds: tuple[int, ...] = _key((0, 1, 2, 3, 4), _int_tuple(0), "training seeds per (phase, N or K)")
+    phases: tuple[int, ...] = _key((1, 2), _phases, "the phases of the study the workflow runs")
+    variants: FrozenMap = _key(
+        FrozenMap(
             {
                 "ippo": {"training.critic": "local"},
                 "no_coordinator": {"phase2.coordinator": "equal", "workflow.phases": [2]},
@@ -369,329 +679,226 @@ DEFAULT_CONFIG = StudyConfig(
                 "tight_deadlines": {"scenario.task.deadline_s": {"low": 1.0, "high": 2.0}, "workflow.phases": [1]},
             }
         ),
-        ablations=("ippo", "no_coordinator", "flat"),
-        backend_variants=("sb3",),
-        scenarios=("tight_deadlines",),
-        w_energy=(0.0, 0.05, 0.1, 0.2, 0.5),
-        w_energy_overrides=FrozenMap(
-            {"phase1.n_ue": [3, 7], "phase2.n_clusters": [4, 10], "workflow.seeds": [0, 1, 2]}
-        ),
-        results_dir="results",
-    ),
-    statistics=StatisticsConfig(ci_level=0.95, bootstrap_resamples=2000, seed=0),
-    plotting=PlottingConfig(dpi=150, style="default", width_in=6.4, height_in=4.0),
-    tuning=TuningConfig(
-        phase=1,
-        n=5,
-        seeds=(100, 101),
-        iterations=60,
-        grid=FrozenMap(
+        _variants,
+        "variant name -> {dotted config key: value} (checked by mec.config)",
+    )
+    ablations: tuple[str, ...] = _key(
+        ("ippo", "no_coordinator", "flat"), _names, "variants the `ablations` target runs and compares with the study"
+    )
+    backend_variants: tuple[str, ...] = _key(
+        ("sb3",), _names, "variants (another training.backend) the `compare_backends` target compares"
+    )
+    scenarios: tuple[str, ...] = _key(
+        ("tight_deadlines",), _names, "variants the default target builds in full beside the study, each reported apart"
+    )
+    w_energy: tuple[float, ...] = _key(
+        (0.0, 0.05, 0.1, 0.2, 0.5), _weights, "reward.w_energy_per_j values of the QoS-energy trade-off (`pareto`)"
+    )
+    w_energy_overrides: FrozenMap = _key(
+        FrozenMap({"phase1.n_ue": [3, 7], "phase2.n_clusters": [4, 10], "workflow.seeds": [0, 1, 2]}),
+        _w_energy_overrides,
+        "overrides every trade-off variant also applies (e.g. fewer sizes or seeds)",
+    )
+    results_dir: str = _key(
+        "results", _results_dir, "folder of every output of the study; each config its own, so studies never mix"
+    )
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The hyperparameter sweep of the `tune` target: a grid of training values, each trained on one sweep point
+    with its own seeds and iterations, ranked by the validation reward (training.eval_seed's episodes)."""
+
+    phase: int = _key(1, _phase, "the phase tuned on")
+    n: int = _key(5, _integer(1), "N (phase 1) or K (phase 2) tuned on")
+    seeds: tuple[int, ...] = _key((100, 101), _int_tuple(0), "training seeds per grid point")
+    iterations: int = _key(60, _integer(1), "PPO iterations per tuning run (training.iterations of its variants)")
+    grid: FrozenMap = _key(
+        FrozenMap(
             {
                 "training.lr": [1e-4, 3e-4, 1e-3],
                 "training.entropy_coeff": [0.0, 0.005, 0.02],
                 "training.minibatch_size": [125, 250],
             }
         ),
-    ),
-)
+        _grid,
+        "training.<key> -> values to try; the grid is their product",
+    )
 
-# --------------------------------------------------------------------------- field parsers
 
-Parser = Callable[[str, Any], Any]
-_SLACK = 1e-12  # floors like 100 * 0.01 must count as feasible despite rounding
+@dataclass(frozen=True)
+class StatisticsConfig:
+    ci_level: float = _key(
+        0.95, _real(0, 1, open_low=True, open_high=True), "confidence level of the bootstrap intervals over seeds"
+    )
+    bootstrap_resamples: int = _key(2000, _integer(100), "bootstrap resamples per interval")
+    seed: int = _key(0, _integer(0), "seed of the bootstrap resampling")
 
 
-def _show(value: Any) -> str:
-    # Booleans are shown the way YAML spells them, flagged, because "True" for a float
-    # field is otherwise easy to misread as a valid value.
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+@dataclass(frozen=True)
+class PlottingConfig:
+    dpi: int = _key(150, _integer(10), "figure resolution [dots per inch]")
+    style: str = _key("default", _style, "a matplotlib style name")
+    width_in: float = _key(6.4, _positive, "figure width [inch]")
+    height_in: float = _key(4.0, _positive, "figure height [inch]")
 
 
-def _where(key: str) -> str:
-    return f"config key '{key}'" if key else "config top level"
+@dataclass(frozen=True)
+class StudyConfig:
+    """MEC hierarchical multi-agent RL study"""
 
+    scenario: ScenarioConfig = _subsection(ScenarioConfig, "the system model: tasks, UEs, server, channel, slots")
+    reward: RewardConfig = _key(
+        REWARD_PRESETS["study"], _reward, "{preset: NAME} or explicit weights, not both (checked by mec.config)"
+    )
+    phase1: Phase1Config = _subsection(Phase1Config, "phase 1: one base station, every UE decides for itself")
+    phase2: Phase2Config = _subsection(Phase2Config, "phase 2: many users grouped into clusters that act as agents")
+    evaluation: EvaluationConfig = _subsection(EvaluationConfig, "the episodes every policy is evaluated on")
+    training: TrainingConfig = _subsection(TrainingConfig, "MAPPO hyperparameters of one training job")
+    workflow: WorkflowConfig = _subsection(WorkflowConfig, "the sweep Snakemake expands and the study's variants")
+    statistics: StatisticsConfig = _subsection(StatisticsConfig, "statistics in the summaries and figures")
+    plotting: PlottingConfig = _subsection(PlottingConfig, "figures; changing these reruns only the plotting jobs")
+    tuning: TuningConfig = _subsection(TuningConfig, "the hyperparameter sweep of the `tune` target")
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{_where(key)}: got {_show(value)}; allowed: {allowed}")
 
+# --------------------------------------------------------------------------- derived from the fields
 
-def _join(key: str, name: Any) -> str:
-    return f"{key}.{name}" if key else str(name)
 
+def _section_classes(cls: type) -> list[type]:
+    """`cls` and every section nested in it, outermost first."""
+    nested = [field.metadata["parser"] for field in dataclasses.fields(cls)]
+    return [cls, *(sub for child in nested if isinstance(child, type) for sub in _section_classes(child))]
 
-def _check_keys(key: str, raw: Mapping, allowed: Sequence[str]) -> None:
-    for name in raw:
-        if name not in allowed:
-            raise ConfigError(f"{_where(_join(key, name))}: unknown; allowed keys: {', '.join(allowed)}")
 
+DEFAULT_CONFIG = StudyConfig()
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _real(allowed: str, ok: Callable[[float], bool]) -> Parser:
-    def parse(key: str, value: Any) -> float:
-        try:
-            number = float(value) if _is_real(value) else math.nan
-        except OverflowError:  # an integer too large for a float
-            number = math.nan
-        if not math.isfinite(number) or not ok(number):
-            _fail(key, value, allowed)
-        return number
-
-    return parse
-
-
-def _integer(low: int) -> Parser:
-    allowed = f"an integer >= {low}"
-
-    def parse(key: str, value: Any) -> int:
-        if not _is_int(value) or value < low:
-            _fail(key, value, allowed)
-        return int(value)
-
-    return parse
-
-
-def _int_tuple(low: int, high: int | None = None, distinct: bool = True) -> Parser:
-    bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-    allowed = f"a non-empty list of {'distinct ' if distinct else ''}integers {bounds}"
-
-    def parse(key: str, value: Any) -> tuple[int, ...]:
-        if not isinstance(value, (list, tuple)) or not value:
-            _fail(key, value, allowed)
-        for i, item in enumerate(value):
-            if not _is_int(item) or item < low or (high is not None and item > high):
-                _fail(f"{key}[{i}]", item, allowed)
-        items = tuple(int(item) for item in value)
-        repeated = sorted({item for item in items if items.count(item) > 1})
-        if distinct and repeated:
-            _fail(key, list(value), f"{allowed} (repeated: {', '.join(map(str, repeated))})")
-        return items
-
-    return parse
-
-
-def _boolean(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        _fail(key, value, "true or false")
-    return value
-
-
-def _choice(options: Sequence[str]) -> Parser:
-    allowed = "one of " + ", ".join(options)
-
-    def parse(key: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in options:
-            _fail(key, value, allowed)
-        return value
-
-    return parse
-
-
-_finite = _real("a finite number", lambda x: True)
-_positive = _real("a number > 0", lambda x: x > 0)
-_non_negative = _real("a number >= 0", lambda x: x >= 0)
-_fraction = _real("a number in [0, 1)", lambda x: 0 <= x < 1)
-
-
-def _style(key: str, value: Any) -> str:
-    import matplotlib.style  # noqa: PLC0415 - only needed when a style is configured
-
-    available = sorted(matplotlib.style.available) + ["default"]
-    if not isinstance(value, str) or value not in available:
-        _fail(key, value, "a matplotlib style: " + ", ".join(available))
-    return value
-
-
-def _range(key: str, value: Any) -> Range:
-    """Every range in the scenario is a physical magnitude, so both bounds must be > 0."""
-    allowed = "{low: x, high: y} or [x, y] with 0 < x <= y"
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        low, high = value
-    elif isinstance(value, Mapping):
-        _check_keys(key, value, ("low", "high"))
-        if len(value) != 2:
-            _fail(key, dict(value), allowed)
-        low, high = value["low"], value["high"]
-    else:
-        _fail(key, value, allowed)
-    result = Range(_positive(f"{key}.low", low), _positive(f"{key}.high", high))
-    if result.low > result.high:
-        raise ConfigError(f"{_where(key)}: got low={low!r} > high={high!r}; allowed: low <= high")
-    return result
-
-
-def _reward(key: str, value: Any) -> RewardConfig:
-    """A preset or explicit weights, never both: a mix would leave it unclear which one wins."""
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        _fail(key, value, "{preset: NAME} or {w_qos: x, w_energy_per_j: y}")
-    _check_keys(key, value, ("preset", "w_qos", "w_energy_per_j"))
-    weights = {
-        name: _non_negative(_join(key, name), value[name]) for name in ("w_qos", "w_energy_per_j") if name in value
-    }
-    if "preset" in value:
-        if weights:
-            _fail(key, dict(value), "either {preset: NAME} or explicit weights w_qos/w_energy_per_j, not both")
-        name = value["preset"]
-        if not isinstance(name, str) or name not in REWARD_PRESETS:
-            _fail(_join(key, "preset"), name, "one of " + ", ".join(REWARD_PRESETS))
-        return REWARD_PRESETS[name]
-    reward = dataclasses.replace(REWARD_PRESETS["study"], **weights)
-    if reward.w_qos == 0 and reward.w_energy_per_j == 0:
-        _fail(key, dict(value), "weights >= 0, not both zero (the reward would be constant)")
-    return reward
-
-
-_RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5})$")
-
-
-def _ray_address(key: str, value: Any) -> str:
-    """Empty (a private Ray instance per job), "auto" (the cluster this node belongs to) or host:port."""
-    if not isinstance(value, str) or (value and not _RAY_ADDRESS.match(value)):
-        _fail(key, value, '"" (a private Ray instance), "auto", "host:port" or "ray://host:port"')
-    return value
-
-
-# --------------------------------------------------------------------------- workflow variants and tuning (parsers)
-
-VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-# Names of the variants the workflow derives itself; a declared variant may not start with them.
-W_ENERGY_PREFIX = "w_energy_"
-TUNING_PREFIX = "tune_"
-# The keys that declare variants. A variant is one study, not a family of studies: it may override anything else
-# (workflow.seeds and workflow.phases included), never these.
-_FAMILY_KEYS = (
-    "workflow.variants",
-    "workflow.ablations",
-    "workflow.backend_variants",
-    "workflow.scenarios",
-    "workflow.w_energy",
-    "workflow.w_energy_overrides",
-    "tuning",
-)
-
-
-def _dotted_key(key: str, name: Any, forbidden: Sequence[str]) -> str:
-    """One override key: dotted (a.b.c), no empty part, outside the `forbidden` keys and their sub-keys."""
-    if not isinstance(name, str) or not name or any(not part.strip() for part in name.split(".")):
-        _fail(_join(key, name), name, "a dotted config key such as training.critic")
-    for bad in forbidden:
-        if name == bad or name.startswith(bad + ".") or bad.startswith(name + "."):
-            raise ConfigError(
-                f"{_where(_join(key, name))}: cannot be overridden here; allowed: any key except "
-                f"{', '.join(forbidden)}"
-            )
-    return name
-
-
-def _overrides_parser(forbidden: Sequence[str]) -> Parser:
-    """A mapping of dotted config keys to values; the values are checked when the variant's config is built."""
-
-    def parse(key: str, value: Any) -> FrozenMap:
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            _fail(key, value, "a mapping of dotted config keys to values, e.g. {training.critic: local}")
-        for name in value:
-            _dotted_key(key, name, forbidden)
-        return FrozenMap(value)
-
-    return parse
-
-
-# A variant's outputs live in the study's results_dir (under variants/<name>/), so it cannot move them elsewhere.
-_variant_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir"))
-_w_energy_overrides = _overrides_parser((*_FAMILY_KEYS, "workflow.results_dir", "reward"))
-
-_RESULTS_DIR = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*$")
-
-
-def _results_dir(key: str, value: Any) -> str:
-    """A relative folder of the workflow's outputs: results, results-test, results/test (no '.', '..' or '/x')."""
-    if not isinstance(value, str) or not _RESULTS_DIR.match(value):
-        _fail(key, value, "a relative folder such as results or results-test (letters, digits, _.+-, parts "
-              "separated by /, none starting with a dot)")  # fmt: skip
-    return value
-
-
-def _variants(key: str, value: Any) -> FrozenMap:
-    """Variant name -> overrides. Names become folder names (results/variants/<name>/)."""
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        _fail(key, value, "a mapping of variant names to overrides, e.g. {ippo: {training.critic: local}}")
-    allowed = f"a name matching {VARIANT_NAME.pattern} not starting with {W_ENERGY_PREFIX} or {TUNING_PREFIX}"
-    for name, overrides in value.items():
-        reserved = isinstance(name, str) and name.startswith((W_ENERGY_PREFIX, TUNING_PREFIX))
-        if not isinstance(name, str) or not VARIANT_NAME.match(name) or reserved:
-            _fail(f"{key} name", name, allowed)
-        if not overrides:
-            _fail(_join(key, name), overrides, "a non-empty mapping of dotted config keys to values")
-        _variant_overrides(_join(key, name), overrides)
-    return FrozenMap(value)
-
-
-def _names(key: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        value = []
-    if not isinstance(value, (list, tuple)):
-        _fail(key, value, "a list of variant names")
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            _fail(f"{key}[{i}]", item, "a variant name")
-    repeated = sorted({item for item in value if list(value).count(item) > 1})
-    if repeated:
-        _fail(key, list(value), f"distinct variant names (repeated: {', '.join(repeated)})")
-    return tuple(value)
-
-
-def _weights(key: str, value: Any) -> tuple[float, ...]:
-    """Distinct energy weights >= 0; empty means no trade-off axis."""
-    if value is None:
-        value = []
-    if not isinstance(value, (list, tuple)):
-        _fail(key, value, "a list of distinct numbers >= 0")
-    items = tuple(_non_negative(f"{key}[{i}]", item) for i, item in enumerate(value))
-    if len(set(items)) != len(items):
-        _fail(key, list(value), "a list of distinct numbers >= 0")
-    return items
-
+# The parser of every key by section; a dataclass as the "parser" means a nested section.
+_FIELDS: dict[type, dict[str, Parser | type]] = {
+    cls: {field.name: field.metadata["parser"] for field in dataclasses.fields(cls)}
+    for cls in _section_classes(StudyConfig)
+}
 
 # Every training key but the iterations, which tuning.iterations sets for the whole sweep.
 _TUNED_TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingConfig) if field.name != "iterations")
 
 
-def _phase(key: str, value: Any) -> int:
-    if not _is_int(value) or value not in (1, 2):
-        _fail(key, value, "1 or 2")
-    return int(value)
+# --------------------------------------------------------------------------- JSON schema (config/schema.yaml)
+
+_SCHEMA_COMMAND = "python -m mec.config --write-schema config/schema.yaml"
+_SCHEMA_HEADER = f"""\
+# GENERATED by `{_SCHEMA_COMMAND}` (`make schema`) from the fields of
+# mec/config.py, where every config key is declared once: edit those, not this file (a test checks it is current).
+#
+# JSON schema (draft 2020-12, written in YAML) of the study config: the Snakefile checks config.yaml (and any
+# --configfile) against it with snakemake.utils.validate before anything runs. It covers every key mec.config knows
+# (unknown keys are rejected); the cross-field checks (K <= phase2.n_users, share floors that fit, reward preset or
+# weights) are mec.config's, which the Snakefile runs right after. Every key is optional: mec.config fills defaults,
+# so this schema sets none.
+"""
 
 
-def _grid(key: str, value: Any) -> FrozenMap:
-    """training.<key> -> non-empty list of distinct values; empty: no tuning sweep."""
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        _fail(key, value, "a mapping of training keys to lists of values, e.g. {training.lr: [1.0e-4, 3.0e-4]}")
-    allowed = "one of " + ", ".join(f"training.{name}" for name in _TUNED_TRAINING_KEYS)
-    keys = {f"training.{name}" for name in _TUNED_TRAINING_KEYS}
-    for name, values in value.items():
-        if name not in keys:
-            _fail(f"{key} key", name, allowed + " (tuning.iterations sets the iterations)")
-        frozen = _freeze(values)
-        if not isinstance(values, (list, tuple)) or not values or len(set(frozen)) != len(frozen):
-            _fail(_join(key, name), values, "a non-empty list of distinct values")
-    return FrozenMap(value)
+def _render(node: Any, defs: dict[str, Any]) -> Any:
+    """The JSON-schema form of a schema fragment, a field or a parser; shared fragments are collected in `defs`."""
+    if isinstance(node, dataclasses.Field):
+        return {**_render(node.metadata["parser"], defs), "description": node.metadata["meaning"]}
+    if isinstance(node, type) and dataclasses.is_dataclass(node):
+        properties = {field.name: _render(field, defs) for field in dataclasses.fields(node)}
+        # null: a YAML section whose keys are all commented out
+        return {"type": ["object", "null"], "additionalProperties": False, "properties": properties}
+    if callable(node) and hasattr(node, "schema"):
+        rendered = _render(node.schema() if callable(node.schema) else node.schema, defs)
+        if node.schema_name is None:
+            return rendered
+        if defs.setdefault(node.schema_name, rendered) != rendered:
+            raise ValueError(f"two different schema fragments are named {node.schema_name!r}")
+        return {"$ref": f"#/$defs/{node.schema_name}"}
+    if isinstance(node, Mapping):
+        if callable(node.get("$ref")):  # a parser's fragment with more keywords: {$ref: parser, minProperties: 1}
+            return {**_render(node["$ref"], defs), **{k: _render(v, defs) for k, v in node.items() if k != "$ref"}}
+        return {name: _render(value, defs) for name, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_render(item, defs) for item in node]
+    return node
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of a config file, derived from the fields: types, bounds, choices and known keys (no
+    defaults, no cross-field checks: mec.config fills the one and runs the other)."""
+    defs: dict[str, Any] = {}
+    properties = _render(StudyConfig, defs)["properties"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": StudyConfig.__doc__,
+        "type": "object",
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+        "properties": properties,
+    }
+
+
+_PLAIN = re.compile(r"^\$?[A-Za-z_][A-Za-z0-9_]*$")
+_WIDTH = 120
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        plain = _PLAIN.match(value) and yaml.safe_load(value) == value  # not null, true, ...
+        return value if plain else json.dumps(value)  # a JSON string is a YAML double-quoted one
+    return json.dumps(value)  # numbers, true, false, null
+
+
+def _yaml_flow(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_yaml_scalar(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml_flow(item) for item in value) + "]"
+    return _yaml_scalar(value)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _yaml_lines(mapping: Mapping[str, Any], indent: int = 0) -> list[str]:
+    """Block YAML of a mapping; a value nested at most two levels deep is written on its key's line where it fits."""
+    lines = []
+    for name, value in mapping.items():
+        head = " " * indent + _yaml_scalar(name) + ":"
+        block = isinstance(value, Mapping) and name in ("properties", "$defs")
+        flow = f"{head} {_yaml_flow(value)}"
+        if not isinstance(value, (Mapping, list)) or (not block and _depth(value) <= 2 and len(flow) <= _WIDTH):
+            lines.append(flow)
+        elif isinstance(value, Mapping):  # a description first, where it reads best
+            first = {"description": value["description"]} if "description" in value else {}
+            lines += [head, *_yaml_lines({**first, **value}, indent + 2)]
+        else:
+            lines.append(head)
+            for item in value:
+                if isinstance(item, Mapping):
+                    first, *rest = _yaml_lines(item, indent + 4)
+                    lines += [" " * (indent + 2) + "- " + first.lstrip(), *rest]
+                else:
+                    lines.append(" " * (indent + 2) + "- " + _yaml_flow(item))
+    return lines
+
+
+def schema_text() -> str:
+    """config/schema.yaml as it should be: the header comment, then json_schema() in YAML."""
+    lines: list[str] = []
+    sections = False
+    for line in _yaml_lines(json_schema()):
+        # A blank line before $defs, before the sections and between them.
+        if line in ("$defs:", "properties:"):
+            lines.append("")
+            sections = line == "properties:"
+        elif sections and re.match(r"^  \S", line) and lines[-1] != "properties:":
+            lines.append("")
+        lines.append(line)
+    return _SCHEMA_HEADER + "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- cross-field checks
@@ -817,95 +1024,7 @@ def _check_study(cfg: StudyConfig, key: str) -> None:
     check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), n_ue)
 
 
-# --------------------------------------------------------------------------- tables
-
-# A dataclass as the "parser" means a nested section.
-_FIELDS: dict[type, dict[str, Parser | type]] = {
-    StudyConfig: {
-        "scenario": ScenarioConfig,
-        "reward": _reward,
-        "phase1": Phase1Config,
-        "phase2": Phase2Config,
-        "evaluation": EvaluationConfig,
-        "training": TrainingConfig,
-        "workflow": WorkflowConfig,
-        "statistics": StatisticsConfig,
-        "plotting": PlottingConfig,
-        "tuning": TuningConfig,
-    },
-    ScenarioConfig: {
-        "task": TaskConfig,
-        "ue": UEConfig,
-        "server": ServerConfig,
-        "channel": ChannelConfig,
-        "slot_s": _positive,
-        "carry_over_queue": _boolean,
-    },
-    TaskConfig: {"data_mbit": _range, "cycles_gcycles": _range, "deadline_s": _range},
-    UEConfig: {"distance_m": _range, "cpu_ghz": _range, "tx_power_w": _positive, "kappa": _positive},
-    ServerConfig: {"cpu_ghz": _positive, "power_w": _positive, "bandwidth_mhz": _positive},
-    ChannelConfig: {"model": _choice(CHANNEL_MODELS), "noise_dbm_per_hz": _finite},
-    Phase1Config: {"n_ue": _int_tuple(1, MAX_PHASE1_UE), "theta_min": _fraction},
-    Phase2Config: {
-        "n_users": _integer(1),
-        "n_clusters": _int_tuple(1),
-        "theta_min": _fraction,
-        "phi_min": _fraction,
-        "kmeans_n_init": _integer(1),
-        "coordinator": _choice(COORDINATORS),
-    },
-    EvaluationConfig: {"episodes": _integer(1), "slots": _integer(1), "seed": _integer(0)},
-    TrainingConfig: {
-        "iterations": _integer(1),
-        "episode_slots": _integer(1),
-        "eval_episodes": _integer(1),
-        "eval_seed": _integer(0),
-        "train_batch_slots": _integer(1),
-        "minibatch_size": _integer(1),
-        "num_epochs": _integer(1),
-        "lr": _positive,
-        "gamma": _real("a number in [0, 1]", lambda x: 0 <= x <= 1),
-        "gae_lambda": _real("a number in [0, 1]", lambda x: 0 <= x <= 1),
-        "clip_param": _positive,
-        "entropy_coeff": _non_negative,
-        "vf_loss_coeff": _non_negative,
-        "hidden": _int_tuple(1, None, distinct=False),
-        "critic": _choice(CRITICS),
-        "critic_row_layers": _integer(1),
-        "ue_credit": _choice(UE_CREDITS),
-        "checkpoint_every": _integer(1),
-        "num_cpus": _integer(1),
-        "num_env_runners": _integer(0),
-        "batch_episodes": _integer(0),
-        "use_gpu": _boolean,
-        "backend": _choice(BACKENDS),
-        "ray_address": _ray_address,
-    },
-    WorkflowConfig: {
-        "seeds": _int_tuple(0),
-        "phases": _int_tuple(1, 2),
-        "variants": _variants,
-        "ablations": _names,
-        "backend_variants": _names,
-        "scenarios": _names,
-        "w_energy": _weights,
-        "w_energy_overrides": _w_energy_overrides,
-        "results_dir": _results_dir,
-    },
-    TuningConfig: {
-        "phase": _phase,
-        "n": _integer(1),
-        "seeds": _int_tuple(0),
-        "iterations": _integer(1),
-        "grid": _grid,
-    },
-    StatisticsConfig: {
-        "ci_level": _real("a number in (0, 1)", lambda x: 0 < x < 1),
-        "bootstrap_resamples": _integer(100),
-        "seed": _integer(0),
-    },
-    PlottingConfig: {"dpi": _integer(10), "style": _style, "width_in": _positive, "height_in": _positive},
-}
+# --------------------------------------------------------------------------- parsing a section
 
 _CHECKS: dict[type, Callable[[Any, str], None]] = {
     StudyConfig: _check_study,
@@ -1244,15 +1363,29 @@ def variant_configs(cfg: StudyConfig) -> dict[str, StudyConfig]:
     return configs
 
 
-if __name__ == "__main__":
-    # `python -m mec.config FILE...`: read each file as a config file (missing, unreadable, binary, invalid YAML,
-    # duplicate keys, a top level that is not a mapping): one line and exit status 2 at the first that fails. The
-    # Makefile runs it before Snakemake, whose own reading of --configfile ends in a traceback.
-    import sys
+def _main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mec.config FILE...`: read each file as a config file (missing, unreadable, binary, invalid YAML,
+    duplicate keys, a top level that is not a mapping): one line and exit status 2 at the first that fails. The
+    Makefile runs it before Snakemake, whose own reading of --configfile ends in a traceback. `--write-schema PATH`
+    writes the JSON schema generated from the fields (config/schema.yaml, `make schema`)."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+    import sys  # noqa: PLC0415
 
-    for name in sys.argv[1:]:
+    parser = argparse.ArgumentParser(prog="python -m mec.config", description="Check config files; write the schema.")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="config files to read (YAML, a mapping of sections)")
+    parser.add_argument("--write-schema", metavar="PATH", help="write the JSON schema of a config file to PATH")
+    args = parser.parse_args(argv)
+    for name in args.files:
         try:
             read_config_file(name)
         except ConfigError as exc:
             print(f"Error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            return 2
+    if args.write_schema:
+        with open(args.write_schema, "w", encoding="utf-8") as handle:
+            handle.write(schema_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

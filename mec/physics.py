@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from mec.config import CHANNEL_MODELS
+
 __all__ = [
     "dbm_to_w",
     "channel_gain_pathloss_3gpp",
@@ -27,8 +29,6 @@ __all__ = [
     "floor_shares",
     "cpu_shares",
 ]
-
-CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
 
 
 def dbm_to_w(power_dbm):
