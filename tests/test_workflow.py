@@ -266,6 +266,20 @@ def test_default_study_plans_one_job_per_sweep_point_and_seed(tmp_path):
     assert counts["plot_sweep"] == 3 * len(FIGURE_METRICS) and counts["plot_relative_sweep"] == 3
 
 
+def test_the_reduced_ablations_config_trains_the_study_and_its_ablations_at_its_points_only(tmp_path):
+    """config/ablations.yaml (README): the study and IPPO at N = 3, 7 and K = 10, no-coordinator at K = 10, flat at
+    K = 1, 3 seeds each: 24 training jobs, not the full study's 65 beside the ablations' 105."""
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "ablations", "-n", "--cores", "1", "--quiet", "rules",
+                       "--configfile", "config.yaml", "config/ablations.yaml")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result)
+    # study 2 + 1 points, ippo 2 + 1, no_coordinator 1, flat 1; 3 seeds each
+    assert counts["train_agents"] == counts["evaluate_policy"] == (3 + 3 + 1 + 1) * 3
+    assert counts["evaluate_baselines"] == 4  # N = 3, 7, K = 10, and flat's K = 1; the others share them
+    assert counts["compare_variants"] == 1
+
+
 def _declared(workdir: Path, target: str) -> dict[str, int]:
     """threads, mem_mb and runtime of the job that makes `target`, from a dry run's job display."""
     result = snakemake(workdir, target, "-n", "--cores", "4")
