@@ -219,6 +219,22 @@ def test_phase2_stages_observe_coordinator_then_ues_then_schedulers(view):
     assert sorted(obs) == sorted(["schedulers"] if fleet else [f"cluster_sched_{k}" for k in range(3)])
 
 
+def test_observe_stage_gives_a_later_stages_observations_without_moving_the_slot_on():
+    env = make_env("per-agent", 2)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    env.step(random_actions(env, ["coordinator"], rng))
+    assert env.stage == 1 and env.role == "ue"
+    ahead = env.observe_stage(2)  # the schedulers' tables before any UE has offloaded: every row without a request
+    assert sorted(ahead) == [f"cluster_sched_{k}" for k in range(env.n_k)]
+    assert all(not table[:, 0].any() for table in ahead.values())
+    assert env.stage == 1 and env.row_ue.shape == (env.n_k, env.n_rows)
+    actions = random_actions(env, [f"ue_{i}" for i in range(env.n_ue)], rng)
+    obs, *_ = env.step(actions)
+    offloaded = sum(int(a["offload"]) for a in actions.values())
+    assert offloaded > 0 and sum(int(table[:, 0].sum()) for table in obs.values()) == offloaded
+
+
 def test_stage_agents_must_all_act():
     env = make_env("per-agent", 1)
     env.reset(seed=0)

@@ -136,7 +136,7 @@ class MECGymEnv(gym.Env):
     @property
     def row_ue(self) -> np.ndarray:
         """(K, rows) UE index of each scheduler-table row, -1 for padding rows (fixed for an episode)."""
-        return self.core._row_ue[0]
+        return self.core.row_ue
 
     @property
     def role(self) -> str:

@@ -109,6 +109,26 @@ class MECEnv(MultiAgentEnv):
     # -- array-level core (shared by this per-agent view and the fleet view) ----------------------------------------
 
     @property
+    def stage(self) -> int:
+        """Index into `stages` of the stage that acts next in this slot."""
+        return self._stage
+
+    @property
+    def row_ue(self) -> np.ndarray:
+        """(K, rows) UE index of each scheduler-table row, -1 for padding rows (fixed for an episode)."""
+        return self._row_ue[0]
+
+    def observe_stage(self, stage: int) -> dict[str, np.ndarray]:
+        """The observations stage `stage`'s agents would get if it acted now (the decisions made so far in this slot
+        stay as they are); the acting stage does not change."""
+        acting = self._stage
+        self._stage = stage
+        try:
+            return self._observe()
+        finally:
+            self._stage = acting
+
+    @property
     def role(self) -> str:
         """The role that acts next: coordinator, ue or scheduler."""
         agents = self.stages[self._stage]

@@ -67,12 +67,7 @@ class _Views:
 
     def __getitem__(self, agent: str) -> np.ndarray:
         if agent not in self._obs:
-            core, stage = self.core, self.core._stage
-            core._stage = self.stage_of[agent]
-            try:
-                self._obs.update(core._observe())
-            finally:
-                core._stage = stage
+            self._obs.update(self.core.observe_stage(self.stage_of[agent]))
         return self._obs[agent]
 
 
@@ -105,7 +100,7 @@ class _MECPettingZoo:
     @property
     def acting_agents(self) -> list[str]:
         """The agents of the current stage (whose decisions the next stage step takes)."""
-        return list(self.core.stages[self.core._stage]) if self.agents else []
+        return list(self.core.stages[self.core.stage]) if self.agents else []
 
     @property
     def last_result(self) -> SlotResult | None:
@@ -129,7 +124,7 @@ class MECParallelEnv(_MECPettingZoo, ParallelEnv):
         self._setup(phase, n, config, episode_slots)
 
     def _infos(self, done: bool) -> dict[str, dict[str, bool]]:
-        acting = set() if done else set(self.core.stages[self.core._stage])
+        acting = set() if done else set(self.core.stages[self.core.stage])
         return {a: {"acting": a in acting} for a in self.possible_agents}
 
     def reset(self, seed: int | None = None, options: dict | None = None):
@@ -141,7 +136,7 @@ class MECParallelEnv(_MECPettingZoo, ParallelEnv):
     def step(self, actions: dict[str, Any]):
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        acting = self.core.stages[self.core._stage]
+        acting = self.core.stages[self.core.stage]
         missing = [a for a in acting if a not in actions]
         if missing:
             raise ValueError(f"actions missing for acting agents {missing[:5]} (infos[agent]['acting'] is True)")
@@ -179,7 +174,7 @@ class MECAECEnv(_MECPettingZoo, AECEnv):
         self.terminations = {a: False for a in self.agents}
         self.truncations = {a: False for a in self.agents}
         self.infos = {a: {} for a in self.agents}
-        self.agent_selection = self.core.stages[self.core._stage][0]
+        self.agent_selection = self.core.stages[self.core.stage][0]
 
     def observe(self, agent: str) -> np.ndarray:
         return self._views[agent]
@@ -191,7 +186,7 @@ class MECAECEnv(_MECPettingZoo, AECEnv):
             return
         self._cumulative_rewards[agent] = 0.0
         self._clear_rewards()
-        stage = self.core.stages[self.core._stage]
+        stage = self.core.stages[self.core.stage]
         self._pending[agent] = action
         position = stage.index(agent)
         if position + 1 < len(stage):
@@ -204,7 +199,7 @@ class MECAECEnv(_MECPettingZoo, AECEnv):
                 self.rewards[a] = float(reward)
             if truncated["__all__"]:
                 self.truncations = {a: True for a in self.agents}
-            self.agent_selection = self.core.stages[self.core._stage][0]
+            self.agent_selection = self.core.stages[self.core.stage][0]
         self._accumulate_rewards()
 
 
