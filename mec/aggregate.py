@@ -210,7 +210,7 @@ def comparison_table(
     seed: int = DEFAULT_BOOTSTRAP_SEED,
 ) -> pd.DataFrame:
     """Wide table: one row per (`by`...) with the sample count and, per metric, the mean (column `<metric>`) and its
-    bootstrap CI (`<metric>_ci_low`, `<metric>_ci_high`). A metric's NaN samples are left out of its statistics (a
+    Student-t interval (`<metric>_ci_low`, `<metric>_ci_high`). A metric's NaN samples are left out of its statistics (a
     group without any keeps NaN), e.g. the percentage of the upper bound where there is none."""
     by = list(by)
     table = samples.groupby(by, sort=True).size().rename("samples").to_frame()
@@ -330,7 +330,7 @@ def rank_tuning(
     seed: int = DEFAULT_BOOTSTRAP_SEED,
 ) -> pd.DataFrame:
     """One row per grid point, best first: its grid values, the mean over seeds of the best checkpoint's validation
-    reward (the ranking score) and of the last iteration's, each with its bootstrap CI over seeds, and the mean
+    reward (the ranking score) and of the last iteration's, each with its Student-t interval over seeds, and the mean
     iteration of the best checkpoint.
 
     `samples` holds one row per tuning run: variant, seed, best_validation_reward, best_iteration,

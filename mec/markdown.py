@@ -1,7 +1,7 @@
 """Markdown from the summary tables: the tables of the variants, the tuning sweep and the README's results section,
 and the atomic splice of that section into README.md.
 
-Every number comes from a summary table of mec.aggregate (means with their bootstrap confidence intervals); nothing
+Every number comes from a summary table of mec.aggregate (means with their Student-t confidence intervals); nothing
 here computes a statistic of its own except picking rows (the best heuristic at a sweep point) and the ratio of two
 means where the tables hold no interval for it (learned vs local search).
 """
@@ -67,7 +67,7 @@ def _level(frame: pd.DataFrame) -> str:
 
 def comparison_markdown(comparison: pd.DataFrame, title: str, metric: str = "reward_per_slot") -> str:
     """Per phase, one row per N or K and one column per study (the study itself, then each variant): the learned
-    policy's mean `metric` over training seeds with its bootstrap CI. `comparison` is
+    policy's mean `metric` over training seeds with its Student-t interval. `comparison` is
     mec.aggregate.variant_comparison's table."""
     rows = comparison[comparison["metric"] == metric]
     if rows.empty:
@@ -77,7 +77,7 @@ def comparison_markdown(comparison: pd.DataFrame, title: str, metric: str = "rew
     parts = [
         f"### {title}",
         "",
-        f"{info.title.capitalize()} of the learned policy: mean over training seeds [{_level(rows)} bootstrap CI]; "
+        f"{info.title.capitalize()} of the learned policy: mean over training seeds [{_level(rows)} t-interval]; "
         "— where a study does not cover the point.",
         "",
     ]

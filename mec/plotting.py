@@ -702,7 +702,7 @@ def comparison_figure(
     height_in: float = 4.0,
 ) -> Figure:
     """The learned policy of the study and of each of its variants against N or K: mean over training seeds with
-    its bootstrap CI (a band along a sweep; error bars where a variant has a single point, e.g. a flat phase 2 at
+    its t-interval (a band along a sweep; error bars where a variant has a single point, e.g. a flat phase 2 at
     K = 1).
 
     `table` is mec.aggregate.variant_comparison's (column `study`, the study itself first). `baselines`, the study's
@@ -796,7 +796,7 @@ def pareto_figure(
 ) -> Figure:
     """Mean QoS against energy per task at every energy weight w of the trade-off axis: one panel per N or K.
 
-    The learned policy trained at each w is a green point with its bootstrap CI over seeds on both axes, joined in
+    The learned policy trained at each w is a green point with its t-interval over seeds on both axes, joined in
     order of w (each labelled with its w); the oracle and local search (each optimising the reward of that w) are
     joined likewise; every heuristic at every w is a grey dot and the heuristics' Pareto front (no heuristic has
     more QoS for less energy) a grey step line; all-local and all-offload (which do not depend on w) are marked.

@@ -1,4 +1,4 @@
-"""Rule aggregate_baselines: mean, IQM and bootstrap CIs per (phase, N or K, policy) over evaluation episodes.
+"""Rule aggregate_baselines: mean (Student-t CI) and IQM (bootstrap CI) per (phase, N or K, policy) over episodes.
 
 Each sample is one evaluation episode's headline metrics (mec.aggregate.per_episode_metrics); the sweep point of
 each input file comes from its recorded provenance. Writes the long table of mec.aggregate.summarise_samples.

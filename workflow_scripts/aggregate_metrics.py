@@ -6,7 +6,7 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
 - learning_curves.parquet: per (phase, N or K, iteration) and metric of mec.aggregate.CURVE_METRICS, the same
   statistics over seeds of each iteration's evaluation (training metrics.parquet, eval/ columns).
 - comparison.html: the README's tables of comparison.parquet (mec.markdown), for the HTML report.
-- comparison.parquet: one row per (phase, N or K, policy), learned and every baseline alike: mean and bootstrap CI
+- comparison.parquet: one row per (phase, N or K, policy), learned and every baseline alike: mean and t-interval
   of the headline metrics and, in phase 1, of the percentage of the upper bound's reward on the same episodes (per
   evaluation episode for a baseline, per training seed for the learned policy; mec.aggregate.comparison_table),
   with a row of the bound itself (policy mec.aggregate.BOUND, kind "bound": its reward per slot alone).

@@ -1,5 +1,5 @@
 """Rule compare_variants: the learned policy of the study beside that of each variant of a comparison (ablations:
-workflow.ablations; backends: workflow.backend_variants), per phase and N or K, with bootstrap CIs over seeds.
+workflow.ablations; backends: workflow.backend_variants), per phase and N or K, with Student-t intervals over seeds.
 
 Writes mec.aggregate.variant_comparison's long table (the learned summaries' rows with columns study and
 description) and its Markdown view (mec.markdown.comparison_markdown: reward per slot, one column per study).

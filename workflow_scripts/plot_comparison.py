@@ -1,5 +1,5 @@
 """Rule plot_comparison: reward per slot against N or K of the study's learned policy and of each variant of a
-comparison (ablations, backends) with their bootstrap CIs, beside the study's oracle, local search and best
+comparison (ablations, backends) with their t-intervals, beside the study's oracle, local search and best
 heuristic (mec.plotting.comparison_figure), written as a PNG atomically."""
 
 import logging
