@@ -29,6 +29,7 @@ rule aggregate_metrics:
         baseline_episodes=all_baseline_episodes,
     output:
         learned=SUMMARY_LEARNED,
+        learned_seeds=SUMMARY_SEEDS,
         learning_curves=SUMMARY_CURVES,
         comparison=SUMMARY_COMPARISON,
         comparison_html=report(

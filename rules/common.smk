@@ -109,6 +109,9 @@ POLICY_EPISODES = f"{RUN}/eval/episodes.parquet"
 POLICY_SCHEDULE = f"{RUN}/eval/schedule.parquet"
 SUMMARY_BASELINES = f"{RESULTS}/{{variant_dir}}summary/baselines.parquet"
 SUMMARY_LEARNED = f"{RESULTS}/{{variant_dir}}summary/learned.parquet"
+# One row per training run (phase, N or K, seed): what learned.parquet aggregates, so that a rerun of a few seeds
+# can be checked against the committed numbers exactly.
+SUMMARY_SEEDS = f"{RESULTS}/{{variant_dir}}summary/learned_seeds.parquet"
 SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
 SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
 # The README's tables of that comparison as an HTML page, for the HTML report.
@@ -411,6 +414,7 @@ def study_output(name=None):
     summaries = [
         SUMMARY_BASELINES,
         SUMMARY_LEARNED,
+        SUMMARY_SEEDS,
         SUMMARY_CURVES,
         SUMMARY_COMPARISON,
         SUMMARY_COMPARISON_HTML,

@@ -431,6 +431,14 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
         row = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "mean_qos")]
         assert row["mean"].item() == pytest.approx(own["mean_qos"], rel=1e-12)  # one seed: its own value
 
+    # The samples behind learned.parquet: one row per training run, each run's own evaluation numbers.
+    seeds = pd.read_parquet(study / f"{RESULTS}/summary/learned_seeds.parquet")
+    assert sorted(zip(seeds["phase"], seeds["n"], seeds["seed"])) == sorted((p, n, s) for p, n in POINTS for s in SEEDS)
+    for (phase, n), rows in seeds.groupby(["phase", "n"]):
+        mean = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "reward_per_slot")]
+        assert rows["reward_per_slot"].mean() == pytest.approx(mean["mean"].item(), rel=1e-12)
+        assert (rows["percent_of_bound"].notna() == (phase == 1)).all()
+
     curves = pd.read_parquet(study / f"{RESULTS}/summary/learning_curves.parquet")
     assert len(curves) == len(POINTS) * cfg.training.iterations * len(aggregate.CURVE_METRICS)
     history = pd.read_parquet(study / run_folder(1, 2, 0) / "metrics.parquet")

@@ -3,6 +3,8 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
 
 - learned.parquet: the layout of baselines.parquet (mec.aggregate.summarise_samples) per (phase, N or K, policy);
   a sample is one training seed, its value the mean over the evaluation episodes.
+- learned_seeds.parquet: those samples, one row per (phase, N or K, seed): each run's headline metrics and, in
+  phase 1, its percentage of the upper bound's reward on the same episodes.
 - learning_curves.parquet: per (phase, N or K, iteration) and metric of mec.aggregate.CURVE_METRICS, the same
   statistics over seeds of each iteration's evaluation (training metrics.parquet, eval/ columns).
 - comparison.html: the README's tables of comparison.parquet (mec.markdown), for the HTML report.
@@ -103,7 +105,11 @@ def main(smk) -> None:
     io.write_parquet(table, smk.output.learning_curves, provenance)
 
     baselines = baseline_samples(smk.input.baseline_episodes)
-    samples = pd.concat([with_percent_of_bound(seeds, baselines), baselines], ignore_index=True)
+    seeds = with_percent_of_bound(seeds, baselines)
+    provenance = {"samples": "training seeds", "inputs": list(smk.input.policy_episodes)}
+    io.write_parquet(seeds.sort_values([*POINT, "policy", "seed"], ignore_index=True), smk.output.learned_seeds,
+                     provenance)  # fmt: skip
+    samples = pd.concat([seeds, baselines], ignore_index=True)
     comparison = aggregate.comparison_table(samples, by=[*POINT, "policy", "kind", "sample"], metric_names=COMPARED,
                                             **options)  # fmt: skip
     # Ranks among the policies; the bound, no policy, is rank 0.
