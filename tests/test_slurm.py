@@ -34,7 +34,7 @@ import yaml
 
 from test_workflow import REPO, RESULTS, copy_workflow, tiny_config, write_config
 
-SUMMARIES = ("baselines", "learned", "learning_curves", "comparison")
+SUMMARIES = ("baselines", "learned", "learned_seeds", "learning_curves", "comparison")
 SLURM_FLAGS = (
     "--workflow-profile", "profiles/slurm",
     # The profile's first status check after 40 s suits hour-long jobs; these take seconds.

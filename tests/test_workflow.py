@@ -46,7 +46,8 @@ POINTS = ((1, 2), (1, 3), (2, 2), (2, 3))
 PHASE1_N = (2, 3)
 SEEDS = (0,)
 SUMMARY = f"{RESULTS}/summary/baselines.parquet"
-LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet" for name in ("learned", "learning_curves", "comparison")}
+LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet"
+                     for name in ("learned", "learned_seeds", "learning_curves", "comparison")}  # fmt: skip
 LEARNED_SUMMARIES.add(f"{RESULTS}/summary/comparison.html")  # the README's tables, for the HTML report
 SUMMARIES = {SUMMARY} | LEARNED_SUMMARIES
 
@@ -605,7 +606,7 @@ SCENARIO_DIR = f"{RESULTS}/variants/{SCENARIO}"
 def scenario_outputs() -> set[str]:
     """What the default target builds for the tight-deadline scenario of the tiny study: phase 1 at N = 2, 3."""
     files = {f"{SCENARIO_DIR}/summary/{name}.parquet"
-             for name in ("baselines", "learned", "learning_curves", "comparison")}  # fmt: skip
+             for name in ("baselines", "learned", "learned_seeds", "learning_curves", "comparison")}  # fmt: skip
     files.add(f"{SCENARIO_DIR}/summary/comparison.html")
     files |= {f"{SCENARIO_DIR}/figures/phase1/sweep_{m}.png" for m in [*FIGURE_METRICS, "relative"]}
     for n in PHASE1_N:
