@@ -267,18 +267,31 @@ def test_default_study_plans_one_job_per_sweep_point_and_seed(tmp_path):
     assert counts["plot_sweep"] == 3 * len(FIGURE_METRICS) and counts["plot_relative_sweep"] == 3
 
 
-def test_the_reduced_ablations_config_trains_the_study_and_its_ablations_at_its_points_only(tmp_path):
-    """config/ablations.yaml (README): the study and IPPO at N = 3, 7 and K = 10, no-coordinator at K = 10, flat at
-    K = 1, 3 seeds each: 24 training jobs, not the full study's 65 beside the ablations' 105."""
+def test_the_reduced_config_trains_each_variant_target_at_its_points_only(tmp_path):
+    """config/reduced.yaml (README): ablations: the study and IPPO at N = 3, 7 and K = 10, no-coordinator at K = 10,
+    flat at K = 1, 3 seeds each: 24 training jobs, not the full study's 65 beside the ablations' 105.
+    compare_backends: the study and SB3 at the same points, 18. pareto: phase 1 only, N = 3, 7, 3 seeds at each of
+    the 5 weights, the study's weight being the study's own runs: 30, of which the study's 6 are shared with the
+    other targets (one results folder)."""
     workdir = copy_workflow(tmp_path)
-    result = snakemake(workdir, "ablations", "-n", "--cores", "1", "--quiet", "rules",
-                       "--configfile", "config.yaml", "config/ablations.yaml")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    counts = _job_counts(result)
+
+    def counts(*targets):
+        result = snakemake(workdir, *targets, "-n", "--cores", "1", "--quiet", "rules",
+                           "--configfile", "config.yaml", "config/reduced.yaml")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return _job_counts(result)
+
+    ablations = counts("ablations")
     # study 2 + 1 points, ippo 2 + 1, no_coordinator 1, flat 1; 3 seeds each
-    assert counts["train_agents"] == counts["evaluate_policy"] == (3 + 3 + 1 + 1) * 3
-    assert counts["evaluate_baselines"] == 4  # N = 3, 7, K = 10, and flat's K = 1; the others share them
-    assert counts["compare_variants"] == 1
+    assert ablations["train_agents"] == ablations["evaluate_policy"] == (3 + 3 + 1 + 1) * 3
+    assert ablations["evaluate_baselines"] == 4  # N = 3, 7, K = 10, and flat's K = 1; the others share them
+    assert ablations["compare_variants"] == 1
+    backends = counts("compare_backends")
+    assert backends["train_agents"] == (3 + 3) * 3 and backends["evaluate_baselines"] == 3
+    pareto = counts("pareto")
+    assert pareto["train_agents"] == 5 * 2 * 3 and pareto["aggregate_pareto"] == 1
+    together = counts("ablations", "compare_backends", "pareto")
+    assert together["train_agents"] == 24 + 3 * 3 + 4 * 2 * 3  # sb3's 9 and the 4 new weights' 24 beside ablations
 
 
 def _declared(workdir: Path, target: str) -> dict[str, int]:
