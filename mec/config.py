@@ -77,6 +77,7 @@ class ConfigError(ValueError):
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
 CRITICS = ("central", "local")
+ACTIVATIONS = ("tanh", "relu")
 UE_CREDITS = ("marginal", "shared")
 COORDINATORS = ("learned", "equal")
 BACKENDS = ("rllib", "sb3")
@@ -592,6 +593,7 @@ class TrainingConfig:
     hidden: tuple[int, ...] = _key(
         (64, 64), _int_tuple(1, None, distinct=False), "hidden layer widths of every actor and critic MLP"
     )
+    activation: str = _key("tanh", _choice(ACTIVATIONS), "activation after every hidden layer of every MLP")
     critic: str = _key("central", _choice(CRITICS), "central: MAPPO critic on the global state; local: IPPO ablation")
     critic_row_layers: int = _key(
         1, _integer(1), "hidden layers the critic applies to every row before its mean over rows"

@@ -276,6 +276,7 @@ REJECTIONS = [
     ("negative_power", _set("scenario.server.power_w", -5.0), ["scenario.server.power_w", "-5.0"]),
     ("zero_kappa", _set("scenario.ue.kappa", 0.0), ["scenario.ue.kappa", "0.0"]),
     ("zero_slot", _set("scenario.slot_s", 0), ["scenario.slot_s", "0"]),
+    ("unknown_activation", _set("training.activation", "gelu"), ["training.activation", "gelu", "tanh, relu"]),
     ("unknown_top", {"scenaro": {}}, ["scenaro", "scenario, reward, phase1, phase2, evaluation"]),
     ("unknown_nested", _set("scenario.task.foo", 1), ["scenario.task.foo", "data_mbit, cycles_gcycles, deadline_s"]),
     (

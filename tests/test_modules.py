@@ -30,14 +30,14 @@ def env():
     return make_env("fleet", 2)
 
 
-def build(env, role, critic="central", seed=0):
+def build(env, role, critic="central", seed=0, activation="tanh"):
     torch.manual_seed(seed)
     agent = AGENT[role]
     return RLModuleSpec(
         module_class=RoleModule,
         observation_space=env.observation_spaces[agent],
         action_space=env.action_spaces[agent],
-        model_config={"role": role, "hidden": HIDDEN, "critic": critic},
+        model_config={"role": role, "hidden": HIDDEN, "critic": critic, "activation": activation},
     ).build()
 
 
@@ -313,6 +313,37 @@ def test_unknown_role_is_refused(env):
     with pytest.raises(ValueError, match="role"):
         RLModuleSpec(module_class=RoleModule, observation_space=env.observation_spaces["ues"],
                      action_space=env.action_spaces["ues"], model_config={"role": "server"}).build()  # fmt: skip
+
+
+@pytest.mark.parametrize("activation, function", [("tanh", torch.tanh), ("relu", torch.relu)])
+def test_actor_and_critic_apply_the_configured_activation_after_every_hidden_layer(env, activation, function):
+    """training.activation: the UE actor and the central critic written out from the module's own weights."""
+    module = build(env, "coordinator", activation=activation)
+    obs = make_obs(env, "coordinator", seed=8)
+
+    def layers(seq):
+        return [m for m in seq if isinstance(m, torch.nn.Linear)]
+
+    with torch.no_grad():
+        x = obs["obs"]
+        *hidden, head = layers(module.actor)
+        for layer in hidden:
+            x = function(x @ layer.weight.T + layer.bias)
+        want = x @ head.weight.T + head.bias
+        got = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS][..., :1]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        (row,) = layers(module.critic_rows)
+        pooled = function(obs["state"] @ row.weight.T + row.bias).mean(1)
+        *hidden, head = layers(module.critic_pooled)
+        for layer in hidden:
+            pooled = function(pooled @ layer.weight.T + layer.bias)
+        torch.testing.assert_close(module.compute_values({Columns.OBS: obs}), (pooled @ head.weight.T + head.bias)[:, 0],
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+def test_unknown_activation_is_refused(env):
+    with pytest.raises(ValueError, match="activation 'gelu': allowed tanh, relu"):
+        build(env, "ue", activation="gelu")
 
 
 # --------------------------------------------------------------------------- old-policy log-probabilities

@@ -15,8 +15,8 @@ passes.
 
 Hyperparameters (config training.*): train_batch_slots -> n_steps (one env, so the batch is that many slots),
 minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param ->
-clip_range, entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), seed. Everything
-else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5, state-independent
+clip_range, entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), activation ->
+activation_fn, seed. Everything else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5, state-independent
 log std starting at 0). training.critic, ue_credit, num_env_runners and ray_address do not apply (the critic sees
 the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one env in
 this process, without Ray); num_cpus sets torch's threads.
@@ -119,6 +119,8 @@ def make_vec_env(cfg: StudyConfig, phase: int, n: int):
 
 def build_model(cfg: StudyConfig, vec_env, seed: int):
     """SB3 PPO with the config's training hyperparameters (see the module doc for the mapping)."""
+    from torch import nn
+
     t = cfg.training
     return _ppo()(
         "MlpPolicy",
@@ -132,7 +134,8 @@ def build_model(cfg: StudyConfig, vec_env, seed: int):
         clip_range=t.clip_param,
         ent_coef=t.entropy_coeff,
         vf_coef=t.vf_loss_coeff,
-        policy_kwargs={"net_arch": {"pi": list(t.hidden), "vf": list(t.hidden)}},
+        policy_kwargs={"net_arch": {"pi": list(t.hidden), "vf": list(t.hidden)},
+                       "activation_fn": {"tanh": nn.Tanh, "relu": nn.ReLU}[t.activation]},
         seed=seed,
         device=_device(cfg),
         verbose=0,

@@ -71,18 +71,22 @@ class Tanh(nn.Module):
         return _SigmoidTanh.apply(x)
 
 
-def mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:
+ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU}
+
+
+def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str = "tanh") -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, width), Tanh()]
+        layers += [nn.Linear(n_in, width), ACTIVATIONS[activation]()]
         n_in = width
     layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
 
 
 class RoleModule(TorchRLModule, ValueFunctionAPI):
-    """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "critic": central | local | none,
-    "critic_row_layers": how many of the hidden layers the critic applies to every row before the mean}."""
+    """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "activation": tanh | relu,
+    "critic": central | local | none, "critic_row_layers": how many of the hidden layers the critic applies to every
+    row before the mean}."""
 
     def setup(self):
         cfg = dict(self.model_config or {})
@@ -91,8 +95,11 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
             raise ValueError(f"role {self.role!r}: allowed {', '.join(ROLES)}")
         hidden = tuple(cfg.get("hidden", (64, 64)))
         self.central = cfg.get("critic", "central") == "central"
+        activation = cfg.get("activation", "tanh")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r}: allowed {', '.join(ACTIVATIONS)}")
         n_obs = self.observation_space["obs"].shape[-1]
-        self.actor = mlp(n_obs, hidden, _OUT[self.role])
+        self.actor = mlp(n_obs, hidden, _OUT[self.role], activation)
         # Initial exploration noise of the Gaussian roles. The coordinator's logits act through a softmax over K
         # clusters, where a std of 0.6 only gives near-equal splits at large K (every cluster ~1/K of the CPU, too
         # little for any task to meet its deadline at K = 10); a std of 1.6 also tries splits that favour a few
@@ -111,8 +118,8 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
             row_layers = int(cfg.get("critic_row_layers", 1))
             if not 1 <= row_layers <= len(hidden):
                 raise ValueError(f"critic_row_layers {row_layers}: allowed 1..{len(hidden)} (the hidden layers)")
-            self.critic_rows = mlp(n_critic_in, hidden[:row_layers], hidden[row_layers - 1])[:-1]
-            self.critic_pooled = mlp(hidden[row_layers - 1], hidden[row_layers:], 1)
+            self.critic_rows = mlp(n_critic_in, hidden[:row_layers], hidden[row_layers - 1], activation)[:-1]
+            self.critic_pooled = mlp(hidden[row_layers - 1], hidden[row_layers:], 1, activation)
 
     # -- rows -----------------------------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
     return {
         role: RLModuleSpec(
             module_class=RoleModule,
-            model_config={"role": role, "hidden": list(t.hidden), "critic": critic(role),
+            model_config={"role": role, "hidden": list(t.hidden), "activation": t.activation, "critic": critic(role),
                           "critic_row_layers": t.critic_row_layers},
         )
         for role in trained_roles(cfg, phase)
