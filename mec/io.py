@@ -6,10 +6,12 @@ then renamed), so a killed job never leaves a file a later stage would trust.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 from importlib import metadata
@@ -31,6 +33,39 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> dict[str, Any]:
+    """The CPU model, CPU count and system of this process's machine. The same config and seed give the same numbers
+    bit for bit on the same CPU model; on another one torch's and MKL's float kernels may round differently, and over a
+    training run that drifts within the spread between seeds (README, "Reproducing the results")."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu or "unknown", "cpus": os.cpu_count(), "system": platform.platform()}
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str:
+    """The git commit of the checkout this package is imported from, with "+dirty" when tracked files differ from it;
+    "unknown" outside a git checkout (an installed copy) or without git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip()  # fmt: skip
+
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
 
 
 def _file_mode() -> int:
@@ -57,10 +92,13 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
-    """Write a DataFrame atomically; `provenance` (config, seed, ...) plus package versions go in the file metadata."""
+    """Write a DataFrame atomically; `provenance` (config, seed, ...) plus package versions, the machine and the
+    source commit (machine(), source_commit()) go in the file metadata."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta[b"mec_provenance"] = json.dumps({**(provenance or {}), "versions": package_versions()}).encode()
+    meta[b"mec_provenance"] = json.dumps(
+        {**(provenance or {}), "versions": package_versions(), "machine": machine(), "commit": source_commit()}
+    ).encode()
     table = table.replace_schema_metadata(meta)
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

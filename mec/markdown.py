@@ -298,11 +298,23 @@ def runs_sentence(runs: Sequence[dict]) -> str:
     points = "; ".join(f"phase {phase}: {size_name(phase)} = {', '.join(map(str, ns))}"
                        for phase, ns in sizes.items() if ns)  # fmt: skip
     seeds = ", ".join(map(str, sorted({int(run["training_seed"]) for run in runs})))
-    return (
+    sentence = (
         f"The learned rows come from {counted(len(runs), 'training run')} ({points}; seeds {seeds}) of "
         f"{t['iterations']} PPO iterations of {t['train_batch_slots']} slots ({t['backend']} backend, "
         f"{t['critic']} critic), each evaluated at its best checkpoint."
     )
+    return sentence + origin_sentence([run.get("trained") or {} for run in runs])
+
+
+def origin_sentence(origins: Sequence[dict]) -> str:
+    """" Trained at commit C on CPU M." from the training runs' records (mec.runs.run_origin), naming every commit and
+    CPU model among them; "" when a run has no record (trained before runs recorded them)."""
+    if not origins or not all("commit" in origin and "machine" in origin for origin in origins):
+        return ""
+    commits = sorted({origin["commit"] for origin in origins})
+    cpus = sorted({origin["machine"]["cpu"] for origin in origins})
+    return (f" Trained at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)} on "
+            f"{' and '.join(cpus)} (bit-identical reruns need the same CPU model).")  # fmt: skip
 
 
 def readme_results(

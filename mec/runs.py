@@ -2,7 +2,7 @@
 
 Layout of a run directory:
   metrics.parquet          one row per finished iteration (written atomically after each iteration)
-  run.json                 config, seed, package versions, status
+  run.json                 config, seed, package versions, machine and source commit, status
   checkpoints/latest       the newest iteration (resume point)
   checkpoints/best         the iteration with the best evaluation reward so far
   checkpoints/iter_<i>     every `training.checkpoint_every` iterations
@@ -409,7 +409,19 @@ def finish_run(out: Path, meta_base: dict, iterations: int, versions: dict) -> N
     _check_rows(out / METRICS, read_rows(out / METRICS), iterations)
     _checkpoint_rows(latest, iterations)
     copy_checkpoint(latest, out / "checkpoints" / "final")
-    io.write_json({**meta_base, "status": "complete", "iterations": iterations, "versions": versions}, out / "run.json")
+    io.write_json({**meta_base, "status": "complete", "iterations": iterations, "versions": versions,
+                   "machine": io.machine(), "commit": io.source_commit()}, out / "run.json")  # fmt: skip
+
+
+def run_origin(checkpoint: str | os.PathLike) -> dict:
+    """Where the run a checkpoint lies in was trained: {"machine", "commit"} from RUN/run.json (mec.io.machine,
+    mec.io.source_commit); empty for a run recorded before they were, or a checkpoint outside a run directory."""
+    record_path = Path(checkpoint).absolute().parent.parent / "run.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {key: record[key] for key in ("machine", "commit") if key in record}
 
 
 def check_against_run(checkpoint: Path, meta: dict) -> None:

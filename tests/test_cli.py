@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,11 @@ def test_evaluate_out_is_deterministic_and_records_provenance(tmp_path):
     prov = read_provenance(first)
     assert prov["config"]["phase2"]["n_users"] == 12 and prov["seed"] == 3
     assert "numpy" in prov["versions"]
+    # Where it was computed: the machine and the checkout's commit (this test runs in a git checkout).
+    assert prov["machine"]["cpus"] == os.cpu_count() and prov["machine"]["cpu"] != "unknown"
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout.strip()  # fmt: skip
+    assert prov["commit"].removesuffix("+dirty") == head
 
 
 def test_unknown_policy_lists_the_valid_ones():

@@ -160,6 +160,7 @@ def check_run(run: Path, phase: int, n_groups: int, n_ue: int, stages: int, iter
     assert meta(ckpt / "best")["eval_reward_per_slot"] == best_row["eval/reward_per_slot"]
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["status"] == "complete" and run_json["iterations"] == iterations
+    assert run_json["machine"]["cpus"] == os.cpu_count() and run_json["commit"] != ""  # where it was trained
     modules = sorted(p.name for p in (ckpt / "final" / "learner_group" / "learner" / "rl_module").iterdir()
                      if p.is_dir())  # fmt: skip
     assert modules == sorted(["ue", "scheduler"] + (["coordinator"] if phase == 2 else []))

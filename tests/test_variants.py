@@ -333,6 +333,15 @@ def test_readme_results_names_the_runs_behind_the_learned_rows():
                         "best checkpoint.")  # fmt: skip
     assert markdown.runs_sentence([]) == ""
     assert markdown.readme_results(_comparison(with_search=False), study=sentence).count(sentence) == 1
+    # Runs that recorded where they were trained (run.json, via evaluate_policy's provenance) say so.
+    origin = {"commit": "0123456789ab", "machine": {"cpu": "Some CPU", "cpus": 2, "system": "Linux"}}
+    trained = [{**run(1, 2, seed), "trained": origin} for seed in (0, 1)]
+    assert markdown.runs_sentence(trained).endswith(
+        "best checkpoint. Trained at commit 0123456789ab on Some CPU (bit-identical reruns need the same CPU model).")
+    other = {"commit": "ba9876543210", "machine": {"cpu": "Other CPU"}}
+    assert "at commits 0123456789ab, ba9876543210 on Other CPU and Some CPU" in markdown.runs_sentence(
+        [*trained, {**run(1, 3, 0), "trained": other}])
+    assert "Trained at" not in markdown.runs_sentence([*trained, run(1, 3, 0)])  # one run without a record
 
 
 README_TEXT = "# Title\n\nIntro.\n\n## Results\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Next\n"

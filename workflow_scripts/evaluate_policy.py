@@ -18,7 +18,7 @@ import mec_rule  # noqa: E402 - first of the project: puts mec on the path
 
 import torch  # noqa: E402
 
-from mec import backends, io, metrics  # noqa: E402
+from mec import backends, io, metrics, runs  # noqa: E402
 from mec.config import config_from_sections, config_to_dict  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_policy  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
@@ -63,6 +63,7 @@ def main(smk) -> None:
         "policy": name,
         "checkpoint": str(checkpoint),
         "checkpoint_iteration": meta["iteration"],
+        "trained": runs.run_origin(checkpoint),  # the machine and commit of the training run
     }
     io.write_parquet(frame.assign(policy=name), smk.output.episodes, provenance)
     io.write_parquet(schedule.assign(policy=name), smk.output.schedule, provenance)
