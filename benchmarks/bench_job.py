@@ -20,9 +20,9 @@ processes seen. A process that has re-parented itself away from the tree would b
 `tree_cpu_s` is the CPU time (user + system) of the processes of the tree at their last sample: far below the wall
 time means the job waited for a busy CPU, and the load average before and after is recorded for the same reason.
 
-Projection of the whole default study (`snakemake --cores 2`: the default target, without variants): training jobs
-= sum over workflow.phases of (sizes x workflow.seeds), each followed by its evaluation job; one baselines job per
-size. Every job of a phase is given its largest point's measured (train: projected) time, so smaller N are
+Projection of the whole default study (`snakemake --cores 2`: the default target, the study and the scenarios of
+workflow.scenarios, without the other variants): training jobs = sum over each one's workflow.phases of (sizes x
+workflow.seeds), each followed by its evaluation job; one baselines job per size. Every job of a phase is given its largest point's measured (train: projected) time, so smaller N are
 overestimated; aggregation and plotting jobs (seconds each) are left out. The jobs are packed onto --cores cores,
 longest first (each training job uses training.num_cpus = 1 core). This is a projection, not a measurement.
 
@@ -49,7 +49,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mec.config import load_config  # noqa: E402
+from mec.config import load_config, study_variants, variant_config  # noqa: E402
 
 BASELINES_SNIPPET = """
 import sys
@@ -190,28 +190,35 @@ def pack_longest_first(durations: list[float], cores: int) -> float:
 
 
 def project_study(cfg, phases: dict[int, dict], cores: int) -> dict:
+    """The default target: the study and each scenario of workflow.scenarios, which trains and evaluates its own jobs
+    (a scenario shares none of the study's), each over its own phases, sizes and seeds."""
     jobs = {"train_agents": 0, "evaluate_policy": 0, "evaluate_baselines": 0}
     chains: list[float] = []  # a training job and its evaluation, back to back; baselines jobs alone
-    for phase in cfg.workflow.phases:
-        if phase not in phases:
-            raise SystemExit(f"--phases lacks phase {phase} of workflow.phases; the study projection needs both")
-        sizes = cfg.phase1.n_ue if phase == 1 else cfg.phase2.n_clusters
-        p = phases[phase]
-        n_runs = len(sizes) * len(cfg.workflow.seeds)
-        jobs["train_agents"] += n_runs
-        jobs["evaluate_policy"] += n_runs
-        jobs["evaluate_baselines"] += len(sizes)
-        chains += [p["train"]["projected_full_job_s"] + p["evaluate"]["wall_s"]] * n_runs
-        chains += [p["baselines"]["wall_s"]] * len(sizes)
+    variants = study_variants(cfg)
+    studies = {"study": cfg, **{name: variant_config(cfg, variants[name]) for name in cfg.workflow.scenarios}}
+    for study in studies.values():
+        for phase in study.workflow.phases:
+            if phase not in phases:
+                raise SystemExit(f"--phases lacks phase {phase} of workflow.phases; the study projection needs both")
+            sizes = study.phase1.n_ue if phase == 1 else study.phase2.n_clusters
+            p = phases[phase]
+            n_runs = len(sizes) * len(study.workflow.seeds)
+            jobs["train_agents"] += n_runs
+            jobs["evaluate_policy"] += n_runs
+            jobs["evaluate_baselines"] += len(sizes)
+            chains += [p["train"]["projected_full_job_s"] + p["evaluate"]["wall_s"]] * n_runs
+            chains += [p["baselines"]["wall_s"]] * len(sizes)
     makespan = pack_longest_first(chains, cores)
     return {
         "projected": True,
         "cores": cores,
+        "studies": list(studies),
         "jobs": jobs,
         "job_seconds_total": round(sum(chains), 1),
         "wall_s": round(makespan, 1),
         "wall_h": round(makespan / 3600, 2),
-        "excluded": "aggregate and plot jobs; variants (ablations, trade-off, tuning) are not in the default target",
+        "excluded": "aggregate and plot jobs; the variants outside the default target (ablations, backends, "
+                    "trade-off, tuning)",
     }
 
 
