@@ -49,6 +49,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mec import io  # noqa: E402
 from mec.config import load_config, study_variants, variant_config  # noqa: E402
 
 BASELINES_SNIPPET = """
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory_method": "psutil process-tree sampler: peak of summed RSS and of summed PSS over the job's process "
         f"and all descendants, every {args.sample_s} s",
         "phases": {f"phase{p}": v for p, v in phases.items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpu": io.machine()["cpu"], "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(),
                     "load_avg_1m_before": round(load_before[0], 2),
                     "load_avg_1m_after": round(os.getloadavg()[0], 2)},  # fmt: skip
     }

@@ -8,12 +8,15 @@ minibatches), alternating two layouts of `RoleModule.row_logp` for the UE role, 
           tests/test_modules.py)
 Rounds alternate (dense, masked, dense, masked, ...) so that drift on a noisy machine hits both alike; the report
 gives each layout's median seconds per update call (one whole iteration's epochs and minibatches) and their ratio.
+`--compare activation` times training.activation tanh against relu instead: one algorithm per activation, each
+updating on a batch it sampled itself (the same seed, so the same size), alternating the same way.
 Run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +30,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from mec.backends.rllib import modules  # noqa: E402
+from mec import io  # noqa: E402
 from mec.config import config_from_dict  # noqa: E402
 
 torch.set_num_threads(1)
@@ -51,10 +55,17 @@ masked_row_logp = modules.RoleModule.row_logp
 LAYOUTS = {"dense": dense_row_logp, "masked": masked_row_logp}
 
 
-def point(cfg, phase: int, n: int, rounds: int) -> dict:
-    import ray
+def update(algo, episodes) -> None:
+    """One learner update on `episodes`: the iteration's epochs and minibatches, as training runs them."""
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+    algo.learner_group.update(episodes=episodes, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0},
+                              num_epochs=algo.config.num_epochs, minibatch_size=algo.config.minibatch_size,
+                              shuffle_batch_per_epoch=algo.config.shuffle_batch_per_epoch)  # fmt: skip
+
+
+def point(cfg, phase: int, n: int, rounds: int) -> dict:
+    import ray
     from mec.backends.rllib.training import build_ppo_config
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
@@ -68,9 +79,7 @@ def point(cfg, phase: int, n: int, rounds: int) -> dict:
             for name, layout in LAYOUTS.items():
                 modules.RoleModule.row_logp = layout
                 started = time.perf_counter()
-                algo.learner_group.update(episodes=episodes, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0},
-                                          num_epochs=algo.config.num_epochs, minibatch_size=algo.config.minibatch_size,
-                                          shuffle_batch_per_epoch=algo.config.shuffle_batch_per_epoch)  # fmt: skip
+                update(algo, episodes)
                 times[name].append(time.perf_counter() - started)
         modules.RoleModule.row_logp = masked_row_logp
         algo.stop()
@@ -84,15 +93,50 @@ def point(cfg, phase: int, n: int, rounds: int) -> dict:
     return row
 
 
+def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
+    """Median seconds per learner update with training.activation tanh and relu, alternating."""
+    import ray
+    from mec.backends.rllib.training import build_ppo_config
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    try:
+        algos = {}
+        for activation in ("tanh", "relu"):
+            algo = build_ppo_config(dataclasses.replace(cfg, training=dataclasses.replace(
+                cfg.training, activation=activation)), phase, n, 0).build_algo()  # fmt: skip
+            algo.train()  # warm-up
+            algos[activation] = (algo, algo.env_runner_group.local_env_runner.sample())
+        times = {name: [] for name in algos}
+        for _ in range(rounds):
+            for name, (algo, episodes) in algos.items():
+                started = time.perf_counter()
+                update(algo, episodes)
+                times[name].append(time.perf_counter() - started)
+        for algo, _ in algos.values():
+            algo.stop()
+    finally:
+        ray.shutdown()
+    row = {"phase": phase, "n": n, "rounds": rounds}
+    for name, values in times.items():
+        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    row["tanh_over_relu"] = round(row["tanh_update_s"] / row["relu_update_s"], 2)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="update calls per layout, alternating")
     parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
                         help="sweep points as PHASE:N (default: 1:7 2:10)")  # fmt: skip
+    parser.add_argument("--compare", choices=("logp", "activation"), default="logp",
+                        help="logp: the UE log-probability layouts (default); activation: tanh against relu")  # fmt: skip
     args = parser.parse_args()
     cfg = config_from_dict({})
     points = [tuple(int(x) for x in item.split(":")) for item in args.points]
-    report = {"benchmark": "learner", "points": [point(cfg, p, n, args.rounds) for p, n in points]}
+    measure = point if args.compare == "logp" else activation_point
+    report = {"benchmark": "learner", "compare": args.compare, "cpu": io.machine()["cpu"],
+              "points": [measure(cfg, p, n, args.rounds) for p, n in points]}  # fmt: skip
     print(json.dumps(report, indent=1))
 
 

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from mec import io  # noqa: E402
 from mec.config import config_from_dict, config_to_dict  # noqa: E402
 from mec.envs.fleet import FleetEnv  # noqa: E402
 from mec.envs.mec_env import MECEnv  # noqa: E402
@@ -218,7 +219,7 @@ def main() -> None:
     cfg = config_from_dict(overrides)
     points = [tuple(int(x) for x in point.split(":")) for point in args.points]
     sections = args.only or ("sampling", "iteration", "runners", "evaluation")
-    report = {"benchmark": "training", "training": config_to_dict(cfg)["training"]}
+    report = {"benchmark": "training", "cpu": io.machine()["cpu"], "training": config_to_dict(cfg)["training"]}
     if "sampling" in sections:
         report["sampling"] = sampling(cfg, 1 if args.quick else args.calls, points)
     if "iteration" in sections:
