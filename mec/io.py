@@ -39,7 +39,7 @@ def package_versions() -> dict[str, str]:
 def machine() -> dict[str, Any]:
     """The CPU model, CPU count and system of this process's machine. The same config and seed give the same numbers
     bit for bit on the same CPU model; on another one torch's and MKL's float kernels may round differently, and over a
-    training run that drifts within the spread between seeds (README, "Reproducing the results")."""
+    training run that drifts within the spread between seeds (README, "Reproducing the committed numbers")."""
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
