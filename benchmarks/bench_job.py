@@ -22,9 +22,10 @@ time means the job waited for a busy CPU, and the load average before and after 
 
 Projection of the whole default study (`snakemake --cores 2`: the default target, the study and the scenarios of
 workflow.scenarios, without the other variants): training jobs = sum over each one's workflow.phases of (sizes x
-workflow.seeds), each followed by its evaluation job; one baselines job per size. Every job of a phase is given its largest point's measured (train: projected) time, so smaller N are
-overestimated; aggregation and plotting jobs (seconds each) are left out. The jobs are packed onto --cores cores,
-longest first (each training job uses training.num_cpus = 1 core). This is a projection, not a measurement.
+workflow.seeds), each followed by its evaluation job; one baselines job per size. Every job of a phase is given its
+largest point's measured (train: projected) time, so smaller N are overestimated; aggregation and plotting jobs (seconds
+each) are left out. The jobs are packed onto --cores cores, longest first (each training job uses training.num_cpus = 1
+core). This is a projection, not a measurement.
 
 Usage: python benchmarks/bench_job.py [--iterations 3] [--phases 1 2] [--config config.yaml] [--cores 2]
 """

@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
                         help="sweep points as PHASE:N (default: 1:7 2:10)")  # fmt: skip
     parser.add_argument("--compare", choices=("logp", "activation"), default="logp",
-                        help="logp: the UE log-probability layouts (default); activation: tanh against relu")  # fmt: skip
+                        help="logp: the UE log-probability layouts (default); activation: tanh vs relu")  # fmt: skip
     args = parser.parse_args()
     cfg = config_from_dict({})
     points = [tuple(int(x) for x in item.split(":")) for item in args.points]

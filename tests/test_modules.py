@@ -337,8 +337,8 @@ def test_actor_and_critic_apply_the_configured_activation_after_every_hidden_lay
         *hidden, head = layers(module.critic_pooled)
         for layer in hidden:
             pooled = function(pooled @ layer.weight.T + layer.bias)
-        torch.testing.assert_close(module.compute_values({Columns.OBS: obs}), (pooled @ head.weight.T + head.bias)[:, 0],
-                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+        want = (pooled @ head.weight.T + head.bias)[:, 0]
+        torch.testing.assert_close(module.compute_values({Columns.OBS: obs}), want, rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_activation_is_refused(env):

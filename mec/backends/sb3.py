@@ -14,12 +14,12 @@ arrives at its last stage, and SB3's single discount would cut the earlier stage
 passes.
 
 Hyperparameters (config training.*): train_batch_slots -> n_steps (one env, so the batch is that many slots),
-minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param ->
-clip_range, entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), activation ->
-activation_fn, seed. Everything else keeps SB3's defaults (advantages normalised per minibatch, gradient norm
-clipped at 0.5, state-independent log std starting at 0). training.critic, ue_credit, num_env_runners and ray_address do not apply (the critic sees
-the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one env in
-this process, without Ray); num_cpus sets torch's threads.
+minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param -> clip_range,
+entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), activation -> activation_fn, seed.
+Everything else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5,
+state-independent log std starting at 0). training.critic, ue_credit, num_env_runners and ray_address do not apply (the
+critic sees the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one
+env in this process, without Ray); num_cpus sets torch's threads.
 
 Outputs are those of mec.runs (same run directory layout, the same metrics.parquet columns built by
 mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
