@@ -8,8 +8,9 @@ minibatches), alternating two layouts of `RoleModule.row_logp` for the UE role, 
           tests/test_modules.py)
 Rounds alternate (dense, masked, dense, masked, ...) so that drift on a noisy machine hits both alike; the report
 gives each layout's median seconds per update call (one whole iteration's epochs and minibatches) and their ratio.
-`--compare activation` times training.activation tanh against relu instead: one algorithm per activation, each
-updating on a batch it sampled itself (the same seed, so the same size), alternating the same way.
+`--compare activation` times the activations instead: training.activation tanh (the modules' 2 sigmoid(2x) - 1,
+and torch's own nn.Tanh in its place) and relu, one algorithm each, each updating on a batch it sampled itself (the
+same seed, so the same size), alternating the same way.
 Run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1.
 """
 
@@ -94,19 +95,25 @@ def point(cfg, phase: int, n: int, rounds: int) -> dict:
 
 
 def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
-    """Median seconds per learner update with training.activation tanh and relu, alternating."""
+    """Median seconds per learner update with training.activation tanh (the modules' sigmoid form and, in its place,
+    torch's nn.Tanh) and relu, alternating."""
     import ray
     from mec.backends.rllib.training import build_ppo_config
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
              _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    tanh = modules.ACTIVATIONS["tanh"]
     try:
         algos = {}
-        for activation in ("tanh", "relu"):
+        # tanh: the modules' own (2 sigmoid(2x) - 1); torch_tanh: torch's nn.Tanh in its place; relu: nn.ReLU.
+        for name, activation, layer in (("tanh", "tanh", tanh), ("torch_tanh", "tanh", nn.Tanh),
+                                        ("relu", "relu", nn.ReLU)):  # fmt: skip
+            modules.ACTIVATIONS["tanh"] = layer
             algo = build_ppo_config(dataclasses.replace(cfg, training=dataclasses.replace(
                 cfg.training, activation=activation)), phase, n, 0).build_algo()  # fmt: skip
+            modules.ACTIVATIONS["tanh"] = tanh
             algo.train()  # warm-up
-            algos[activation] = (algo, algo.env_runner_group.local_env_runner.sample())
+            algos[name] = (algo, algo.env_runner_group.local_env_runner.sample())
         times = {name: [] for name in algos}
         for _ in range(rounds):
             for name, (algo, episodes) in algos.items():
@@ -116,10 +123,12 @@ def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
         for algo, _ in algos.values():
             algo.stop()
     finally:
+        modules.ACTIVATIONS["tanh"] = tanh
         ray.shutdown()
     row = {"phase": phase, "n": n, "rounds": rounds}
     for name, values in times.items():
         row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    row["tanh_over_torch_tanh"] = round(row["tanh_update_s"] / row["torch_tanh_update_s"], 2)
     row["tanh_over_relu"] = round(row["tanh_update_s"] / row["relu_update_s"], 2)
     return row
 
