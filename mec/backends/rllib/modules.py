@@ -49,8 +49,10 @@ _EPS = 1e-4
 class _SigmoidTanh(torch.autograd.Function):
     """tanh(x) computed as 2 * sigmoid(2x) - 1, with the derivative 1 - tanh(x)^2 from the output.
 
-    The same function as torch.tanh (to float32 rounding, about 2e-7), but torch's CPU build evaluates sigmoid about
-    twice as fast as tanh, and the activations are a third of the learner's time at K = 10 (100 rows per sample)."""
+    The same function as torch.tanh (to float32 rounding, about 2e-7). On an AMD EPYC (Zen 4) torch's CPU build
+    evaluates sigmoid about twice as fast as tanh, and the activations are a third of the learner's time at K = 10
+    (100 rows per sample); on an Intel Xeon (Sapphire Rapids) torch's tanh is the faster one, 1.28x per K = 10 update
+    (benchmarks/bench_learner.py --compare activation). Every committed result was trained with this form."""
 
     @staticmethod
     def forward(ctx, x):
