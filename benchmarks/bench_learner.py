@@ -11,6 +11,10 @@ gives each layout's median seconds per update call (one whole iteration's epochs
 `--compare activation` times the activations instead: training.activation tanh (the modules' 2 sigmoid(2x) - 1,
 and torch's own nn.Tanh in its place) and relu, one algorithm each, each updating on a batch it sampled itself (the
 same seed, so the same size), alternating the same way.
+`--compare inplace` times two implementations of the modules' sigmoid-form tanh on one algorithm and batch:
+  out_of_place  2 * sigmoid(2x) - 1 and grad * (1 - y^2), every step a fresh tensor (the implementation before)
+  in_place      one fresh tensor per pass, each step in place on it (mec.backends.rllib.modules, today; bit for bit
+                the same values and gradients, tests/test_modules.py)
 Run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1.
 """
 
@@ -133,17 +137,65 @@ def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
     return row
 
 
+class OutOfPlaceSigmoidTanh(torch.autograd.Function):
+    """The implementation before: the same values as modules._SigmoidTanh, a fresh tensor for every step."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sigmoid(2.0 * x).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1.0 - y * y)
+
+
+def inplace_point(cfg, phase: int, n: int, rounds: int) -> dict:
+    """Median seconds per learner update with the sigmoid-form tanh out of place and in place, alternating on one
+    algorithm and one sampled batch."""
+    import ray
+    from mec.backends.rllib.training import build_ppo_config
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    in_place = modules._SigmoidTanh
+    forms = {"out_of_place": OutOfPlaceSigmoidTanh, "in_place": in_place}
+    try:
+        algo = build_ppo_config(cfg, phase, n, 0).build_algo()
+        algo.train()  # warm-up
+        episodes = algo.env_runner_group.local_env_runner.sample()
+        times = {name: [] for name in forms}
+        for _ in range(rounds):
+            for name, form in forms.items():
+                modules._SigmoidTanh = form
+                started = time.perf_counter()
+                update(algo, episodes)
+                times[name].append(time.perf_counter() - started)
+        algo.stop()
+    finally:
+        modules._SigmoidTanh = in_place
+        ray.shutdown()
+    row = {"phase": phase, "n": n, "rounds": rounds}
+    for name, values in times.items():
+        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    row["out_of_place_over_in_place"] = round(row["out_of_place_update_s"] / row["in_place_update_s"], 3)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="update calls per layout, alternating")
     parser.add_argument("--points", nargs="+", default=[f"{p}:{n}" for p, n in POINTS],
                         help="sweep points as PHASE:N (default: 1:7 2:10)")  # fmt: skip
-    parser.add_argument("--compare", choices=("logp", "activation"), default="logp",
-                        help="logp: the UE log-probability layouts (default); activation: tanh vs relu")  # fmt: skip
+    parser.add_argument("--compare", choices=("logp", "activation", "inplace"), default="logp",
+                        help="logp: the UE log-probability layouts (default); activation: tanh vs relu; "
+                             "inplace: the sigmoid-form tanh out of place vs in place")  # fmt: skip
     args = parser.parse_args()
     cfg = config_from_dict({})
     points = [tuple(int(x) for x in item.split(":")) for item in args.points]
-    measure = point if args.compare == "logp" else activation_point
+    measure = {"logp": point, "activation": activation_point, "inplace": inplace_point}[args.compare]
     report = {"benchmark": "learner", "compare": args.compare, "cpu": io.machine()["cpu"],
               "points": [measure(cfg, p, n, args.rounds) for p, n in points]}  # fmt: skip
     print(json.dumps(report, indent=1))

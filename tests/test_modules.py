@@ -16,6 +16,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from conftest_rl import make_env
+from mec.backends.rllib import modules
 from mec.backends.rllib.modules import FleetPPOLearner, RoleModule
 from mec.envs.mec_env import SPECTRUM_LOW
 
@@ -339,6 +340,26 @@ def test_actor_and_critic_apply_the_configured_activation_after_every_hidden_lay
             pooled = function(pooled @ layer.weight.T + layer.bias)
         want = (pooled @ head.weight.T + head.bias)[:, 0]
         torch.testing.assert_close(module.compute_values({Columns.OBS: obs}), want, rtol=1e-5, atol=1e-6)
+
+
+def test_sigmoid_form_tanh_works_in_place_with_the_out_of_place_forms_values_bit_for_bit():
+    """modules._SigmoidTanh: forward 2 sigmoid(2x) - 1 and backward grad * (1 - y^2), in place, give exactly the
+    numbers of the out-of-place expressions that trained the committed results, and torch.tanh's to rounding."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.cat([torch.randn(4000, 64, generator=gen) * 3, torch.tensor([[0.0, 1e-8, -1e-8, 20.0, -20.0, 90.0,
+                                                                             -90.0, 0.5] * 8])])  # fmt: skip
+    grad = torch.randn(x.shape, generator=gen)
+    x_before = x.clone()
+    x.requires_grad_(True)
+    y = modules._SigmoidTanh.apply(x)
+    y.backward(grad)
+    with torch.no_grad():
+        want = torch.sigmoid(2.0 * x) * 2.0 - 1.0
+        want_grad = grad * (1.0 - want * want)
+    assert torch.equal(y.detach(), want)
+    assert torch.equal(x.grad, want_grad)
+    torch.testing.assert_close(y.detach(), torch.tanh(x.detach()), rtol=0, atol=3e-7)
+    assert torch.equal(x.detach(), x_before)  # the input is left as it was, not overwritten
 
 
 def test_unknown_activation_is_refused(env):
