@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CONFIG ?= config.yaml
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv study report test bench schema clean-venv
+.PHONY: venv study report reproduce test bench schema clean-venv
 
 venv: $(STAMP)
 
@@ -31,6 +31,17 @@ study: venv
 report: venv
 	@$(CHECK_CONFIG)
 	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report results/report.html
+
+# A rerun of part of the study (config/reproduce.yaml: phase 1 N = 3, seeds 0-2; a few minutes at --cores 2) against
+# the committed per-seed rows, value for value (mec reproduce): exit 1 if any differs. RERUN: the rerun's table, under
+# the results_dir of REPRODUCE_CONFIG.
+REPRODUCE_CONFIG ?= config/reproduce.yaml
+COMMITTED ?= docs/summary/backends/learned_seeds.parquet
+RERUN ?= results/reproduce/summary/learned_seeds.parquet
+reproduce: venv
+	@$(PY) -m mec.config "$(REPRODUCE_CONFIG)"
+	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile config.yaml $(REPRODUCE_CONFIG)
+	$(PY) -m mec reproduce --committed $(COMMITTED) --rerun $(RERUN)
 
 test: venv
 	$(PY) -m pytest -q --durations=20

@@ -1,4 +1,4 @@
-"""The `mec` command: `python -m mec evaluate ...`, `python -m mec train ...` and `python -m mec compare ...`."""
+"""The `mec` command: `python -m mec evaluate ...`, `train ...`, `compare ...` and `reproduce ...`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mec import __version__, io, metrics
+from mec import __version__, io, metrics, reproduce
 from mec.config import (
     BACKENDS,
     MAX_PHASE1_UE,
@@ -23,6 +23,7 @@ from mec.config import (
 )
 from mec.evaluation import evaluation_episodes, make_policy, run_baselines, run_policy
 from mec.policies import ORACLE, ORACLE_MAX_UE
+from mec.reproduce import ReproduceError
 from mec.scenario import PhaseSetup
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -150,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", type=Path, default=Path("results/baselines"), help="output folder")
     cmp_.add_argument("--phases", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="phases to run")
     _add_config_flags(cmp_)
+
+    rep = sub.add_parser(
+        "reproduce",
+        help="check a rerun's summary rows against committed ones, value for value",
+        description="Match the rows of two summary tables of the workflow (e.g. summary/learned_seeds.parquet) on "
+        "their key columns (phase, size, policy, seed, metric, ...) and compare every shared value exactly. Exit 0 "
+        "if every committed row that was rerun is equal bit for bit (and at least one was), 1 if any differs or none "
+        "was rerun, 2 on unreadable input. Bit-identical training needs the committed run's CPU model, which the "
+        "report names.",
+    )
+    rep.add_argument("--committed", type=Path, required=True, help="the committed summary table (Parquet)")
+    rep.add_argument("--rerun", type=Path, required=True, help="the rerun's summary table (Parquet)")
     return parser
 
 
@@ -348,6 +361,12 @@ def _train(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    equal, text = reproduce.report(args.committed, args.rerun)
+    print(text)
+    return 0 if equal else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -356,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
         return _compare(args)
-    except (ConfigError, CliError) as exc:
+    except (ConfigError, CliError, ReproduceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

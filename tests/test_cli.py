@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from mec import metrics
+from mec import io, metrics
 from mec.policies import policy_names
 from mec.io import read_provenance
 
@@ -117,3 +118,67 @@ def test_benchmark_script_prints_json():
         (2, 10),
     }
     assert report["oracle"]["oracle_ms_per_slot"] > 0
+
+
+# --------------------------------------------------------------------------- mec reproduce
+
+COMMITTED_SEEDS = ROOT / "docs" / "summary" / "backends" / "learned_seeds.parquet"
+
+
+def test_reproduce_finds_a_rerun_of_some_committed_rows_equal(tmp_path):
+    """A rerun covering two of the committed (point, seed) rows, the others not rerun: equal, exit 0."""
+    committed = pd.read_parquet(COMMITTED_SEEDS)
+    rerun = committed[(committed["phase"] == 1) & (committed["n"] == 3) & (committed["seed"] < 2)]
+    io.write_parquet(rerun.sample(frac=1.0, random_state=0), tmp_path / "rerun.parquet")  # row order is irrelevant
+    out = run_mec("reproduce", "--committed", str(COMMITTED_SEEDS), "--rerun", str(tmp_path / "rerun.parquet"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"2 of {len(committed)} committed rows rerun: all equal bit for bit" in out.stdout
+    # the rerun's file records where it was written
+    assert io.machine()["cpu"] in out.stdout and "written before files recorded" in out.stdout
+
+
+def test_reproduce_names_the_row_and_value_that_differ_by_one_ulp(tmp_path):
+    committed = pd.read_parquet(COMMITTED_SEEDS)
+    rerun = committed.copy()
+    row = rerun.index[(rerun["n"] == 7) & (rerun["seed"] == 1)][0]
+    rerun.loc[row, "reward_per_slot"] = np.nextafter(rerun.loc[row, "reward_per_slot"], np.inf)
+    rerun.to_parquet(tmp_path / "rerun.parquet")
+    out = run_mec("reproduce", "--committed", str(COMMITTED_SEEDS), "--rerun", str(tmp_path / "rerun.parquet"))
+    assert out.returncode == 1
+    assert f"1 of the {len(committed)} rerun rows differ (1 values)" in out.stdout
+    (line,) = [line for line in out.stdout.splitlines() if "reward_per_slot" in line and "mappo" in line]
+    assert line.split()[:6] == ["1", "7", "7", "1", "mappo", "1"]
+    assert f"{committed.loc[row, 'reward_per_slot']:.17f}"[:12] in line
+
+
+def test_reproduce_counts_nan_as_equal_to_nan_and_a_rerun_of_nothing_as_a_failure(tmp_path):
+    committed = pd.DataFrame({"phase": [1, 1], "n": [3, 7], "seed": [0, 0], "reward_per_slot": [2.5, np.nan]})
+    committed.to_parquet(tmp_path / "committed.parquet")
+    committed.to_parquet(tmp_path / "same.parquet")
+    out = run_mec("reproduce", "--committed", str(tmp_path / "committed.parquet"), "--rerun",
+                  str(tmp_path / "same.parquet"))  # fmt: skip
+    assert out.returncode == 0 and "2 of 2 committed rows rerun: all equal" in out.stdout
+    committed.assign(seed=5).to_parquet(tmp_path / "other_seed.parquet")
+    out = run_mec("reproduce", "--committed", str(tmp_path / "committed.parquet"), "--rerun",
+                  str(tmp_path / "other_seed.parquet"))  # fmt: skip
+    assert out.returncode == 1 and "none of the 2 committed rows was rerun" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (None, "--rerun {rerun}: no such file"),
+        (lambda p: p.write_text("not parquet"), "--rerun {rerun}: not a readable Parquet file"),
+        (lambda p: pd.DataFrame({"x": [1.0]}).to_parquet(p), "no key column in both tables"),
+        (lambda p: pd.DataFrame({"phase": [1, 1], "n": [3, 3], "seed": [0, 0], "reward_per_slot": [1.0, 2.0]})
+         .to_parquet(p), "the rerun table has several rows per key"),  # fmt: skip
+    ],
+)
+def test_reproduce_bad_input_is_one_line_and_exit_2(make, needle, tmp_path):
+    rerun = tmp_path / "rerun.parquet"
+    if make is not None:
+        make(rerun)
+    out = run_mec("reproduce", "--committed", str(COMMITTED_SEEDS), "--rerun", str(rerun))
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: ") and needle.format(rerun=rerun) in line

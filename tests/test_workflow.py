@@ -294,6 +294,20 @@ def test_the_reduced_config_trains_each_variant_target_at_its_points_only(tmp_pa
     assert together["train_agents"] == 24 + 3 * 3 + 4 * 2 * 3  # sb3's 9 and the 4 new weights' 24 beside ablations
 
 
+def test_the_reproduce_config_reruns_the_committed_rows_points_alone(tmp_path):
+    """config/reproduce.yaml (`make reproduce`): phase 1 N = 3, seeds 0-2, no scenario beside it; every (point,
+    seed) it trains has a committed row in docs/summary/backends/learned_seeds.parquet to be checked against."""
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "-n", "--cores", "1", "--quiet", "rules",
+                       "--configfile", "config.yaml", "config/reproduce.yaml")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result)
+    assert counts["train_agents"] == counts["evaluate_policy"] == 3 and counts["evaluate_baselines"] == 1
+    committed = pd.read_parquet(REPO / "docs" / "summary" / "backends" / "learned_seeds.parquet")
+    rows = committed[(committed["phase"] == 1) & (committed["n"] == 3)]
+    assert sorted(rows["seed"]) == [0, 1, 2]
+
+
 def _declared(workdir: Path, target: str) -> dict[str, int]:
     """threads, mem_mb and runtime of the job that makes `target`, from a dry run's job display."""
     result = snakemake(workdir, target, "-n", "--cores", "4")
