@@ -36,7 +36,7 @@ report: venv
 # the committed per-seed rows, value for value (mec reproduce): exit 1 if any differs. RERUN: the rerun's table, under
 # the results_dir of REPRODUCE_CONFIG.
 REPRODUCE_CONFIG ?= config/reproduce.yaml
-COMMITTED ?= docs/summary/backends/learned_seeds.parquet
+COMMITTED ?= docs/summary/learned_seeds.parquet
 RERUN ?= results/reproduce/summary/learned_seeds.parquet
 reproduce: venv
 	@$(PY) -m mec.config "$(REPRODUCE_CONFIG)"

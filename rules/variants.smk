@@ -114,13 +114,13 @@ rule aggregate_tuning:
 
 
 # Writes results/README_results.md and copies the figures it shows to docs/results/, then splices the section into
-# README.md between its markers (README.md is not an output: Snakemake would delete it before the job).
+# README.md between its markers. Neither README.md nor docs/results/ is an output: Snakemake would delete them before
+# the job, and docs/results/ also holds figures that other runs committed there (the variants').
 rule readme_results:
     input:
         unpack(readme_inputs),
     output:
         markdown=README_RESULTS,
-        figures=directory(README_FIGURES),
     log:
         f"{LOGS}/readme_results.log",
     localrule: True
@@ -132,6 +132,7 @@ rule readme_results:
         runtime=10,
     params:
         readme=README,
+        figures=README_FIGURES,
         scenarios=readme_scenarios,
     script:
         "../workflow_scripts/readme_results.py"

@@ -1,9 +1,9 @@
 """Rule readme_results: the README's results section from the summary tables (mec.markdown.readme_results).
 
 Writes results/README_results.md, copies the figures it shows into docs/results/ (results/ is not in git, the README
-must show them anywhere), then splices the section into README.md between its markers, atomically
-(mec.markdown.splice_readme; splicing the same section twice changes nothing). README.md is not a rule output:
-Snakemake deletes outputs before a job runs and after it fails.
+must show them anywhere; each copy atomic, other files there left alone), then splices the section into README.md
+between its markers, atomically (mec.markdown.splice_readme; splicing the same section twice changes nothing).
+Neither README.md nor docs/results/ is a rule output: Snakemake deletes outputs before a job runs and after it fails.
 """
 
 import logging
@@ -49,7 +49,7 @@ def main(smk) -> None:
     optional = {key: io.read_parquet(inputs[key], remove_if_corrupt=True)
                 for key in ("ablations", "backends", "pareto", "tuning")
                 if key in inputs.keys()}  # fmt: skip
-    folder = Path(smk.output.figures)
+    folder = Path(smk.params.figures)
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
     for source in map(Path, inputs.figures):
