@@ -69,31 +69,50 @@ def update(algo, episodes) -> None:
                               shuffle_batch_per_epoch=algo.config.shuffle_batch_per_epoch)  # fmt: skip
 
 
-def point(cfg, phase: int, n: int, rounds: int) -> dict:
+def _ray_init() -> None:
     import ray
-    from mec.backends.rllib.training import build_ppo_config
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
              _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+
+
+def _medians(phase: int, n: int, rounds: int, times: dict[str, list[float]]) -> dict:
+    """The report's row: each form's median seconds per update call."""
+    row = {"phase": phase, "n": n, "rounds": rounds}
+    for name, values in times.items():
+        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    return row
+
+
+def alternating_point(cfg, phase: int, n: int, rounds: int, forms: dict, install, current: str) -> dict:
+    """Median seconds per learner update of each of `forms`, each put in place by install(form) in turn, alternating
+    on one algorithm and one sampled batch; the form named `current` (today's) is put back afterwards."""
+    import ray
+    from mec.backends.rllib.training import build_ppo_config
+
+    _ray_init()
     try:
         algo = build_ppo_config(cfg, phase, n, 0).build_algo()
         algo.train()  # warm-up: compiles, fills the connectors' state
         episodes = algo.env_runner_group.local_env_runner.sample()
-        times = {name: [] for name in LAYOUTS}
+        times = {name: [] for name in forms}
         for _ in range(rounds):
-            for name, layout in LAYOUTS.items():
-                modules.RoleModule.row_logp = layout
+            for name, form in forms.items():
+                install(form)
                 started = time.perf_counter()
                 update(algo, episodes)
                 times[name].append(time.perf_counter() - started)
-        modules.RoleModule.row_logp = masked_row_logp
+        install(forms[current])
         algo.stop()
     finally:
-        modules.RoleModule.row_logp = masked_row_logp
+        install(forms[current])
         ray.shutdown()
-    row = {"phase": phase, "n": n, "rounds": rounds}
-    for name, values in times.items():
-        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    return _medians(phase, n, rounds, times)
+
+
+def point(cfg, phase: int, n: int, rounds: int) -> dict:
+    row = alternating_point(cfg, phase, n, rounds, LAYOUTS,
+                            lambda layout: setattr(modules.RoleModule, "row_logp", layout), "masked")  # fmt: skip
     row["dense_over_masked"] = round(row["dense_update_s"] / row["masked_update_s"], 2)
     return row
 
@@ -104,8 +123,7 @@ def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
     import ray
     from mec.backends.rllib.training import build_ppo_config
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
+    _ray_init()
     tanh = modules.ACTIVATIONS["tanh"]
     try:
         algos = {}
@@ -129,9 +147,7 @@ def activation_point(cfg, phase: int, n: int, rounds: int) -> dict:
     finally:
         modules.ACTIVATIONS["tanh"] = tanh
         ray.shutdown()
-    row = {"phase": phase, "n": n, "rounds": rounds}
-    for name, values in times.items():
-        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    row = _medians(phase, n, rounds, times)
     row["tanh_over_torch_tanh"] = round(row["tanh_update_s"] / row["torch_tanh_update_s"], 2)
     row["tanh_over_relu"] = round(row["tanh_update_s"] / row["relu_update_s"], 2)
     return row
@@ -153,33 +169,10 @@ class OutOfPlaceSigmoidTanh(torch.autograd.Function):
 
 
 def inplace_point(cfg, phase: int, n: int, rounds: int) -> dict:
-    """Median seconds per learner update with the sigmoid-form tanh out of place and in place, alternating on one
-    algorithm and one sampled batch."""
-    import ray
-    from mec.backends.rllib.training import build_ppo_config
-
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))  # fmt: skip
-    in_place = modules._SigmoidTanh
-    forms = {"out_of_place": OutOfPlaceSigmoidTanh, "in_place": in_place}
-    try:
-        algo = build_ppo_config(cfg, phase, n, 0).build_algo()
-        algo.train()  # warm-up
-        episodes = algo.env_runner_group.local_env_runner.sample()
-        times = {name: [] for name in forms}
-        for _ in range(rounds):
-            for name, form in forms.items():
-                modules._SigmoidTanh = form
-                started = time.perf_counter()
-                update(algo, episodes)
-                times[name].append(time.perf_counter() - started)
-        algo.stop()
-    finally:
-        modules._SigmoidTanh = in_place
-        ray.shutdown()
-    row = {"phase": phase, "n": n, "rounds": rounds}
-    for name, values in times.items():
-        row[f"{name}_update_s"] = round(statistics.median(values), 3)
+    """Median seconds per learner update with the sigmoid-form tanh out of place and in place."""
+    forms = {"out_of_place": OutOfPlaceSigmoidTanh, "in_place": modules._SigmoidTanh}
+    row = alternating_point(cfg, phase, n, rounds, forms,
+                            lambda form: setattr(modules, "_SigmoidTanh", form), "in_place")  # fmt: skip
     row["out_of_place_over_in_place"] = round(row["out_of_place_update_s"] / row["in_place_update_s"], 3)
     return row
 
