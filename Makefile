@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CONFIG ?= config.yaml
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv study report reproduce test bench schema clean-venv
+.PHONY: venv study report reproduce test test-fast bench schema clean-venv
 
 venv: $(STAMP)
 
@@ -27,10 +27,14 @@ study: venv
 	@$(CHECK_CONFIG)
 	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
 
-# The HTML report of every figure, with captions.
+# The HTML report of every figure, with captions: report.html in the config's own workflow.results_dir, beside the
+# outputs it shows (config.yaml: results/; .test/config.yaml: results-test/). mec.config fills the keys CONFIG leaves
+# out with config.yaml's values (a test checks that config.yaml holds exactly the defaults).
+RESULTS_DIR = $(PY) -c 'import sys; from mec.config import load_config; print(load_config(sys.argv[1]).workflow.results_dir)'
 report: venv
 	@$(CHECK_CONFIG)
-	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report results/report.html
+	results=$$($(RESULTS_DIR) "$(CONFIG)") && \
+	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report "$$results/report.html"
 
 # A rerun of part of the study (config/reproduce.yaml: phase 1 N = 3, seeds 0-2; a few minutes at --cores 2) against
 # the committed per-seed rows, value for value (mec reproduce): exit 1 if any differs. RERUN: the rerun's table, under
@@ -43,8 +47,15 @@ reproduce: venv
 	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile config.yaml $(REPRODUCE_CONFIG)
 	$(PY) -m mec reproduce --committed $(COMMITTED) --rerun $(RERUN)
 
+# Every test, what CI runs (about 24 minutes on 2 cores).
 test: venv
 	$(PY) -m pytest -q --durations=20
+
+# The tests that take seconds, touching every module (a one-iteration training on tiny sizes included): under 3
+# minutes on 2 cores. The tests marked slow (training runs, the workflow, kills and resumes, SLURM; tests/conftest.py
+# names them) run only in `make test`.
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" --durations=10
 
 bench: venv
 	$(PY) benchmarks/bench_simulator.py

@@ -1,5 +1,5 @@
-"""Markdown from the summary tables: the tables of the variants, the tuning sweep and the README's results section,
-and the atomic splice of that section into README.md.
+"""Markdown from the summary tables: the tables of the variants, the tuning sweep, the results section of
+docs/results.md and the README's short headline table, and the atomic splice of both into their files.
 
 Every number comes from a summary table of mec.aggregate (means with their Student-t confidence intervals); nothing
 here computes a statistic of its own except picking rows (the best heuristic at a sweep point) and the ratio of two
@@ -19,8 +19,12 @@ from mec import aggregate
 from mec.io import atomic_write
 from mec.plotting import FIGURE_METRICS, counted
 
+# The generated results section of docs/results.md lies between these two lines, the README's headline table between
+# the next two.
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
+HEADLINE_START = "<!-- headline:start -->"
+HEADLINE_END = "<!-- headline:end -->"
 
 
 def number(value: float, digits: int = 4) -> str:
@@ -152,7 +156,7 @@ def _grid_value(value) -> str:
     return number(value) if isinstance(value, float) else str(value)
 
 
-# --------------------------------------------------------------------------- README results section
+# --------------------------------------------------------------------------- results section and headline
 
 
 def _learned_rows(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -229,6 +233,17 @@ def phase1_markdown(comparison: pd.DataFrame) -> str:
     return table(*phase1_rows(comparison)) + "\n"
 
 
+def share_of_search_gain(point: pd.DataFrame) -> float:
+    """At one sweep point: the share of local search's gain over all-local that the learned policy reaches,
+    (learned - all-local) / (local search - all-local); NaN where a row is missing or local search gains nothing."""
+    learned = _first(_learned_rows(point))
+    search, local = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, "all-local")
+    if learned is None or search is None or local is None or not search["reward_per_slot"] > local["reward_per_slot"]:
+        return math.nan
+    return float((learned["reward_per_slot"] - local["reward_per_slot"])
+                 / (search["reward_per_slot"] - local["reward_per_slot"]))  # fmt: skip
+
+
 def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Phase 2 per K: the learned policy, the best heuristic at that K and the local-search reference (where it
     ran): reward per slot with its CI; whether the learned policy's interval lies wholly above the best heuristic's
@@ -241,15 +256,9 @@ def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
         cells = [str(n), _named_reward(learned), _named_reward(best), _above(learned, best)]
         if has_search:
-            search, local = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, "all-local")
+            search = _policy_row(point, aggregate.LOCAL_SEARCH)
             cells.append("—" if search is None else _reward(search))
-            gain = (
-                (learned["reward_per_slot"] - local["reward_per_slot"])
-                / (search["reward_per_slot"] - local["reward_per_slot"])
-                if learned is not None and search is not None and local is not None
-                and search["reward_per_slot"] > local["reward_per_slot"]
-                else math.nan
-            )
+            gain = share_of_search_gain(point)
             cells.append("—" if math.isnan(gain) else f"{gain:.3f}")
         body.append(cells)
     header = ["K", "learned: reward per slot", "best heuristic: reward per slot", "learned CI above best heuristic"] + (
@@ -329,9 +338,9 @@ def readme_results(
     study: str = "",
     scenarios: Sequence[tuple[str, str, pd.DataFrame, str]] = (),
 ) -> str:
-    """The README's results section from the study's comparison table (mec.aggregate.comparison_table via the
-    workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative to
-    the README) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from;
+    """The results section of docs/results.md from the study's comparison table (mec.aggregate.comparison_table via
+    the workflow's aggregate_metrics) and the optional tables across variants. `figures` are (caption, path relative
+    to the page) pairs, shown after the tables; `study`, a sentence saying which runs the learned rows come from;
     `scenarios`, (name, overrides, comparison table, the sentence naming its runs) of each other scenario of the
     study (workflow.scenarios), each with tables of its own."""
     learned = _learned_rows(comparison)
@@ -379,24 +388,90 @@ def readme_results(
     return text.rstrip() + "\n"
 
 
-def splice_readme(path: str | os.PathLike, section: str) -> bool:
-    """Replace what lies between the README's `README_START` and `README_END` lines by `section`, atomically.
-    Returns whether the file changed (splicing the same section again changes nothing). A README without exactly
-    one start marker followed by one end marker is left alone, with a ValueError naming the file."""
+def _commits(origins: Sequence[dict], phase: int) -> str:
+    """The commits among `origins` of the phase (an origin without a "phase" holds for every phase)."""
+    own = [origin for origin in origins if int(origin.get("phase", phase)) == phase]
+    commits = sorted({origin["commit"] for origin in own if origin.get("commit")})
+    return ", ".join(commits) if commits else "not recorded"
+
+
+def headline_rows(entries: Sequence[tuple[str, pd.DataFrame, Sequence[dict]]]) -> tuple[list[str], list[list[str]]]:
+    """One row per (scenario, phase) at its largest N or K, the hardest point of its sweep: the learned policy's
+    reward per slot beside the best heuristic's (named), local search's and, in phase 1, the upper bound's; the
+    learned policy's share of the reference (phase 1: % of the bound with its interval; phase 2: the share of local
+    search's gain over all-local); and the commits the learned rows were trained at. `entries` are (scenario name,
+    comparison table, origins), origins being the training runs' records (mec.runs.run_origin) or the table's own
+    provenance: dicts with a "commit" and, where they hold for one phase only, its "phase"."""
+    body = []
+    for name, comparison, origins in entries:
+        for phase in sorted(comparison["phase"].unique()):
+            of_phase = comparison[comparison["phase"] == phase]
+            n = int(of_phase["n"].max())
+            point = of_phase[of_phase["n"] == n]
+            learned, best = _first(_learned_rows(point)), _best_heuristic(point)
+            search, bound = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, aggregate.BOUND)
+            if phase == 1:
+                share = "—" if learned is None else f"{_of_bound(learned)} of the bound"
+            else:
+                gain = share_of_search_gain(point)
+                share = "—" if math.isnan(gain) else f"{gain:.1%} of local search's gain over all-local"
+            body.append([
+                name, f"{phase}, {size_name(phase)} = {n}",
+                "—" if learned is None else f"{learned['policy']}: {number(learned['reward_per_slot'])}",
+                "—" if best is None else f"{best['policy']}: {number(best['reward_per_slot'])}",
+                "—" if search is None else number(search["reward_per_slot"]),
+                "—" if bound is None else number(bound["reward_per_slot"]),
+                share, _commits(origins, phase),
+            ])  # fmt: skip
+    header = ["scenario", "phase, point", "learned", "best heuristic", "local search", "upper bound",
+              "learned, share of the reference", "trained at commit"]  # fmt: skip
+    return header, body
+
+
+def headline_markdown(entries: Sequence[tuple[str, pd.DataFrame, Sequence[dict]]], source: str) -> str:
+    """The README's headline: headline_rows as a Markdown table, after one sentence naming `source`, the tables it
+    was built from, and what its cells are."""
+    lead = (
+        f"Generated from {source} (mec.markdown.headline_markdown; `snakemake readme_results` rewrites it). Reward "
+        "per slot at the largest N or K of each phase, learned policy: mean over training seeds; the best heuristic "
+        "is the best composed heuristic there (named); phase 2 has no bound. Every point, with confidence intervals: "
+        "[docs/results.md](docs/results.md)."
+    )
+    return lead + "\n\n" + table(*headline_rows(entries)) + "\n"
+
+
+def spliced(path: str | os.PathLike, section: str, start: str = README_START, end: str = README_END) -> str:
+    """The text of the file at `path` with what lies between its `start` and `end` lines replaced by `section`. A
+    file without exactly one start marker followed by one end marker is a ValueError naming the file."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    starts, ends = text.count(README_START), text.count(README_END)
-    if starts != 1 or ends != 1 or text.index(README_START) > text.index(README_END):
+    starts, ends = text.count(start), text.count(end)
+    if starts != 1 or ends != 1 or text.index(start) > text.index(end):
         raise ValueError(
-            f"{path}: needs one line {README_START} followed by one line {README_END}; found {starts} start and "
-            f"{ends} end markers"
+            f"{path}: needs one line {start} followed by one line {end}; found {starts} start and {ends} end markers"
         )
-    head, rest = text.split(README_START)
-    _, tail = rest.split(README_END)
-    spliced = f"{head}{README_START}\n{section.strip()}\n{README_END}{tail}"
-    if spliced == text:
-        return False
-    mode = path.stat().st_mode & 0o777
-    atomic_write(path, lambda tmp: Path(tmp).write_text(spliced, encoding="utf-8"))
-    os.chmod(path, mode)
-    return True
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    return f"{head}{start}\n{section.strip()}\n{end}{tail}"
+
+
+def splice_files(sections: Sequence[tuple[str | os.PathLike, str, str, str]]) -> list[Path]:
+    """Splice each (path, section, start marker, end marker): every file is read and checked first, so a file
+    without its markers leaves every file as it was; then each changed file is replaced atomically (its mode kept).
+    Returns the files that changed (splicing the same sections again changes nothing)."""
+    texts = [(Path(path), spliced(path, section, start, end)) for path, section, start, end in sections]
+    changed = []
+    for path, text in texts:
+        if text == path.read_text(encoding="utf-8"):
+            continue
+        mode = path.stat().st_mode & 0o777
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+        os.chmod(path, mode)
+        changed.append(path)
+    return changed
+
+
+def splice_readme(path: str | os.PathLike, section: str) -> bool:
+    """Replace what lies between the file's `README_START` and `README_END` lines by `section`, atomically (see
+    splice_files). Returns whether the file changed."""
+    return bool(splice_files([(path, section, README_START, README_END)]))

@@ -113,14 +113,22 @@ rule aggregate_tuning:
         "../workflow_scripts/aggregate_tuning.py"
 
 
-# Writes results/README_results.md and copies the figures it shows to docs/results/, then splices the section into
-# README.md between its markers. Neither README.md nor docs/results/ is an output: Snakemake would delete them before
-# the job, and docs/results/ also holds figures that other runs committed there (the variants').
+# The page whose generated section README_RESULTS is, and the README's headline table (README_RESULTS, README and
+# README_FIGURES are common.smk's).
+RESULTS_PAGE = "docs/results.md"
+README_HEADLINE = f"{RESULTS}/README_headline.md"
+
+
+# Writes results/README_results.md and results/README_headline.md and copies the figures the section shows to
+# docs/results/, then splices the section into docs/results.md and the headline into README.md between their
+# markers. Neither page nor docs/results/ is an output: Snakemake would delete them before the job, and docs/results/
+# also holds figures that other runs committed there (the variants').
 rule readme_results:
     input:
         unpack(readme_inputs),
     output:
         markdown=README_RESULTS,
+        headline=README_HEADLINE,
     log:
         f"{LOGS}/readme_results.log",
     localrule: True
@@ -132,6 +140,7 @@ rule readme_results:
         runtime=10,
     params:
         readme=README,
+        page=RESULTS_PAGE,
         figures=README_FIGURES,
         scenarios=readme_scenarios,
     script:

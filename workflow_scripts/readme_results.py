@@ -1,12 +1,16 @@
-"""Rule readme_results: the README's results section from the summary tables (mec.markdown.readme_results).
+"""Rule readme_results: the results section of docs/results.md and the README's headline table from the summary
+tables (mec.markdown.readme_results, mec.markdown.headline_markdown).
 
-Writes results/README_results.md, copies the figures it shows into docs/results/ (results/ is not in git, the README
-must show them anywhere; each copy atomic, other files there left alone), then splices the section into README.md
-between its markers, atomically (mec.markdown.splice_readme; splicing the same section twice changes nothing).
-Neither README.md nor docs/results/ is a rule output: Snakemake deletes outputs before a job runs and after it fails.
+Writes results/README_results.md and results/README_headline.md, copies the figures the section shows into
+docs/results/ (results/ is not in git, the page must show them anywhere; each copy atomic, other files there left
+alone), then splices the section into docs/results.md and the headline into README.md between their markers
+(mec.markdown.splice_files: both files are checked before either is written, each is replaced atomically, and
+splicing the same text twice changes nothing). Neither page nor docs/results/ is a rule output: Snakemake deletes
+outputs before a job runs and after it fails.
 """
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -44,6 +48,15 @@ def learned_runs(comparison_path: str) -> list[dict]:
     return [run for run in runs if "training_seed" in run]
 
 
+def origins(runs: list[dict], comparison_path: str) -> list[dict]:
+    """The training runs' records of where they were trained (commit and CPU model), or the comparison table's own
+    provenance where the runs recorded none."""
+    trained = [{"phase": run["phase"], **(run.get("trained") or {})} for run in runs]
+    if trained and all(origin.get("commit") for origin in trained):
+        return trained
+    return [io.read_provenance(comparison_path)]
+
+
 def main(smk) -> None:
     inputs = smk.input
     optional = {key: io.read_parquet(inputs[key], remove_if_corrupt=True)
@@ -56,22 +69,32 @@ def main(smk) -> None:
         scenario = scenario_of(source)
         target = folder / f"{'' if scenario is None else scenario + '_'}{source.parent.name}_{source.name}"
         io.atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        figures.append((caption(source), target.as_posix()))
+        page = os.path.relpath(target, Path(smk.params.page).parent)
+        figures.append((caption(source), Path(page).as_posix()))
     tuning_keys = []
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(inputs["tuning"])["runs"][0]["grid"])
-    study = markdown.runs_sentence(learned_runs(inputs.comparison))
-    scenarios = [(spec["name"], spec["description"], io.read_parquet(path, remove_if_corrupt=True),
-                  markdown.runs_sentence(learned_runs(path)))
-                 for spec, path in zip(smk.params.scenarios, inputs.scenarios, strict=True)]  # fmt: skip
+    runs = learned_runs(inputs.comparison)
+    comparison = io.read_parquet(inputs.comparison, remove_if_corrupt=True)
+    headline = [(markdown.aggregate.STUDY, comparison, origins(runs, inputs.comparison))]
+    scenarios = []
+    for spec, path in zip(smk.params.scenarios, inputs.scenarios, strict=True):
+        table, scenario_runs = io.read_parquet(path, remove_if_corrupt=True), learned_runs(path)
+        scenarios.append((spec["name"], spec["description"], table, markdown.runs_sentence(scenario_runs)))
+        headline.append((spec["name"], table, origins(scenario_runs, path)))
     text = markdown.readme_results(
-        io.read_parquet(inputs.comparison, remove_if_corrupt=True), figures, tuning_keys=tuning_keys, study=study,
-        scenarios=scenarios, **optional,
+        comparison, figures, tuning_keys=tuning_keys, study=markdown.runs_sentence(runs), scenarios=scenarios,
+        **optional,
     )
+    short = markdown.headline_markdown(headline, "`results/summary/`")
     io.atomic_write(smk.output.markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    changed = markdown.splice_readme(smk.params.readme, text)
-    log.info("wrote %s (%s); %s %s", smk.output.markdown, ", ".join(["study", *optional]),
-             "updated" if changed else "unchanged:", smk.params.readme)  # fmt: skip
+    io.atomic_write(smk.output.headline, lambda tmp: Path(tmp).write_text(short, encoding="utf-8"))
+    changed = markdown.splice_files([
+        (smk.params.page, text, markdown.README_START, markdown.README_END),
+        (smk.params.readme, short, markdown.HEADLINE_START, markdown.HEADLINE_END),
+    ])  # fmt: skip
+    log.info("wrote %s and %s (%s); updated: %s", smk.output.markdown, smk.output.headline,
+             ", ".join(["study", *optional]), ", ".join(map(str, changed)) or "nothing")  # fmt: skip
 
 
 if __name__ == "__main__":
