@@ -14,15 +14,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mec.config import (
-    ConfigError,
-    StudyConfig,
-    Variant,
-    config_to_dict,
-    parse_value,
-    study_variants,
-    study_without_variants,
-)
+from mec.config import ConfigError, StudyConfig, config_to_dict, parse_value, set_dotted
+from mec.variants import Variant, study_variants, study_without_variants
 
 # --------------------------------------------------------------------------- config overrides of the command line
 
@@ -46,10 +39,7 @@ def replace_from_overrides(config: dict[str, Any], overrides: Mapping[str, Any])
         for key in keys:
             given = given.get(key) if isinstance(given, dict) else None
         if given is not None:
-            node = config
-            for key in keys[:-1]:
-                node = node[key]
-            node[keys[-1]] = copy.deepcopy(given)
+            set_dotted(config, keys, copy.deepcopy(given))
 
 
 def typed(value: Any) -> Any:
@@ -231,7 +221,7 @@ VARIANTS_DIR = "variants/{}/"
 
 class StudyPlan:
     """The study (`study`, its validated config) and its variants (`variants`: name -> validated StudyConfig, as
-    mec.config.variant_configs gives them): where each variant's jobs lie, and which of them are the study's own.
+    mec.variants.variant_configs gives them): where each variant's jobs lie, and which of them are the study's own.
 
     A variant's folder prefix is "" for the study and "variants/<name>/" for a variant whose config differs from the
     study's; a variant's baselines or training run at one point (and seed) is in the study's folder where its job is
@@ -244,7 +234,7 @@ class StudyPlan:
 
     @functools.cached_property
     def specs(self) -> dict[str, Variant]:
-        """name -> mec.config.Variant (where it is declared, its overrides, its axis values)."""
+        """name -> mec.variants.Variant (where it is declared, its overrides, its axis values)."""
         return study_variants(self.study)
 
     @functools.cached_property

@@ -9,12 +9,8 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 
 from mec import plan, plotting
-from mec.config import (
-    ConfigError,
-    config_from_dict,
-    read_config_file,
-    variant_configs,
-)
+from mec.config import ConfigError, config_from_dict, read_config_file
+from mec.variants import variant_configs
 
 # The command line's config (--configfile, --config) as mec.config reads a file: the free-key sections it gives
 # replace config.yaml's (mec.plan.REPLACED_ON_OVERRIDE), and --config's numbers and booleans, which Snakemake reads

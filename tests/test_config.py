@@ -21,6 +21,7 @@ from mec.config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    set_dotted,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -245,11 +246,7 @@ def test_bad_override(override, needle):
 def _set(path: str, value):
     """A raw config with a single dotted key set."""
     raw: dict = {}
-    node = raw
-    *parents, last = path.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
+    set_dotted(raw, path, value)
     return raw
 
 
@@ -409,3 +406,96 @@ def test_config_from_sections_puts_the_phase_section_under_its_name():
     assert cfg.phase1 == config_from_dict({}).phase1  # untouched sections keep the defaults
     with pytest.raises(ConfigError, match="phase1.n_ue"):
         config_from_sections(1, {"n_ue": [0]})
+
+
+# --------------------------------------------------------------------------- where things are, and what they say
+
+
+def _comment_block_above(text: str, line: str) -> str:
+    """The comment lines right above `line` in a YAML file, joined."""
+    lines = text.splitlines()
+    i = lines.index(line)
+    block = []
+    while i > 0 and lines[i - 1].startswith("#"):
+        i -= 1
+        block.insert(0, lines[i].lstrip("# "))
+    return " ".join(block)
+
+
+def _section_comments(text: str, section: str) -> dict[str, str]:
+    """key -> its inline comment in config.yaml's `section`."""
+    lines = text.splitlines()
+    start = lines.index(f"{section}:") + 1
+    comments = {}
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            break
+        key, _, rest = line.strip().partition(":")
+        comments[key] = rest.partition("#")[2].strip()
+    return comments
+
+
+def test_the_statistics_comment_and_fields_say_what_the_intervals_are():
+    """Means get Student's t interval and IQMs a percentile bootstrap (mec.aggregate); config.yaml's statistics
+    comments and the fields' meanings (which feed config/schema.yaml) say so, and never call the mean's a bootstrap
+    interval."""
+    import numpy as np
+    from scipy import stats
+
+    from mec.aggregate import interval_estimates
+
+    samples = np.array([[1.0, 2.0, 4.0, 8.0, 16.0]])
+    est = interval_estimates(samples, 0.9, resamples=200, seed=0)
+    half = stats.t.ppf(0.95, 4) * samples.std(ddof=1) / math.sqrt(5)
+    assert est["mean_ci_high"][0] - est["mean"][0] == pytest.approx(half, rel=1e-12)  # Student-t, as said below
+    text = CONFIG_YAML.read_text()
+    header = _comment_block_above(text, "statistics:")
+    inline = _section_comments(text, "statistics")
+    meanings = {field.name: field.metadata["meaning"] for field in dataclasses.fields(StudyConfig().statistics)}
+    assert set(inline) == set(meanings) == {"ci_level", "bootstrap_resamples", "seed"}
+    for said in (header, inline["ci_level"], meanings["ci_level"]):
+        assert "Student-t" in said and "mean" in said, said
+        assert "bootstrap" in said and "IQM" in said, said
+    for said in (inline["bootstrap_resamples"], meanings["bootstrap_resamples"], inline["seed"], meanings["seed"]):
+        assert "IQM" in said, said
+    assert "bootstrap interval" not in header + meanings["ci_level"]
+
+
+def test_config_py_declares_the_sections_first():
+    """A reader looking for a key finds the sections near the top of mec/config.py; the parsers, the schema writer
+    and the variants live in modules of their own and are still importable from mec.config."""
+    import mec.config as config
+    import mec.config_parsers
+    import mec.config_schema
+    import mec.variants
+
+    lines = (REPO_ROOT / "mec" / "config.py").read_text().splitlines()
+    first_section = lines.index("class TaskConfig:")
+    assert first_section < 150
+    assert not [line for line in lines if line.startswith("def ") and "(key: str, value: Any)" in line]
+    assert config.study_variants is mec.variants.study_variants
+    assert config.schema_text is mec.config_schema.schema_text
+    assert config.set_dotted is mec.config_parsers.set_dotted
+    with pytest.raises(AttributeError):
+        config.no_such_name  # noqa: B018
+
+
+def test_set_dotted_is_the_one_writer_of_a_dotted_key():
+    inner = {"critic": "central"}
+    raw = {"training": inner, "workflow": None}
+    set_dotted(raw, "training.lr", 3e-4)
+    set_dotted(raw, "workflow.variants.ippo", {"training.critic": "local"})
+    set_dotted(raw, ("scenario", "task", "deadline_s"), [1.0, 2.0])
+    assert raw == {
+        "training": {"critic": "central", "lr": 3e-4},
+        "workflow": {"variants": {"ippo": {"training.critic": "local"}}},
+        "scenario": {"task": {"deadline_s": [1.0, 2.0]}},
+    }
+    assert inner == {"critic": "central"}  # the caller's mappings are copied, never changed
+    raw = {"reward": {"w_qos": 1.0}}
+    set_dotted(raw, "reward.preset", "reference")  # a preset replaces the weights
+    assert raw == {"reward": {"preset": "reference"}}
+    with pytest.raises(ConfigError, match=r"^'training.lr' is 0.001, not a mapping, so it has no key 'x'$"):
+        set_dotted({"training": {"lr": 1e-3}}, "training.lr.x", 1)
+    with pytest.raises(ConfigError, match="dotted config key"):
+        set_dotted({}, "training..lr", 1)

@@ -28,7 +28,15 @@ import pytest
 import yaml
 
 from mec import aggregate, io, markdown, metrics
-from mec.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, json_schema, read_config_file, schema_text
+from mec.config import (
+    DEFAULT_CONFIG,
+    config_from_dict,
+    config_to_dict,
+    json_schema,
+    read_config_file,
+    schema_text,
+    set_dotted,
+)
 from mec.evaluation import BOUND_COLUMN, evaluation_episodes, make_policy, run_policy
 from mec.plotting import FIGURE_METRICS, SCHEDULE_FIGURE, learning_figure_names
 from mec.policies import policy_names
@@ -148,15 +156,6 @@ def deep_merge(base: dict, update: dict) -> dict:
         else:
             merged[key] = value
     return merged
-
-
-def set_dotted(raw: dict, dotted: str, value) -> dict:
-    node = raw
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    return raw
 
 
 def tiny_config(**changes) -> dict:
