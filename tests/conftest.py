@@ -79,3 +79,56 @@ def make_state():
 @pytest.fixture
 def upload_bits():
     return bits_for_upload
+
+
+# --------------------------------------------------------------------------- the slow marker (make test-fast)
+
+# Tests that take more than a few seconds each: training runs, the Snakemake workflow run for real, killed and
+# resumed jobs, SLURM, the quick start. `make test` runs everything (CI too); `make test-fast` deselects these
+# (-m "not slow") and still touches every module, a one-iteration training of tiny sizes included. Patterns are
+# fnmatch patterns on the test ids; a test matching SLOW and none of FAST is marked slow. Name a new slow test here
+# (or mark it @pytest.mark.slow).
+SLOW = (
+    "tests/test_workflow.py::*",
+    "tests/test_integrity.py::*",
+    "tests/test_slurm.py::*",
+    "tests/test_quickstart.py::*",
+    "tests/test_training.py::*",
+    "tests/test_sb3.py::*",
+    "tests/test_variants.py::test_tune_end_to_end",
+    "tests/test_cli.py::test_compare_writes_every_policy_for_every_size",
+    "tests/test_cli.py::test_evaluate_out_is_deterministic_and_records_provenance",
+    "tests/test_cli.py::test_bad_input_is_one_clear_line_and_nonzero_exit[[]args[1-9]*",
+    "tests/test_errors.py::test_numbers_on_the_snakemake_command_line_work_as_in_a_config_file",
+    "tests/test_errors.py::test_the_tiny_study_writes_into_its_own_results_dir",
+    "tests/test_errors.py::test_a_failed_workflow_job_writes_its_traceback_into_its_log",
+    "tests/test_errors.py::test_the_validation_seed_equal_to_the_evaluation_seed_stops_the_workflow",
+    "tests/test_errors.py::test_a_duplicate_key_in_a_configfile_stops_the_workflow",
+)
+# Within those: what the fast loop keeps (a tiny two-iteration training run and its rerun; SB3's slot view).
+FAST = (
+    "tests/test_training.py::test_train_phase1_smoke",
+    "tests/test_training.py::test_rerunning_a_finished_run_does_not_retrain",
+    "tests/test_sb3.py::test_slot_view_spaces_and_env_checker*",
+    "tests/test_sb3.py::test_slot_view_decodes_the_documented_action_layout",
+    "tests/test_sb3.py::test_bad_values_are_one_line_errors",
+)
+
+
+def is_slow(nodeid: str) -> bool:
+    """Whether the test of this id (tests/test_x.py::name[params]) belongs to `make test` only."""
+    from fnmatch import fnmatchcase  # noqa: PLC0415
+
+    return any(fnmatchcase(nodeid, p) for p in SLOW) and not any(fnmatchcase(nodeid, p) for p in FAST)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: more than a few seconds (training, the workflow, SLURM); not in make test-fast"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)
