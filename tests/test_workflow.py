@@ -835,38 +835,47 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
 # --------------------------------------------------------------------------- the README's results section
 
 
-def test_readme_results_splices_the_studys_tables_into_the_readme(study):
-    """readme_results on the finished tiny study: the section between the README's markers is the generated one,
-    its numbers are the comparison table's, its figures are copied beside it, the rest of the README is untouched,
-    and a second run changes nothing."""
-    readme = study / "README.md"
+def test_readme_results_splices_the_studys_tables_into_the_results_page_and_the_readme(study):
+    """readme_results on the finished tiny study: the section between docs/results.md's markers and the headline
+    between the README's are the generated ones, their numbers are the comparison table's, the section's figures are
+    copied beside the page and linked relative to it, the rest of both files is untouched, and a second run changes
+    nothing."""
+    readme, page = study / "README.md", study / "docs" / "results.md"
+    page.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "README.md", readme)
-    original = readme.read_text()
+    shutil.copy2(REPO / "docs" / "results.md", page)
+    originals = {readme: (readme.read_text(), markdown.HEADLINE_START, markdown.HEADLINE_END),
+                 page: (page.read_text(), markdown.README_START, markdown.README_END)}  # fmt: skip
     # a figure that another run committed beside the section's (the variants' paragraphs show theirs)
     other = study / "docs" / "results" / "ablations_phase2.png"
     other.parent.mkdir(parents=True, exist_ok=True)
     other.write_bytes(b"another run's figure")
     result = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    text = readme.read_text()
-    head, rest = original.split(markdown.README_START)
-    _, tail = rest.split(markdown.README_END)
-    assert text.startswith(head + markdown.README_START) and text.endswith(markdown.README_END + tail)
-    section = text.split(markdown.README_START)[1].split(markdown.README_END)[0]
-    generated = (study / f"{RESULTS}/README_results.md").read_text()
-    assert section.strip() == generated.strip()
+    sections = {}
+    for path, (original, start, end) in originals.items():
+        text = path.read_text()
+        head, rest = original.split(start)
+        _, tail = rest.split(end)
+        assert text.startswith(head + start) and text.endswith(end + tail)
+        sections[path] = text.split(start)[1].split(end)[0]
+    assert sections[page].strip() == (study / f"{RESULTS}/README_results.md").read_text().strip()
+    assert sections[readme].strip() == (study / f"{RESULTS}/README_headline.md").read_text().strip()
     comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         row = comparison[(comparison["phase"] == phase) & (comparison["n"] == n) & (comparison["policy"] == "mappo")]
         row = row.iloc[0]
         reward = markdown.with_ci(row["reward_per_slot"], row["reward_per_slot_ci_low"], row["reward_per_slot_ci_high"])
-        assert f"| {n} | mappo: {reward} |" in section
+        assert f"| {n} | mappo: {reward} |" in sections[page]
+        if n == max(m for p, m in POINTS if p == phase):  # the headline shows each phase's largest N or K
+            point = f"{phase}, {markdown.size_name(phase)} = {n}"
+            assert f"| study | {point} | mappo: {markdown.number(row['reward_per_slot'])} |" in sections[readme]
     for phase in (1, 2):
-        figure = f"docs/results/phase{phase}_sweep_reward_per_slot.png"
-        assert f"]({figure})" in section
+        assert f"](results/phase{phase}_sweep_reward_per_slot.png)" in sections[page]  # relative to docs/
         source = study / f"{RESULTS}/figures/phase{phase}/sweep_reward_per_slot.png"
-        assert (study / figure).read_bytes() == source.read_bytes()
+        assert (study / f"docs/results/phase{phase}_sweep_reward_per_slot.png").read_bytes() == source.read_bytes()
     assert other.read_bytes() == b"another run's figure"
+    texts = {path: path.read_text() for path in originals}
     again = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-    assert readme.read_text() == text
+    assert {path: path.read_text() for path in originals} == texts
