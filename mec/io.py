@@ -13,7 +13,9 @@ import os
 import platform
 import subprocess
 import sys
+import sysconfig
 import tempfile
+import traceback
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -147,9 +149,34 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _library_paths() -> tuple[str, ...]:
+    paths = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(str(Path(path).resolve()) + os.sep for path in paths)
+
+
+def one_line_failure(exc: BaseException) -> bool:
+    """Whether an exception that ends a job says all there is in its one-line message: the project's own errors
+    (a corrupt file, a bad checkpoint, a locked run, a config value: a ValueError raised by the project's code, not
+    inside a library) and any operating-system error (a full disk, a path that cannot be written: OSError names the
+    path). Anything else (a RuntimeError included) looks like a bug, whose traceback is worth its lines."""
+    if isinstance(exc, (CorruptFileError, BadCheckpointError, OSError)):
+        return True
+    if not isinstance(exc, ValueError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and not str(Path(frames[-1].filename).resolve()).startswith(_library_paths())
+
+
+def failure_line(exc: BaseException) -> str:
+    """The one line a job's log ends with when `exc` ends it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) else text  # [Errno 28] ... says less alone
+
+
 def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
-    """Send this process's log records (INFO and up, timestamped) to a job's log file, and the traceback of an
-    exception that ends the process too: a failed job's log says why it failed, not only the console."""
+    """Send this process's log records (INFO and up, timestamped) to a job's log file, and the exception that ends
+    the process too: one line where its message says it all (one_line_failure), else its traceback. A failed job's
+    log says why it failed, not only the console."""
     logging.basicConfig(
         filename=str(path),
         filemode="a" if append else "w",
@@ -159,10 +186,10 @@ def log_to_file(path: str | os.PathLike, append: bool = False) -> None:
     previous = sys.excepthook
 
     def log_failure(kind, exc, tb) -> None:
-        if issubclass(kind, (CorruptFileError, BadCheckpointError)):  # its one line says which file, what to do
-            logging.getLogger("mec").error("the job failed: %s", exc)
+        if one_line_failure(exc):  # its one line says which file or value, and what to do
+            logging.getLogger("mec").error("the job failed: %s", failure_line(exc))
             if not _is_same_file(sys.stderr, path):
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error: {failure_line(exc)}", file=sys.stderr)
             return
         logging.getLogger("mec").error("the job failed", exc_info=(kind, exc, tb))
         if not _is_same_file(sys.stderr, path):  # a job whose stderr is its log already has the traceback now

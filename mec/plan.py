@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -117,6 +118,30 @@ def train_mem_mb(cfg: StudyConfig, phase: int, n: int, attempt: int = 1) -> int:
         + TRAIN_MB_PER_UE_SLOT * t.train_batch_slots * job_n_ue(cfg, phase, n)
     )
     return math.ceil(TRAIN_MEMORY_SAFETY * mb) * attempt
+
+
+# A training job that joins a Ray cluster (training.ray_address "host:port" or "ray://host:port") needs it to answer;
+# the workflow asks before any job starts (rules/common.smk, onstart), so that an unreachable cluster costs no job
+# and no job's outputs. "auto" (the cluster this node belongs to) is left to Ray: only Ray knows where it looks.
+RAY_CONNECT_TIMEOUT_S = 10
+
+
+def ray_address_problem(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> str | None:
+    """None where `address` is "" (a private Ray instance per job), "auto", or answers a TCP connection within
+    `timeout_s`; else one line saying why it does not."""
+    if not address or address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        return (
+            f"config key 'training.ray_address': {address} does not answer ({reason} within {timeout_s:g} s); "
+            'allowed: the address of a running Ray cluster (ray start --head prints it), or "" for a private Ray '
+            "instance per job"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -75,6 +75,21 @@ def one_line_config_errors():
         _stop(_schema_message(problem))
 
 
+def check_ray_addresses(dag):
+    """Before any job starts (onstart): the Ray cluster of every training job about to
+    run (training.ray_address of its study or variant) answers; else one line and exit
+    status 1, with no job started and no output removed."""
+    try:
+        jobs = [job for job in dag.needrun_jobs() if job.rule.name == "train_agents"]
+        names = {variant_of(job.wildcards) for job in jobs}
+    except AttributeError:  # another Snakemake's DAG: ask every config
+        names = {None, *VARIANTS}
+    for address in sorted({config_of(name).training.ray_address for name in names}):
+        problem = plan.ray_address_problem(address)
+        if problem:
+            _stop(problem)
+
+
 # --------------------------------------------------------------------------- paths (defined once)
 
 # Every output lies under workflow.results_dir ("results" by default), so each config (config.yaml's study, the tiny
@@ -94,13 +109,15 @@ BASELINE_EPISODES = (
 BASELINE_SUMMARY = (
     f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/baselines/summary.parquet"
 )
-# One training job's folder. run/ is mec.runs' run directory (its own metrics, checkpoints, resume state); it
-# is not an output, so Snakemake never deletes it and a rerun of a killed job resumes from its latest checkpoint.
-# The job's outputs are the complete learning history (a copy written once training is complete) and the final
-# checkpoint's marker.
+# One training job's folder. run/ is mec.runs' run directory (its own metrics, checkpoints, resume state): no file
+# in it is an output, so Snakemake never deletes any of it (not before a rerun, not after a failure) and a rerun of
+# a killed or failed job resumes from its latest checkpoint, or, where the run is complete, trains nothing. The job's
+# one output is the complete learning history, copied from the run directory last, once training is complete and
+# its final checkpoint is in place; a failed job costs only that copy (evaluate_policy reads the best checkpoint
+# beside it, RUN_STATE/checkpoints/best).
 RUN = f"{RESULTS}/{{variant_dir}}phase{{phase}}/n{{n}}/seed{{seed}}"
+RUN_STATE = f"{RUN}/run"
 TRAIN_METRICS = f"{RUN}/metrics.parquet"
-FINAL_CHECKPOINT = f"{RUN}/run/checkpoints/final/mec_checkpoint.json"
 POLICY_EPISODES = f"{RUN}/eval/episodes.parquet"
 POLICY_SCHEDULE = f"{RUN}/eval/schedule.parquet"
 SUMMARY_BASELINES = f"{RESULTS}/{{variant_dir}}summary/baselines.parquet"
@@ -243,7 +260,7 @@ def job_params(rule):
 
 def _job_param(kind):
     if kind == plan.RUN_FOLDER:
-        return f"{RUN}/run"
+        return RUN_STATE
 
     def of_job(wildcards):
         phase, n = int(wildcards.phase), int(wildcards.n)
@@ -369,7 +386,7 @@ def phase_output(phase):
     sweep point's learning curves (the sweep figures compare with the baselines of every phase's summary).
     """
     files = []
-    for path in (TRAIN_METRICS, FINAL_CHECKPOINT, POLICY_EPISODES, POLICY_SCHEDULE):
+    for path in (TRAIN_METRICS, POLICY_EPISODES, POLICY_SCHEDULE):
         files += per_run(path, [phase])
     for p, n, seed in runs([phase]):
         files += run_figures(p, n, seed)
@@ -399,7 +416,7 @@ def study_output(name=None):
     files = baseline_files(BASELINE_EPISODES, name) + baseline_files(
         BASELINE_SUMMARY, name
     )
-    for path in (TRAIN_METRICS, FINAL_CHECKPOINT, POLICY_EPISODES, POLICY_SCHEDULE):
+    for path in (TRAIN_METRICS, POLICY_EPISODES, POLICY_SCHEDULE):
         files += run_files(path, name)
     for p, n, seed in runs(cfg=cfg):
         where = run_dir(name, p, n, seed)

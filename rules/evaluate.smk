@@ -4,8 +4,7 @@
 
 rule evaluate_policy:
     input:
-        # The best checkpoint lies beside the final one; the marker says training is complete.
-        final=FINAL_CHECKPOINT,
+        # Written once training is complete; the best checkpoint is in the run folder beside it (RUN_STATE).
         metrics=TRAIN_METRICS,
     output:
         episodes=POLICY_EPISODES,

@@ -1,11 +1,17 @@
-# MAPPO training: one job per (phase, N or K, seed). A killed or timed-out job resumes from its latest checkpoint
-# when it reruns (mec.runs; the run/ folder is not an output, so Snakemake leaves it in place).
+# MAPPO training: one job per (phase, N or K, seed). A killed, timed-out or failed job resumes from its latest
+# checkpoint when it reruns (mec.runs; nothing in the run/ folder is an output, so Snakemake leaves it in place, and
+# a failure costs only the failing job's own output, written last).
+
+
+# An unreachable training.ray_address stops the workflow in one line before any job starts.
+onstart:
+    check_ray_addresses(workflow.dag)
 
 
 rule train_agents:
     output:
+        # The complete learning history, copied from the run folder once training is complete.
         metrics=TRAIN_METRICS,
-        final=FINAL_CHECKPOINT,
     log:
         f"{LOGS}/train_agents/{{variant_dir}}phase{{phase}}_n{{n}}_seed{{seed}}.log",
     benchmark:

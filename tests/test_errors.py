@@ -4,6 +4,7 @@ handling (dry runs only, in a temporary copy of the workflow)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -187,14 +188,52 @@ def test_set_reward_preset_is_accepted_by_the_command(capsys, tmp_path):
 
 
 def test_a_failed_job_writes_its_traceback_into_its_log(tmp_path):
+    """What looks like a bug (here a TypeError) ends the job's log with its traceback."""
     log = tmp_path / "job.log"
     script = tmp_path / "job.py"
-    script.write_text(f"from mec import io\nio.log_to_file({str(log)!r})\nraise ValueError('boom in the job')\n")
+    script.write_text(f"from mec import io\nio.log_to_file({str(log)!r})\nraise TypeError('boom in the job')\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     text = log.read_text()
-    assert "Traceback (most recent call last)" in text and "ValueError: boom in the job" in text
-    assert "ValueError: boom in the job" in result.stderr  # and on the console, as before
+    assert "Traceback (most recent call last)" in text and "TypeError: boom in the job" in text
+    assert "TypeError: boom in the job" in result.stderr  # and on the console, as before
+
+
+@pytest.mark.parametrize(
+    ("raise_", "line"),
+    [
+        pytest.param("raise ValueError('run: locked; wait')", "the job failed: run: locked; wait", id="project"),
+        pytest.param("open('/proc/version/x', 'w')", "the job failed: NotADirectoryError: [Errno 20] Not a "
+                     "directory: '/proc/version/x'", id="os-error"),  # fmt: skip
+        pytest.param("io.read_parquet(__file__)", "not a readable Parquet file", id="corrupt-file"),
+    ],
+)
+def test_a_job_failing_on_purpose_ends_its_log_in_one_line(tmp_path, raise_, line):
+    """The project's own errors (a ValueError raised by its code, a corrupt file) and operating-system errors say
+    it all in one line: the log ends with it, without a traceback; the console gets it too."""
+    log = tmp_path / "job.log"
+    script = tmp_path / "job.py"
+    script.write_text(f"from mec import io\nio.log_to_file({str(log)!r})\n{raise_}\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    text = log.read_text()
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert line in text and line.removeprefix("the job failed: ") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_library_value_error_keeps_its_traceback():
+    from mec import io
+
+    try:
+        int("twelve")
+    except ValueError as exc:  # raised by this file's frame: the project's own
+        assert io.one_line_failure(exc)
+    try:
+        json.loads("{not json")
+    except ValueError as exc:  # raised inside the json module: may be a bug of the caller, keep the traceback
+        assert not io.one_line_failure(exc)
+    assert not io.one_line_failure(KeyError("config"))
 
 
 # --------------------------------------------------------------------------- the workflow (items 7 and 8)

@@ -11,6 +11,7 @@ that reads its outputs or plans a rerun from them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -70,8 +71,8 @@ def run_folder(phase: int, n: int, seed: int) -> str:
 
 
 def train_outputs(phase: int, n: int, seed: int) -> set[str]:
-    run = run_folder(phase, n, seed)
-    return {f"{run}/metrics.parquet", f"{run}/run/checkpoints/final/mec_checkpoint.json"}
+    """The training job's one output; nothing in its run folder (run/) is an output."""
+    return {f"{run_folder(phase, n, seed)}/metrics.parquet"}
 
 
 def policy_outputs(phase: int, n: int, seed: int) -> set[str]:
@@ -830,6 +831,51 @@ def test_a_killed_training_job_resumes_from_its_latest_checkpoint(tmp_path):
     assert "resuming after iteration 1" in job_log.read_text()
     iterations = yaml.safe_load(TEST_CONFIG.read_text())["training"]["iterations"]
     assert list(pd.read_parquet(workdir / target)["iteration"]) == list(range(1, iterations + 1))
+
+
+def test_a_failing_training_job_costs_only_itself(tmp_path):
+    """Phase 1's two training runs and their evaluations complete; then (1) an unreachable training.ray_address
+    stops the workflow in one line before any job starts, every output untouched; (2) with more iterations, the
+    N = 3 job fails at runtime (another writer holds its run folder's lock, as a second `snakemake --nolock` would):
+    its log ends in one line, N = 2's outputs are all in place, N = 3's run folder keeps its final checkpoint and
+    history, and a dry run plans only the failing job and its descendant."""
+    workdir = copy_workflow(tmp_path / "wf")
+    targets = sorted(train_outputs(1, n, 0).pop() for n in PHASE1_N)
+    targets += sorted(p for n in PHASE1_N for p in policy_outputs(1, n, 0))
+    first = snakemake(workdir, *targets, "--cores", "2", "--configfile", ".test/config.yaml")
+    assert first.returncode == 0, first.stderr[-3000:]
+    stamps = {path: (workdir / path).stat().st_mtime_ns for path in targets}
+
+    unreachable = write_config(tmp_path / "ray.yaml", tiny_config(training__ray_address="127.0.0.1:1"))
+    result = snakemake(workdir, *targets, "--cores", "2", "--configfile", str(unreachable))
+    assert result.returncode == 1
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "rror" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert "'training.ray_address'" in errors[0] and "127.0.0.1:1 does not answer" in errors[0]
+    assert {path: (workdir / path).stat().st_mtime_ns for path in targets} == stamps
+
+    longer = write_config(tmp_path / "longer.yaml", tiny_config(training__iterations=3))
+    run3 = workdir / run_folder(1, 3, 0) / "run"
+    with open(run3 / ".mec.lock", "a+") as held:  # another writer of N = 3's run folder
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        result = snakemake(workdir, *targets, "--cores", "2", "--configfile", str(longer))
+    assert result.returncode != 0
+    log = (workdir / f"{RESULTS}/logs/train_agents/phase1_n3_seed0.log").read_text()
+    assert "Traceback" not in log, log
+    last = log.strip().splitlines()[-1]
+    assert "the job failed:" in last and "another training job" in last and str(os.getpid()) in last, log
+    for path in [*train_outputs(1, 2, 0), *policy_outputs(1, 2, 0)]:  # the other run: retrained, re-evaluated
+        assert (workdir / path).stat().st_mtime_ns > stamps[path], path
+    assert list(pd.read_parquet(workdir / run_folder(1, 2, 0) / "metrics.parquet")["iteration"]) == [1, 2, 3]
+    final = yaml.safe_load((run3 / "checkpoints/final/mec_checkpoint.json").read_text())
+    assert final["iteration"] == 2  # the failed job's run folder as it was: a rerun resumes, retrains nothing
+    assert list(pd.read_parquet(run3 / "metrics.parquet")["iteration"]) == [1, 2]
+    pending = snakemake(workdir, *targets, "-n", "--cores", "2", "--quiet", "rules", "--configfile", str(longer))
+    assert pending.returncode == 0, pending.stderr[-3000:]
+    counts = _job_counts(pending)
+    assert (counts.get("train_agents"), counts.get("evaluate_policy"), counts["total"]) == (1, 1, 2), counts
 
 
 # --------------------------------------------------------------------------- the README's results section

@@ -32,7 +32,8 @@ def main(smk) -> None:
     p = smk.params
     cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, evaluation=p.evaluation)
     setup = PhaseSetup.from_config(cfg, phase, n)
-    checkpoint = Path(smk.input.final).parent.parent / "best"
+    # The training job's output is written once its run folder (RUN_STATE, rules/common.smk) holds every checkpoint.
+    checkpoint = Path(smk.input.metrics).parent / "run" / "checkpoints" / "best"
     # The policy's name in every table and figure: mappo / ippo (RLlib, by training.critic) or sb3-ppo.
     policy, meta = backends.load_policy(checkpoint, cfg)
     if (meta["phase"], meta["n"], meta["seed"]) != (phase, n, seed):

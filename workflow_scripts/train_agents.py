@@ -2,11 +2,13 @@
 training.backend (mec.backends.train: RLlib MAPPO, mec.backends.rllib, or Stable-Baselines3 PPO, mec.backends.sb3).
 
 mec.runs keeps the run directory (params.run_dir: its own metrics, checkpoints and resume state) apart from
-the rule's outputs. Snakemake deletes a job's outputs before it reruns it and after it fails, but never the run
-directory, so a job that was killed, timed out or failed resumes from its latest checkpoint. A run directory that
-another config left behind (a changed hyperparameter, fewer iterations) is discarded first: resuming it would mix
-two studies. More iterations than before extend the run. Once training is complete, the learning history is
-copied atomically to the output metrics.parquet; the final checkpoint's marker is the other output.
+the rule's output. Snakemake deletes a job's outputs before it reruns it and after it fails, but no file of the run
+directory is an output, so a job that was killed, timed out or failed resumes from its latest checkpoint (a complete
+run trains nothing), and a failure costs only the failing job's own output. A run directory that another config
+left behind (a changed hyperparameter, fewer iterations) is discarded first: resuming it would mix two studies. More
+iterations than before extend the run. The output, the complete learning history, is written last: copied
+atomically from the run directory once training is complete and its final checkpoint is in place. A failure ends in
+one line in the job's log (mec.io.log_to_file), a traceback only for what looks like a bug.
 """
 
 import logging
@@ -22,8 +24,8 @@ os.environ.pop("RAY_ADDRESS", None)
 import mec_rule  # noqa: E402,F401 - first of the project: puts mec on the path
 
 from mec import backends, io  # noqa: E402
-from mec.runs import check_metrics_file  # noqa: E402
 from mec.config import config_from_sections  # noqa: E402
+from mec.runs import CHECKPOINT_META, METRICS, check_metrics_file  # noqa: E402
 
 log = logging.getLogger("train_agents")
 
@@ -34,10 +36,12 @@ def main(smk) -> None:
     cfg = config_from_sections(phase, p.phase_section, scenario=p.scenario, reward=p.reward, training=p.training)
     run_dir = Path(smk.params.run_dir).absolute()  # RLlib saves checkpoints to absolute paths (or URIs) only
     backends.train(cfg, phase, n, seed, run_dir, num_cpus=smk.threads, log=log.info, restart_stale=True)
-    check_metrics_file(run_dir / "metrics.parquet", cfg.training.iterations)  # never a partial history as output
-    io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / "metrics.parquet", tmp))
-    if not Path(smk.output.final).is_file():
-        raise RuntimeError(f"training ended without its final checkpoint {smk.output.final}")
+    check_metrics_file(run_dir / METRICS, cfg.training.iterations)  # never a partial history as output
+    final = run_dir / "checkpoints" / "final" / CHECKPOINT_META
+    if not final.is_file():
+        raise RuntimeError(f"{final}: training ended without its final checkpoint; rerun the job to resume it")
+    # Last: the output says the run folder is complete (evaluate_policy reads its best checkpoint).
+    io.atomic_write(smk.output.metrics, lambda tmp: shutil.copyfile(run_dir / METRICS, tmp))
     log.info("wrote %s", smk.output.metrics)
 
 
