@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mec import __version__, io, metrics, reproduce
+from mec import __version__, interrupt, io, metrics, reproduce
 from mec.config import (
     BACKENDS,
     MAX_PHASE1_UE,
@@ -371,16 +371,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # SIGINT (Ctrl-C) or SIGTERM: one line "stopped by SIGINT: ..." on stderr, exit 130 or 143 (mec.interrupt);
+        # a training job says itself where its run resumes.
         if args.command == "evaluate":
-            return _evaluate(args)
+            with interrupt.stop_on_signals(lambda: "the evaluation did not finish (no output file is half-written); "
+                                           "rerun the command"):  # fmt: skip
+                return _evaluate(args)
         if args.command == "train":
-            return _train(args)
+            with interrupt.stop_on_signals(lambda: "before the training job began; rerun the command"):
+                return _train(args)
         if args.command == "reproduce":
             return _reproduce(args)
         return _compare(args)
     except (ConfigError, CliError, ReproduceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except interrupt.Stopped as exc:
+        return exc.code
 
 
 if __name__ == "__main__":

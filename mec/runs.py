@@ -14,14 +14,15 @@ renamed into place, so a killed job never leaves a checkpoint that looks complet
 resumes from checkpoints/latest with the rows kept in it (the run's own metrics.parquet may be newer, or lost),
 and ends with exactly `training.iterations` rows; a run is never marked complete without exactly the rows
 1..iterations, and a finished run is not retrained.
-A backend writes its checkpoints with `save_checkpoint` and takes the steps lock_run -> open_run -> resumed_rows
--> record_iteration (per iteration) -> finish_run.
+The one training loop (mec.backends.driver) takes the steps lock_run -> check_run -> open_run -> resumed_rows ->
+record_iteration (per iteration) -> finish_run; a backend writes its checkpoints with `save_checkpoint`.
 
 Tests only: MEC_TEST_HOOK (see `test_hook`) kills or pauses a job at a named point; unset, it does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -35,7 +36,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from mec import io, metrics
+from mec import interrupt, io, metrics
 from mec.config import StudyConfig, config_from_dict, config_to_dict
 
 CHECKPOINT_META = "mec_checkpoint.json"
@@ -273,14 +274,21 @@ class RunLock:
 
     def __enter__(self) -> "RunLock":
         self.out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise ValueError(f"{self.out}: another training job (pid {holder}) is writing this run directory (it "
+                                 f"holds {self.path}); wait for it to end or use another --out") from None  # fmt: skip
+            try:  # the file locked must still be the one at the path: a job leaving removes its lock file (__exit__)
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise ValueError(f"{self.out}: another training job (pid {holder}) is writing this run directory (it "
-                             f"holds {self.path}); wait for it to end or use another --out") from None  # fmt: skip
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -288,6 +296,10 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            # A job that wrote nothing (it failed before training: an unreachable Ray cluster) leaves no lock file.
+            with contextlib.suppress(OSError):
+                if [entry.name for entry in os.scandir(self.out)] == [LOCK_FILE]:
+                    self.path.unlink()
             os.close(self._fd)  # releases the flock
             self._fd = None
 
@@ -384,6 +396,18 @@ def resumed_rows(out: Path, every: int) -> tuple[int, list[dict], float]:
     return start_iter, rows, _sync_side_checkpoints(ckpt_dir, every)
 
 
+def way_out(out: Path) -> str:
+    """What to do with a run whose checkpoints/latest cannot be restored: resume from its newest periodic
+    checkpoint, or train it afresh."""
+    ckpt = out / "checkpoints"
+    periodic = sorted(p for p in ckpt.glob("iter_*") if (p / CHECKPOINT_META).is_file())
+    afresh = f"delete the run ({out}) to train it afresh"
+    if not periodic:
+        return afresh
+    latest = ckpt / "latest"
+    return f"to resume from an earlier checkpoint: rm -r {latest} && cp -r {periodic[-1]} {latest}; or {afresh}"
+
+
 def record_iteration(out: Path, rows: list[dict], row: dict, meta_base: dict, iteration: int, reward: float,
                      write_checkpoint: Callable[[Path, dict], None], every: int) -> float:
     """Append an iteration's row and write metrics.parquet, then checkpoints/latest (`write_checkpoint(target,
@@ -391,10 +415,11 @@ def record_iteration(out: Path, rows: list[dict], row: dict, meta_base: dict, it
     returns the best validation reward so far. Metrics first: a kill in between reruns this iteration from the
     previous checkpoint and replaces its row, so rows and checkpoints never disagree."""
     rows.append(row)
-    io.write_parquet(pd.DataFrame(rows), out / METRICS, {**meta_base, "iteration": iteration})
-    meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
-    write_checkpoint(out / "checkpoints" / "latest", meta)
-    best = _sync_side_checkpoints(out / "checkpoints", every)
+    with interrupt.deferred():  # SIGINT or SIGTERM stops the job once the iteration is recorded in full
+        io.write_parquet(pd.DataFrame(rows), out / METRICS, {**meta_base, "iteration": iteration})
+        meta = {**meta_base, "iteration": iteration, "eval_reward_per_slot": reward}
+        write_checkpoint(out / "checkpoints" / "latest", meta)
+        best = _sync_side_checkpoints(out / "checkpoints", every)
     test_hook("after-checkpoint", iteration)
     return best
 

@@ -385,7 +385,7 @@ def test_sigterm_stops_the_job_cleanly_and_a_second_job_at_the_same_out_is_refus
 
 
 def test_the_next_start_removes_what_dead_jobs_left(tmp_path):
-    from mec.backends.rllib.training import DRIVER_PID_FILE, RAY_MARKER_ENV, clean_dead_ray_sessions
+    from mec.backends.rllib.session import DRIVER_PID_FILE, RAY_MARKER_ENV, clean_dead_ray_sessions
 
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -3,7 +3,8 @@
   rllib  MAPPO on RLlib's new API stack, one shared policy per role (mec.backends.rllib.training)
   sb3    Stable-Baselines3 PPO, one policy taking the joint decision of a slot (mec.backends.sb3)
 
-Both write the same run directory layout and metrics.parquet columns; their checkpoints record their backend in
+Both run in one training loop (mec.backends.driver), which writes the same run directory layout and
+metrics.parquet columns for either and stops cleanly on SIGINT or SIGTERM; their checkpoints record their backend in
 mec_checkpoint.json ("backend"; checkpoints from before that key are RLlib's), and `load_policy` restores either as
 a batched `act(SlotState) -> Decisions` policy for mec.evaluation.run_policy, after checking the checkpoint's
 metadata (phase, n, seed, config) against its run's record (run.json) and its modules' spaces: a mismatch or a
@@ -50,12 +51,15 @@ def train(
     log: Callable[[str], None] = print,
     restart_stale: bool = False,
 ) -> Path:
-    """Train (or resume, or skip if complete) one job with the backend of cfg.training.backend."""
+    """Train (or resume, or skip if complete) one job with the backend of cfg.training.backend, in the one training
+    loop of mec.backends.driver."""
+    from mec.backends import driver
+
     if cfg.training.backend == "sb3":
-        from mec.backends.sb3 import train as train_backend
+        from mec.backends.sb3 import SB3Backend as Backend
     else:
-        from mec.backends.rllib.training import train as train_backend
-    return train_backend(cfg, phase, n, seed, out, num_cpus=num_cpus, log=log, restart_stale=restart_stale)
+        from mec.backends.rllib.training import RLlibBackend as Backend
+    return driver.train(Backend(), cfg, phase, n, seed, out, num_cpus=num_cpus, log=log, restart_stale=restart_stale)
 
 
 def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, name: str | None = None):

@@ -21,8 +21,9 @@ state-independent log std starting at 0). training.critic, ue_credit, num_env_ru
 critic sees the same full slot observation as the actor; one joint action has one reward, the slot's; sampling is one
 env in this process, without Ray); num_cpus sets torch's threads.
 
-Outputs are those of mec.runs (same run directory layout, the same metrics.parquet columns built by
-mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
+The job runs in the one training loop of both backends (mec.backends.driver: SB3Backend builds the env and model,
+SB3Job iterates, restores and saves them). Outputs are those of mec.runs (same run directory layout, the same
+metrics.parquet columns built by mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
 the optimizer state) and mec_checkpoint.json with "backend": "sb3"), so the workflow, `mec evaluate --checkpoint`
 and the plots take either backend. The per-role loss columns are NaN here: there are no role modules. SB3's joint
 losses are in each iteration's log line. env_steps counts this backend's env steps, i.e. slots.
@@ -38,17 +39,17 @@ stable_baselines3 is imported only here, and this module only when the sb3 backe
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from mec import io, metrics, runs
+from mec import io, runs
+from mec.backends import driver
 from mec.backends.slot_env import SlotCodec, make_slot_env
-from mec.config import StudyConfig, config_to_dict
-from mec.evaluation import evaluation_episodes, run_policy
+from mec.config import StudyConfig
 from mec.scenario import PhaseSetup
 from mec.simulator import Decisions, SlotState
 
@@ -160,6 +161,62 @@ def train_iteration(model, seed: int, iteration: int) -> tuple[list[float], dict
     return returns, losses
 
 
+class SB3Job:
+    """One job's SB3 PPO model on its slot-per-step env, as the training loop drives it (mec.backends.driver.Job)."""
+
+    name = BACKEND
+    all_slots_at_once = False  # validation steps the episodes slot by slot, as it always has for this backend
+
+    def __init__(self, cfg: StudyConfig, phase: int, n: int, seed: int, vec_env, model):
+        self.cfg, self.seed, self.vec_env, self.model = cfg, seed, vec_env, model
+        self.codec = SlotCodec(cfg, PhaseSetup.from_config(cfg, phase, n))
+
+    def restore(self, checkpoint: Path) -> None:
+        try:
+            self.model = _load_model(checkpoint, env=self.vec_env, device=_device(self.cfg))
+        except ValueError as exc:
+            raise driver.RestoreError(checkpoint / MODEL_FILE, exc.reason) from None
+
+    def iterate(self, iteration: int) -> driver.Step:
+        returns, losses = train_iteration(self.model, self.seed, iteration)
+        # One joint policy: no per-role losses in the metrics, SB3's own in the log line.
+        return driver.Step(env_steps=self.model.num_timesteps,
+                           episode_return_mean=float(np.mean(returns)) if returns else np.nan,
+                           losses={"ppo": losses})  # fmt: skip
+
+    def policy(self) -> SB3Policy:
+        return SB3Policy(self.model.policy, self.codec)
+
+    def write_checkpoint(self, target: Path, meta: dict) -> None:
+        _write_checkpoint(self.model, target, meta)
+
+    def versions(self) -> dict:
+        return {**io.package_versions(), "stable-baselines3": _sb3_version()}
+
+
+class SB3Backend:
+    """The SB3 backend of the training loop (mec.backends.driver.Backend)."""
+
+    label = BACKEND
+
+    def check(self, cfg: StudyConfig) -> None:
+        if cfg.training.backend != BACKEND:
+            raise ValueError(f"training.backend {cfg.training.backend!r}: mec.backends.sb3 trains only {BACKEND!r}")
+        _check(cfg)
+
+    @contextlib.contextmanager
+    def job(self, cfg: StudyConfig, phase: int, n: int, seed: int, cpus: int, log: Callable[[str], None], tag: str):
+        """torch's threads, the env and a fresh model (a resumed job loads its weights over it)."""
+        import torch
+
+        torch.set_num_threads(cpus)
+        vec_env = make_vec_env(cfg, phase, n)
+        try:
+            yield SB3Job(cfg, phase, n, seed, vec_env, build_model(cfg, vec_env, seed))
+        finally:
+            vec_env.close()
+
+
 def train(
     cfg: StudyConfig,
     phase: int,
@@ -170,78 +227,10 @@ def train(
     log: Callable[[str], None] = print,
     restart_stale: bool = False,
 ) -> Path:
-    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. As
-    mec.backends.rllib.training.train: a run directory of another config, size or seed is an error, or with
-    `restart_stale` discarded."""
-    if cfg.training.backend != BACKEND:
-        raise ValueError(f"training.backend {cfg.training.backend!r}: mec.backends.sb3 trains only {BACKEND!r}")
-    _check(cfg)
-    import torch
-
-    out = Path(out).absolute()
-    setup = PhaseSetup.from_config(cfg, phase, n)
-    t = cfg.training
-    tag = f"[train sb3 phase={phase} {'N' if phase == 1 else 'K'}={n} seed={seed}]"
-    with runs.lock_run(out):
-        state = runs.check_run(out, cfg, phase, n, seed, restart_stale, log, tag)
-        if state == "complete":
-            return out
-        torch.set_num_threads(num_cpus or t.num_cpus)
-        # Everything the job needs, built before a stale run directory is discarded.
-        vec_env = make_vec_env(cfg, phase, n)
-        fresh = build_model(cfg, vec_env, seed)
-        runs.open_run(out, cfg, phase, n, seed, restart_stale, log, tag, checked=state)
-        _train_loop(cfg, setup, phase, n, seed, out, vec_env, fresh, log, tag)
-    return out
-
-
-def _train_loop(cfg, setup, phase, n, seed, out, vec_env, fresh, log, tag) -> None:
-    t = cfg.training
-    ckpt_dir = out / "checkpoints"
-    meta_base = {"backend": BACKEND, "phase": phase, "n": n, "seed": seed, "config": config_to_dict(cfg)}
-    start_iter, rows, best_reward = runs.resumed_rows(out, t.checkpoint_every)
-    if start_iter:
-        model = _load_model(ckpt_dir / "latest", env=vec_env, device=_device(cfg))
-        log(f"{tag} resuming after iteration {start_iter} from {ckpt_dir / 'latest'}")
-    else:
-        model = fresh
-    # The same validation episodes (training.eval_seed) and metric definitions as the RLlib backend.
-    episodes = evaluation_episodes(cfg, setup, t.eval_episodes, t.episode_slots, t.eval_seed)
-    codec = SlotCodec(cfg, setup)
-    roles = runs.trained_roles(cfg, phase)
-    wall_before = float(rows[-1]["wall_s"]) if rows else 0.0
-    started = time.perf_counter()
-    for iteration in range(start_iter + 1, t.iterations + 1):
-        returns, losses = train_iteration(model, seed, iteration)
-        frame = run_policy(cfg, setup, SB3Policy(model.policy, codec), episodes)
-        summary = metrics.summarise(frame)
-        wall = wall_before + time.perf_counter() - started
-        row = runs.metrics_row(
-            iteration=iteration,
-            env_steps=model.num_timesteps,
-            slots=iteration * t.train_batch_slots,
-            wall_s=wall,
-            episode_return_mean=float(np.mean(returns)) if returns else np.nan,
-            roles=roles,
-            losses={},  # one joint policy: no per-role losses
-            summary=summary,
-            frame=frame,
-            phase=phase,
-        )
-        reward = summary["reward_per_slot"]
-        best_reward = runs.record_iteration(out, rows, row, meta_base, iteration, reward,
-                                                lambda target, meta: _write_checkpoint(model, target, meta),
-                                                t.checkpoint_every)  # fmt: skip
-        eta = (time.perf_counter() - started) / (iteration - start_iter) * (t.iterations - iteration)
-        log(
-            f"{tag} iter {iteration}/{t.iterations} eval reward/slot {reward:.4f} (best {best_reward:.4f}) "
-            f"QoS {summary['mean_qos']:.3f} E/task {summary['energy_per_task_j']:.3f} J "
-            f"offload {summary['offload_fraction']:.2f} | ppo "
-            + " ".join(f"{k} {v:.4g}" for k, v in losses.items())
-            + f" | elapsed {wall:.0f}s ETA {eta:.0f}s"
-        )
-    runs.finish_run(out, meta_base, t.iterations, {**io.package_versions(), "stable-baselines3": _sb3_version()})
-    vec_env.close()
+    """Train (or resume, or skip if complete) one job with SB3 PPO (mec.backends.driver.train); returns the run
+    directory."""
+    return driver.train(SB3Backend(), cfg, phase, n, seed, out, num_cpus=num_cpus, log=log,
+                        restart_stale=restart_stale)  # fmt: skip
 
 
 def _load_model(path: Path, **kwargs):
@@ -249,9 +238,11 @@ def _load_model(path: Path, **kwargs):
     try:
         return _ppo().load(path / MODEL_FILE, **kwargs)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path / MODEL_FILE}: cannot be loaded ({type(exc).__name__}: {reason}); it is corrupt: "
-                         "use another checkpoint of the run (latest, best, iter_<i>) or retrain it") from None
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        error = ValueError(f"{path / MODEL_FILE}: cannot be loaded ({reason}); it is corrupt: use another checkpoint "
+                           "of the run (latest, best, iter_<i>) or retrain it")  # fmt: skip
+        error.reason = reason  # for a resume, which names its own way out (SB3Job.restore)
+        raise error from None
 
 
 def _sb3_version() -> str:
