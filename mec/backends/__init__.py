@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
 from mec.config import BACKENDS, StudyConfig
 
@@ -41,25 +40,16 @@ def policy_name(meta: dict) -> str:
     return RLLIB_POLICY_NAMES[meta["config"]["training"]["critic"]]
 
 
-def train(
-    cfg: StudyConfig,
-    phase: int,
-    n: int,
-    seed: int,
-    out: str | os.PathLike,
-    num_cpus: int | None = None,
-    log: Callable[[str], None] = print,
-    restart_stale: bool = False,
-) -> Path:
+def train(cfg: StudyConfig, phase: int, n: int, seed: int, out: str | os.PathLike, **options) -> Path:
     """Train (or resume, or skip if complete) one job with the backend of cfg.training.backend, in the one training
-    loop of mec.backends.driver."""
+    loop of mec.backends.driver; `options`: those of mec.backends.driver.train (num_cpus, log, restart_stale)."""
     from mec.backends import driver
 
     if cfg.training.backend == "sb3":
         from mec.backends.sb3 import SB3Backend as Backend
     else:
         from mec.backends.rllib.training import RLlibBackend as Backend
-    return driver.train(Backend(), cfg, phase, n, seed, out, num_cpus=num_cpus, log=log, restart_stale=restart_stale)
+    return driver.train(Backend(), cfg, phase, n, seed, out, **options)
 
 
 def load_policy(checkpoint: str | os.PathLike, cfg: StudyConfig | None = None, name: str | None = None):

@@ -217,20 +217,10 @@ class SB3Backend:
             vec_env.close()
 
 
-def train(
-    cfg: StudyConfig,
-    phase: int,
-    n: int,
-    seed: int,
-    out: str | os.PathLike,
-    num_cpus: int | None = None,
-    log: Callable[[str], None] = print,
-    restart_stale: bool = False,
-) -> Path:
-    """Train (or resume, or skip if complete) one job with SB3 PPO (mec.backends.driver.train); returns the run
-    directory."""
-    return driver.train(SB3Backend(), cfg, phase, n, seed, out, num_cpus=num_cpus, log=log,
-                        restart_stale=restart_stale)  # fmt: skip
+def train(cfg: StudyConfig, phase: int, n: int, seed: int, out: str | os.PathLike, **options) -> Path:
+    """Train (or resume, or skip if complete) one job with SB3 PPO; returns the run directory. `options`: those of
+    mec.backends.driver.train (num_cpus, log, restart_stale)."""
+    return driver.train(SB3Backend(), cfg, phase, n, seed, out, **options)
 
 
 def _load_model(path: Path, **kwargs):

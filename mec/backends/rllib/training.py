@@ -228,21 +228,12 @@ class RLlibBackend:
                 algo.stop()
 
 
-def train(
-    cfg: StudyConfig,
-    phase: int,
-    n: int,
-    seed: int,
-    out: str | os.PathLike,
-    num_cpus: int | None = None,
-    log: Callable[[str], None] = print,
-    restart_stale: bool = False,
-    batched: bool = True,
-) -> Path:
-    """Train (or resume, or skip if complete) one job with RLlib MAPPO (mec.backends.driver.train); returns the run
-    directory. batched: False samples with RLlib's own env runner (benchmarks)."""
-    return driver.train(RLlibBackend(batched), cfg, phase, n, seed, out, num_cpus=num_cpus, log=log,
-                        restart_stale=restart_stale)  # fmt: skip
+def train(cfg: StudyConfig, phase: int, n: int, seed: int, out: str | os.PathLike, batched: bool = True,
+          **options) -> Path:  # fmt: skip
+    """Train (or resume, or skip if complete) one job with RLlib MAPPO; returns the run directory. batched: False
+    samples with RLlib's own env runner (benchmarks); `options`: those of mec.backends.driver.train (num_cpus, log,
+    restart_stale)."""
+    return driver.train(RLlibBackend(batched), cfg, phase, n, seed, out, **options)
 
 
 def _shapes(space):
