@@ -330,7 +330,7 @@ def test_sb3_beats_random_on_phase1_after_a_few_iterations(tmp_path):
 
 def test_workflow_scripts_train_and_evaluate_with_the_sb3_backend(tmp_path):
     """train_agents and evaluate_policy take the backend from the training section / the checkpoint."""
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "run"  # the rule's run folder: beside its one output, metrics.parquet
     final = run_dir / "checkpoints" / "final" / "mec_checkpoint.json"
     common = {"wildcards": SimpleNamespace(phase="2", n="3", seed="0"), "threads": 1,
               "scriptdir": str(ROOT / "workflow_scripts")}  # fmt: skip
@@ -343,7 +343,7 @@ def test_workflow_scripts_train_and_evaluate_with_the_sb3_backend(tmp_path):
             run_dir=str(run_dir),
             training={**TINY["training"], "backend": "sb3"},
         ),
-        output=SimpleNamespace(metrics=str(tmp_path / "metrics.parquet"), final=str(final)),
+        output=SimpleNamespace(metrics=str(tmp_path / "metrics.parquet")),
     )
     run_workflow_script("train_agents", train_smk)
     assert read_meta(final.parent)["backend"] == "sb3"
@@ -355,7 +355,7 @@ def test_workflow_scripts_train_and_evaluate_with_the_sb3_backend(tmp_path):
         params=SimpleNamespace(
             phase_section=TINY["phase2"], scenario={}, reward={}, evaluation={"episodes": 2, "slots": 5, "seed": 9}
         ),
-        input=SimpleNamespace(final=str(final)),
+        input=SimpleNamespace(metrics=str(tmp_path / "metrics.parquet")),
         output=SimpleNamespace(episodes=str(tmp_path / "episodes.parquet"), schedule=str(tmp_path / "sched.parquet")),
     )
     run_workflow_script("evaluate_policy", eval_smk)
