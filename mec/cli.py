@@ -79,14 +79,16 @@ def _add_size_flags(parser: argparse.ArgumentParser, required: bool) -> None:
     size.add_argument("--n-clusters", type=_positive_int, help="phase 2: number of k-means clusters K")
 
 
-def _load(args) -> StudyConfig:
+def _load(args, memory: bool = True) -> StudyConfig:
+    """The config of --config (else ./config.yaml, else the defaults) with --set on top. `memory`: check the
+    study's sizes fit in memory; evaluate and train check their own sizes and flags instead (memory=False)."""
     if args.config is not None:
-        return load_config(args.config, args.overrides)
+        return load_config(args.config, args.overrides, memory=memory)
     if DEFAULT_CONFIG.exists():
-        return load_config(DEFAULT_CONFIG, args.overrides)
+        return load_config(DEFAULT_CONFIG, args.overrides, memory=memory)
     from mec.config import apply_overrides
 
-    return config_from_dict(apply_overrides({}, args.overrides))
+    return config_from_dict(apply_overrides({}, args.overrides), memory=memory)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,32 +205,40 @@ def _setup(cfg: StudyConfig, phase: int, n_ue: int | None, n_clusters: int | Non
 
 def _nearest_existing(path: Path) -> Path:
     path = path.absolute()
-    while not path.exists() and path != path.parent:
+    while not os.path.lexists(path) and path != path.parent:
         path = path.parent
     return path
 
 
 def _check_out_file(flag: str, path: Path) -> None:
-    """An output file's path: not an existing directory, and in a place this process may write to."""
-    if path.is_dir():
+    """An output file's path: not an existing directory, and in a place this process can write to."""
+    if os.path.isdir(path):
         raise CliError(f"{flag} {path}: is a directory; allowed: a file name ending in .parquet")
-    _check_writable(flag, path, path.parent)
+    _check_writable(flag, path, path.parent, (path.name,))
 
 
 def _check_out_dir(flag: str, path: Path) -> None:
-    """An output folder: a directory (new or existing), never an existing file, in a place one may write to."""
-    if path.exists() and not path.is_dir():
+    """An output folder: a directory (new or existing), never an existing file, in a place one can write to."""
+    if os.path.exists(path) and not os.path.isdir(path):
         raise CliError(f"{flag} {path}: is an existing file, not a directory; allowed: a new or existing directory")
     _check_writable(flag, path, path)
 
 
-def _check_writable(flag: str, path: Path, folder: Path) -> None:
-    """`folder` (to be created where missing) must lie in a directory that is writable; nothing is created here."""
+def _check_writable(flag: str, path: Path, folder: Path, names: tuple[str, ...] = ()) -> None:
+    """`folder` (created where missing) takes new files, tried by writing one (mec.io.writable_problem: a full
+    disk, /proc, a symlink loop, a name too long), before any work; `names` are the files to come in it."""
     base = _nearest_existing(folder)
-    if not base.is_dir():
-        raise CliError(f"{flag} {path}: {base} is a file, not a directory; allowed: a path under a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise CliError(f"{flag} {path}: {base} is not writable; allowed: a path where you may write")
+    if not os.path.isdir(base):
+        try:
+            os.stat(base)
+            what = "is a file, not a directory"
+        except OSError as exc:  # a symlink loop, or a link to nowhere
+            what = f"cannot be followed ({exc.strerror})"
+        raise CliError(f"{flag} {path}: {base} {what}; allowed: a path under a directory")
+    problem = io.writable_problem(folder, names)
+    if problem:
+        allowed = "" if "allowed:" in problem else "; allowed: a path where you may write"
+        raise CliError(f"{flag} {path}: {problem}{allowed}")
 
 
 def _make_policy(name: str, setup: PhaseSetup, seed: int):
@@ -244,7 +254,7 @@ def _make_policy(name: str, setup: PhaseSetup, seed: int):
 def _checkpoint_policy(args):
     from mec import backends
     from mec.config import apply_overrides
-    from mec.runs import read_checkpoint_meta
+    from mec.runs import CHECKPOINT_META, read_checkpoint_meta
 
     if args.phase is not None or args.n_ue is not None or args.n_clusters is not None:
         raise CliError("--checkpoint knows its phase and size; drop --phase/--n-ue/--n-clusters")
@@ -253,9 +263,12 @@ def _checkpoint_policy(args):
     try:
         meta = read_checkpoint_meta(args.checkpoint)
         if args.config is None:  # the checkpoint's own config, with --set on top
-            cfg = config_from_dict(apply_overrides(meta["config"], args.overrides))
+            try:
+                cfg = config_from_dict(apply_overrides(meta["config"], args.overrides), memory=False)
+            except ConfigError as exc:
+                raise ConfigError(f"config of checkpoint {args.checkpoint / CHECKPOINT_META}: {exc}") from None
         else:
-            cfg = _load(args)
+            cfg = _load(args, memory=False)
         # Either backend's checkpoint (RLlib role modules or an SB3 joint policy), by the backend it records.
         name = f"{backends.policy_name(meta)}-seed{meta['seed']}-iter{meta['iteration']}"
         policy, meta = backends.load_policy(args.checkpoint, cfg, name=name)
@@ -269,7 +282,7 @@ def _evaluate(args) -> int:
     if args.checkpoint is not None:
         cfg, setup, policy, name = _checkpoint_policy(args)
     else:
-        cfg = _load(args)
+        cfg = _load(args, memory=False)
         if args.phase is None:
             raise CliError("--phase is required with --policy")
         setup = _setup(cfg, args.phase, args.n_ue, args.n_clusters)
@@ -282,9 +295,12 @@ def _evaluate(args) -> int:
         (episodes, slots),
         setup.n_ue,
     )
-    for flag, path in (("--out", args.out), ("--schedule-out", args.schedule_out)):
-        if path is not None:
-            _check_out_file(flag, path)
+    outputs = [(flag, path) for flag, path in (("--out", args.out), ("--schedule-out", args.schedule_out)) if path]
+    if len(outputs) == 2 and os.path.realpath(args.out) == os.path.realpath(args.schedule_out):
+        raise CliError(f"--schedule-out {args.schedule_out}: the same file as --out {args.out}; allowed: another "
+                       "file (the schedule would overwrite the per-slot table)")  # fmt: skip
+    for flag, path in outputs:
+        _check_out_file(flag, path)
     batch = evaluation_episodes(cfg, setup, episodes, slots, seed)
     frame, schedule = run_policy(cfg, setup, policy, batch, trace=True)
     summary = {
@@ -296,10 +312,12 @@ def _evaluate(args) -> int:
         **metrics.summarise(frame),
     }
     provenance = {"config": config_to_dict(cfg), **summary}
-    if args.out is not None:
-        io.write_parquet(frame.assign(policy=name), args.out, provenance)
-    if args.schedule_out is not None:
-        io.write_parquet(schedule.assign(policy=name), args.schedule_out, provenance)
+    for (flag, path), table in zip(outputs, (frame, schedule) if args.out else (schedule,)):
+        try:
+            io.write_parquet(table.assign(policy=name), path, provenance)
+        except OSError as exc:  # the disk filled during the evaluation
+            raise CliError(f"{flag} {path}: cannot be written ({io.failure_line(exc)}); nothing else was written "
+                           "under that name") from None  # fmt: skip
     if args.json:
         print(json.dumps(summary))
     else:
@@ -339,18 +357,19 @@ def _compare(args) -> int:
 def _train(args) -> int:
     if args.backend is not None:
         args.overrides.append(f"training.backend={args.backend}")
-    cfg = _load(args)
+    cfg = _load(args, memory=False)
     n = args.n_ue if args.phase == 1 else args.n_clusters
     setup = _setup(cfg, args.phase, args.n_ue, args.n_clusters)
     t = cfg.training  # the config checks these at its workflow.phases' sizes; here at this job's
     check_episode_memory(("training.eval_episodes", "training.episode_slots"), (t.eval_episodes, t.episode_slots),
                          setup.n_ue)  # fmt: skip
     check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), setup.n_ue)
-    _check_out_dir("--out", args.out)
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)  # where os.access cannot tell (as root, a read-only mount)
-    except OSError as exc:
-        raise CliError(f"--out {args.out}: cannot be created ({exc.strerror}); allowed: a path where you may write")
+    from mec.plan import ray_address_problem  # noqa: PLC0415
+
+    problem = ray_address_problem(cfg.training.ray_address)  # before --out is created
+    if problem:
+        raise CliError(problem)
+    _check_out_dir("--out", args.out)  # creates it, and writes a probe file there
     from mec.backends import train  # Ray and torch: only once the flags are known to be good
 
     try:
@@ -358,6 +377,9 @@ def _train(args) -> int:
               log=lambda line: print(line, flush=True))  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    except OSError as exc:  # a full disk during training: the run resumes from its latest checkpoint
+        raise CliError(f"--out {args.out}: {io.failure_line(exc)}; rerun the command once that is fixed: it resumes "
+                       "from the latest checkpoint") from None  # fmt: skip
     return 0
 
 

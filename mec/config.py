@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import math
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -76,6 +77,7 @@ __all__ = [
     "WorkflowConfig",
     "apply_overrides",
     "check_episode_memory",
+    "check_study_memory",
     "config_from_dict",
     "config_from_sections",
     "config_to_dict",
@@ -149,7 +151,11 @@ class ScenarioConfig:
     ue: UEConfig = _subsection(UEConfig, "the UEs, drawn per episode")
     server: ServerConfig = _subsection(ServerConfig, "the single edge server shared by all UEs")
     channel: ChannelConfig = _subsection(ChannelConfig, "the uplink channel")
-    slot_s: float = _key(4.0, parse.positive, "slot length [s]; only matters with carry_over_queue")
+    slot_s: float = _key(
+        4.0,
+        parse.positive,
+        "slot length [s]; only matters with carry_over_queue, then at least task.deadline_s.high",
+    )
     carry_over_queue: bool = _key(False, parse.boolean, "server work left at the end of a slot delays the next slot")
 
 
@@ -390,6 +396,21 @@ def _check_workflow(cfg: WorkflowConfig, key: str) -> None:
                 fail(f"{join(key, field)}[{i}]", name, f"a name declared in workflow.variants: {declared}")
 
 
+def _check_scenario(cfg: ScenarioConfig, key: str) -> None:
+    # Without carry-over every slot is its own stretch of time and slot_s is unused. With it, slot_s is the time
+    # between slot starts, and the model shares the uplink and the server only among one slot's tasks: a slot
+    # shorter than the latest deadline would let a slot's uploads and deadlines run into the next slot's, which the
+    # model does not see (1e-12 s would pass silently). So every task is due before the next slot starts.
+    high = cfg.task.deadline_s.high
+    if cfg.carry_over_queue and cfg.slot_s < high:
+        fail(
+            join(key, "slot_s"),
+            cfg.slot_s,
+            f"with carry_over_queue, at least {join(key, 'task.deadline_s')}.high = {high:g} s (every task is due "
+            "before the next slot starts: the model shares the uplink and the server among one slot's tasks only)",
+        )
+
+
 def _check_phase1(cfg: Phase1Config, key: str) -> None:
     # Every offloading UE is guaranteed theta_min of the band, so all of them at once must fit.
     top = max(cfg.n_ue)
@@ -495,6 +516,13 @@ def _check_study(cfg: StudyConfig, key: str) -> None:
             f"a seed other than evaluation.seed = {ev.seed} (the validation episodes that pick the best "
             "checkpoint must not be the test episodes the results are reported on)",
         )
+
+
+def check_study_memory(cfg: StudyConfig) -> None:
+    """The episode arrays of the evaluation, the validation episodes and a training batch fit in memory at the
+    largest size of the study's workflow.phases (config_from_dict checks it; `mec evaluate` and `mec train` check
+    their own sizes and flags instead)."""
+    t, ev = cfg.training, cfg.evaluation
     sizes = {1: max(cfg.phase1.n_ue), 2: cfg.phase2.n_users}
     n_ue = max(sizes[phase] for phase in cfg.workflow.phases)
     check_episode_memory(("evaluation.episodes", "evaluation.slots"), (ev.episodes, ev.slots), n_ue)
@@ -507,6 +535,7 @@ def _check_study(cfg: StudyConfig, key: str) -> None:
 _CHECKS: dict[type, Callable[[Any, str], None]] = {
     StudyConfig: _check_study,
     WorkflowConfig: _check_workflow,
+    ScenarioConfig: _check_scenario,
     Phase1Config: _check_phase1,
     TrainingConfig: _check_training,
     Phase2Config: _check_phase2,
@@ -538,9 +567,13 @@ def _section(cls: type, default: Any, raw: Any, key: str, whole_study: bool = Tr
 # --------------------------------------------------------------------------- public API
 
 
-def config_from_dict(raw: Mapping[str, Any]) -> StudyConfig:
-    """Missing keys take the study defaults, so a config file only needs what it changes."""
-    return _section(StudyConfig, DEFAULT_CONFIG, raw, "")
+def config_from_dict(raw: Mapping[str, Any], memory: bool = True) -> StudyConfig:
+    """Missing keys take the study defaults, so a config file only needs what it changes. `memory`: also check that
+    the study's episode arrays fit in memory (check_study_memory)."""
+    cfg = _section(StudyConfig, DEFAULT_CONFIG, raw, "")
+    if memory:
+        check_study_memory(cfg)
+    return cfg
 
 
 def config_from_sections(phase: int, phase_section: Mapping[str, Any], **sections: Any) -> StudyConfig:
@@ -592,12 +625,29 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     return result
 
 
+# The largest config file read: config.yaml is about 15 kB; a file far larger is not a study config (and /dev/zero
+# or a FIFO, which are not regular files, would be read forever).
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def read_config_file(path: str | PathLike[str]) -> Mapping[str, Any]:
-    """The raw mapping of a YAML config file (empty: {}); a missing, unreadable or binary file, invalid YAML, a
-    duplicate key or a top level that is not a mapping fails in one line naming the file."""
+    """The raw mapping of a YAML config file (empty: {}); a missing, unreadable, binary, oversized (MAX_CONFIG_BYTES)
+    or special file (a device, a FIFO), invalid YAML, a duplicate key or a top level that is not a mapping fails in
+    one line naming the file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # open() says why, below
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a FIFO"}
+        kind = next((name for test, name in kinds.items() if test(mode)), "a special file")
+        raise ConfigError(f"config file '{path}': {kind}, not a regular file; allowed: a YAML file")
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file '{path}': larger than {MAX_CONFIG_BYTES} bytes; allowed: a YAML study "
+                              "config (config.yaml is about 15 kB)")  # fmt: skip
     except FileNotFoundError as exc:
         raise ConfigError(f"config file '{path}': not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -613,11 +663,12 @@ def read_config_file(path: str | PathLike[str]) -> Mapping[str, Any]:
     return raw
 
 
-def load_config(path: str | PathLike[str], overrides: Sequence[str] = ()) -> StudyConfig:
-    """Read a YAML study file, apply optional overrides, and validate; every failure names the file."""
+def load_config(path: str | PathLike[str], overrides: Sequence[str] = (), memory: bool = True) -> StudyConfig:
+    """Read a YAML study file, apply optional overrides, and validate (`memory`: config_from_dict's); every failure
+    names the file."""
     raw = read_config_file(path)
     try:
-        return config_from_dict(apply_overrides(raw, overrides))
+        return config_from_dict(apply_overrides(raw, overrides), memory=memory)
     except ConfigError as exc:
         raise ConfigError(f"config file '{path}': {exc}") from exc
 

@@ -93,6 +93,50 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+# The longest file or folder name most file systems take (NAME_MAX), where the file system does not say its own.
+NAME_MAX_BYTES = 255
+# What the probe of writable_problem writes (and syncs) before removing it: a full disk shows here, not after the work.
+PROBE_BYTES = 64 * 1024
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return NAME_MAX_BYTES
+
+
+def writable_problem(folder: str | os.PathLike, names: tuple[str, ...] = ()) -> str | None:
+    """Why new files cannot be written in `folder` (created, with its parents, where missing), or None. Each name on
+    the way and each of `names` (files to come) must fit the file system's name limit; then a probe file of
+    PROBE_BYTES is written, synced and removed, which shows a full disk, a read-only or virtual file system (/proc),
+    a path under a regular file or through a symlink loop before any work is done. os.access cannot tell: it says
+    yes to root for everything."""
+    folder = Path(folder)
+    existing = folder.absolute()
+    while not os.path.isdir(existing) and existing != existing.parent:
+        existing = existing.parent
+    limit = _name_max(existing)
+    for name in (*folder.parts, *names):
+        if len(os.fsencode(name)) > limit:
+            return f"the name {name[:24]}... is {len(os.fsencode(name))} bytes long; allowed: at most {limit} bytes"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder {exc.filename or folder}: {exc.strerror or type(exc).__name__}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mec-probe-", suffix=".tmp", dir=folder)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write a file in {folder}: {exc.strerror or type(exc).__name__}"
+    return None
+
+
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
     """Write a DataFrame atomically; `provenance` (config, seed, ...) plus package versions, the machine and the
     source commit (machine(), source_commit()) go in the file metadata."""
@@ -134,14 +178,39 @@ def read_parquet(path: str | os.PathLike, remove_if_corrupt: bool = False, **kwa
         raise _corrupt(path, exc, remove_if_corrupt) from None
 
 
-def read_provenance(path: str | os.PathLike, remove_if_corrupt: bool = False) -> dict[str, Any]:
+class MissingProvenanceError(CorruptFileError, KeyError):
+    """A Parquet file whose provenance lacks a key the reader needs (a file this project did not write, or wrote
+    without it): one line naming the file. A KeyError too, for callers that test for a key."""
+
+    __str__ = ValueError.__str__  # the message, not KeyError's quoted repr of it
+
+
+class Provenance(dict):
+    """The provenance of a Parquet file (write_parquet's mec_provenance metadata): a dict whose missing key is a
+    one-line MissingProvenanceError naming the file, not a bare KeyError."""
+
+    def __init__(self, path: str | os.PathLike, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        what = f"no {key!r} in its provenance" if self else "no provenance (not written by mec.io.write_parquet)"
+        raise MissingProvenanceError(f"{self.path}: {what}; allowed: a file the workflow or `mec` wrote; rebuild it")
+
+
+def read_provenance(path: str | os.PathLike, remove_if_corrupt: bool = False) -> Provenance:
+    """The provenance write_parquet stored in a Parquet file ({} where it stored none); a key it lacks is a one-line
+    error naming the file (Provenance)."""
     try:
         meta = pq.read_schema(path).metadata or {}
-        return json.loads(meta.get(b"mec_provenance", b"{}"))
+        data = json.loads(meta.get(b"mec_provenance", b"{}"))
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _corrupt(path, exc, remove_if_corrupt) from None
+    if not isinstance(data, dict):
+        raise _corrupt(path, ValueError("its mec_provenance metadata is not a JSON object"), remove_if_corrupt)
+    return Provenance(path, data)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:

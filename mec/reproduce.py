@@ -10,6 +10,7 @@ committed numbers"), so the report names the CPU model and commit that each file
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Comparison:
 
 
 def _read(path: Path, what: str) -> pd.DataFrame:
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ReproduceError(f"{what} {path}: not a regular file; allowed: a summary table of the workflow (Parquet)")
     try:
         frame = pd.read_parquet(path)
     except FileNotFoundError:
@@ -88,7 +91,8 @@ def compare(committed: pd.DataFrame, rerun: pd.DataFrame) -> Comparison:
 def _origin(path: Path) -> str:
     """The CPU model and source commit of the machine that wrote the file, as its provenance records them."""
     meta = io.read_provenance(path)
-    cpu = (meta.get("machine") or {}).get("cpu")
+    machine = meta.get("machine")
+    cpu = machine.get("cpu") if isinstance(machine, dict) else None
     commit = meta.get("commit")
     if not cpu and not commit:
         return "written before files recorded their CPU model and commit"
@@ -98,7 +102,10 @@ def _origin(path: Path) -> str:
 def report(committed_path: Path, rerun_path: Path) -> tuple[bool, str]:
     """(all rerun rows equal, the report's text)."""
     committed, rerun = _read(committed_path, "--committed"), _read(rerun_path, "--rerun")
-    result = compare(committed, rerun)
+    try:
+        result = compare(committed, rerun)
+    except ReproduceError as exc:  # name the files it read
+        raise ReproduceError(f"--committed {committed_path} and --rerun {rerun_path}: {exc}") from None
     lines = [
         f"committed: {committed_path} ({_origin(committed_path)})",
         f"rerun:     {rerun_path} ({_origin(rerun_path)})",

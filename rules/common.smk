@@ -8,7 +8,7 @@ import sys
 import jsonschema
 from snakemake.exceptions import WorkflowError
 
-from mec import plan, plotting
+from mec import io, plan, plotting
 from mec.config import ConfigError, config_from_dict, read_config_file
 from mec.variants import variant_configs
 
@@ -90,6 +90,21 @@ def check_ray_addresses(dag):
             _stop(problem)
 
 
+def check_results_dir():
+    """Before any job starts (onstart): workflow.results_dir takes new files (mec.io's
+    probe: a symlink loop, a full disk, a path under a file); else one line, exit 1."""
+    problem = io.writable_problem(RESULTS)
+    if problem:
+        _stop(f"config key 'workflow.results_dir': {RESULTS}: {problem}")
+
+
+# Where it can be known before any job starts, a run that cannot work stops in one line
+# and removes nothing: an output folder that cannot be written, an unreachable Ray cluster.
+onstart:
+    check_results_dir()
+    check_ray_addresses(workflow.dag)
+
+
 # --------------------------------------------------------------------------- paths (defined once)
 
 # Every output lies under workflow.results_dir ("results" by default), so each config (config.yaml's study, the tiny
@@ -100,6 +115,23 @@ RESULTS = str(
     if isinstance(config.get("workflow") or {}, dict)
     else "results"
 )
+
+
+def check_results_path():
+    """At once, even in a dry run (Snakemake's own scan of the folder would end in a
+    traceback): workflow.results_dir is a folder or nothing yet, never a symlink loop or
+    a path under a file. Whether it takes files is the onstart probe's question."""
+    try:
+        if not os.path.isdir(RESULTS) and os.path.lexists(RESULTS):
+            os.stat(RESULTS)  # a file, or a link that cannot be followed
+            raise NotADirectoryError(20, "a file, not a folder")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _stop(f"config key 'workflow.results_dir': {RESULTS}: {exc.strerror}")
+
+
+check_results_path()
 # {variant_dir} is "" for the study itself and "variants/<name>/" for a variant of it (workflow.variants, the
 # trade-off axis workflow.w_energy, the tuning grid): the same rules build both, and the study's paths stay as they
 # are. {variant_dir} is constrained to variants/<name>/, so no pattern of one results folder matches another's.

@@ -3,11 +3,6 @@
 # a failure costs only the failing job's own output, written last).
 
 
-# An unreachable training.ray_address stops the workflow in one line before any job starts.
-onstart:
-    check_ray_addresses(workflow.dag)
-
-
 rule train_agents:
     output:
         # The complete learning history, copied from the run folder once training is complete.

@@ -167,7 +167,7 @@ def test_train_out_that_is_a_file_or_unwritable_ends_in_one_line(capsys, tmp_pat
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         code, err = run_cli(capsys, [*base, str(locked / "run")])
-        assert code == 2 and "is not writable" in one_line(err)
+        assert code == 2 and "Permission denied" in one_line(err)
         assert list(locked.iterdir()) == []
     code, err = run_cli(capsys, [*base, "/proc/mec-no-such-run/run"])
     assert code == 2 and err.startswith("error: --out /proc/mec-no-such-run/run: ") and one_line(err)
@@ -178,6 +178,162 @@ def test_evaluate_out_that_is_a_directory_ends_in_one_line(capsys, tmp_path):
     folder.mkdir()
     code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", "--out", str(folder)])
     assert code == 2 and "is a directory" in one_line(err)
+
+
+# --------------------------------------------------------------------------- operating-system errors (issue 27)
+
+
+@pytest.fixture
+def no_evaluation(monkeypatch):
+    """The command must stop before it evaluates anything."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the evaluation ran before the paths were checked")
+
+    monkeypatch.setattr(cli, "evaluation_episodes", refuse)
+
+
+def _loop(tmp_path: Path) -> Path:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    return loop
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        pytest.param(lambda tmp: Path("/proc/table.parquet"), "cannot write a file in /proc: ", id="proc"),
+        pytest.param(lambda tmp: tmp / "afile" / "table.parquet", "afile is a file, not a directory",
+                     id="under-a-file"),  # fmt: skip
+        pytest.param(lambda tmp: _loop(tmp) / "table.parquet", "loop cannot be followed (Too many levels of "
+                     "symbolic links)", id="symlink-loop"),  # fmt: skip
+        pytest.param(lambda tmp: tmp / ("a" * 300 + ".parquet"), "is 308 bytes long; allowed: at most 255 bytes",
+                     id="name-too-long"),  # fmt: skip
+    ],
+)
+def test_an_out_that_cannot_be_written_ends_in_one_line_before_the_evaluation(capsys, tmp_path, no_evaluation, out,
+                                                                              expected):  # fmt: skip
+    (tmp_path / "afile").write_text("keep")
+    path = out(tmp_path)
+    for flag in ("--out", "--schedule-out"):
+        code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", flag, str(path)])
+        assert code == 2 and err.startswith(f"error: {flag} {path}: ") and expected in one_line(err), err
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_a_full_disk_ends_in_one_line_before_the_work(capsys, tmp_path, monkeypatch, no_evaluation):
+    """The probe file's write fails as on a full disk (ENOSPC): evaluate and train stop before any work, the
+    training before Ray starts."""
+    import errno
+
+    from mec import io
+
+    real_write = os.write
+
+    def full(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(io.os, "write", full)
+    out = tmp_path / "t.parquet"
+    code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", "--out", str(out)])
+    assert code == 2 and f"cannot write a file in {tmp_path}: No space left on device" in one_line(err), err
+    monkeypatch.setitem(sys.modules, "mec.backends", None)  # importing the backends (Ray) would fail the test
+    run = tmp_path / "run"
+    code, err = run_cli(capsys, ["train", "--phase", "1", "--n-ue", "2", "--seed", "0", "--out", str(run)])
+    assert code == 2 and f"--out {run}: cannot write a file in {run}: No space left on device" in one_line(err)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and list(run.iterdir()) == []  # no probe left behind
+
+
+def test_schedule_out_equal_to_out_is_refused(capsys, tmp_path, no_evaluation):
+    out = tmp_path / "t.parquet"
+    code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", "--out", str(out),
+                                 "--schedule-out", str(tmp_path / "." / "t.parquet")])  # fmt: skip
+    assert code == 2 and "the same file as --out" in one_line(err) and str(out) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_config_of_a_device_or_fifo_is_refused_without_reading_it(capsys, tmp_path, special):
+    if special == "fifo":
+        special = str(tmp_path / "config.fifo")
+        os.mkfifo(special)  # opening it would block until a writer comes
+    code, err = run_cli(capsys, [*EVALUATE, "--phase", "1", "--n-ue", "2", "--config", special])
+    assert code == 2 and f"config file '{special}'" in err and "not a regular file" in one_line(err)
+
+
+def test_a_config_file_larger_than_a_study_config_is_refused(tmp_path):
+    from mec.config import MAX_CONFIG_BYTES
+
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match=f"larger than {MAX_CONFIG_BYTES} bytes") as info:
+        load_config(big)
+    assert str(big) in str(info.value)
+
+
+def test_errors_quote_the_flags_given_not_the_config_defaults(capsys):
+    """--episodes 1 at --n-ue 2 with a huge evaluation.slots: the message speaks of the flag and of 2 UEs, not of
+    evaluation.episodes = 5 and phase 2's 100 UEs (the config's own sizes)."""
+    code, err = run_cli(capsys, ["evaluate", "--policy", "all-local", "--phase", "1", "--n-ue", "2", "--episodes", "1",
+                                 "--set", f"evaluation.slots={BIG}"])  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and f"--episodes x 'evaluation.slots': got 1 x {BIG} slots at 2 UEs" in line, line
+    assert "100 UEs" not in line and "5 x" not in line
+
+
+def test_a_metrics_file_without_provenance_is_named(tmp_path):
+    import pandas as pd
+
+    from mec import io
+    from mec.runs import check_metrics_file
+
+    path = tmp_path / "metrics.parquet"
+    pd.DataFrame({"iteration": [1, 2]}).to_parquet(path)
+    with pytest.raises(io.CorruptFileError) as info:
+        check_metrics_file(path)
+    assert str(path) in str(info.value) and "no provenance" in str(info.value) and "\n" not in str(info.value)
+    assert io.read_provenance(path).get("config") is None  # .get still answers None
+
+
+def test_a_checkpoint_config_error_names_the_checkpoint_file(capsys, tmp_path):
+    from mec.runs import CHECKPOINT_META, META_KEYS
+
+    checkpoint = tmp_path / "best"
+    checkpoint.mkdir()
+    meta = {key: 1 for key in META_KEYS}
+    meta.update(config={"training": {"lr": -1.0}}, phase=1, n=2, seed=0, iteration=1)
+    (checkpoint / CHECKPOINT_META).write_text(json.dumps(meta))
+    code, err = run_cli(capsys, ["evaluate", "--checkpoint", str(checkpoint)])
+    assert code == 2 and f"config of checkpoint {checkpoint / CHECKPOINT_META}: config key 'training.lr'" in err
+
+
+def test_reproduce_errors_name_the_files(capsys, tmp_path):
+    import pandas as pd
+
+    committed, rerun = tmp_path / "committed.parquet", tmp_path / "rerun.parquet"
+    pd.DataFrame({"a": [1.0]}).to_parquet(committed)
+    pd.DataFrame({"a": [1.0]}).to_parquet(rerun)
+    code, err = run_cli(capsys, ["reproduce", "--committed", str(committed), "--rerun", str(rerun)])
+    assert code == 2 and f"--committed {committed} and --rerun {rerun}: no key column" in one_line(err), err
+    code, err = run_cli(capsys, ["reproduce", "--committed", "/dev/zero", "--rerun", str(rerun)])
+    assert code == 2 and "--committed /dev/zero: not a regular file" in one_line(err), err
+
+
+def test_slot_s_below_the_deadlines_with_carry_over_is_refused():
+    """With carry-over, slot_s is the time between slot starts: a slot shorter than the latest deadline is refused
+    (1e-12 s passed before); without carry-over slot_s is unused and any positive value is accepted."""
+    from mec.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=r"scenario.slot_s.*1e-12.*scenario.task.deadline_s.high = 4 s"):
+        config_from_dict({"scenario": {"carry_over_queue": True, "slot_s": 1e-12}})
+    with pytest.raises(ConfigError, match="scenario.slot_s"):
+        config_from_dict({"scenario": {"carry_over_queue": True, "slot_s": 3.9}})
+    assert config_from_dict({"scenario": {"carry_over_queue": True, "slot_s": 4.0}}).scenario.slot_s == 4.0
+    tight = {"carry_over_queue": True, "slot_s": 2.0, "task": {"deadline_s": [1.0, 2.0]}}
+    assert config_from_dict({"scenario": tight}).scenario.slot_s == 2.0
+    assert config_from_dict({"scenario": {"slot_s": 1e-12}}).scenario.slot_s == 1e-12
 
 
 def test_set_reward_preset_is_accepted_by_the_command(capsys, tmp_path):
