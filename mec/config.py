@@ -271,6 +271,7 @@ class WorkflowConfig:
                 "flat": {"phase2.n_clusters": [1], "workflow.phases": [2]},
                 "sb3": {"training.backend": "sb3"},
                 "tight_deadlines": {"scenario.task.deadline_s": {"low": 1.0, "high": 2.0}, "workflow.phases": [1]},
+                "capable_edge": {"scenario.server.cpu_ghz": 24.0, "workflow.phases": [2]},
             }
         ),
         parse.variants,
@@ -285,7 +286,7 @@ class WorkflowConfig:
         ("sb3",), parse.variant_names, "variants (another training.backend) the `compare_backends` target compares"
     )
     scenarios: tuple[str, ...] = _key(
-        ("tight_deadlines",),
+        ("tight_deadlines", "capable_edge"),
         parse.variant_names,
         "variants the default target builds in full beside the study, each reported apart",
     )

@@ -328,6 +328,9 @@ class LocalSearchPolicy:
     max_evaluations: int = MAX_EVALUATIONS
     n_starts: int = N_STARTS
     search_spectrum: bool = True
+    # False: every cluster keeps an equal CPU share (the seeds' CPU weights are made equal and the CPU moves are
+    # off): what the search reaches without a coordinator, to measure what the split is worth.
+    search_cpu: bool = True
     seeds: list = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -353,8 +356,11 @@ class LocalSearchPolicy:
     def seed_candidates(self, state: SlotState) -> tuple[list[Decisions], np.ndarray]:
         """Every seed's decisions and their slot rewards (seeds, B)."""
         candidates = [p.act(state) for p in self.seeds]
-        if state.n_clusters > 1:
+        if state.n_clusters > 1 and self.search_cpu:
             candidates += self._focus_seeds(state)
+        if not self.search_cpu:
+            candidates = [Decisions(d.offload, d.spectrum_weight, d.priority, np.ones_like(d.cpu_weight))
+                          for d in candidates]  # fmt: skip
         return candidates, np.stack([resolve_slot(state, d).reward for d in candidates])
 
     def _starts(self, rewards: np.ndarray) -> list[tuple[int, int]]:
@@ -388,12 +394,13 @@ class LocalSearchPolicy:
         reward = np.empty(len(pairs))
         evaluations = np.zeros(len(pairs), dtype=np.int64)
         p = state.params
+        cpu_steps = np.array(CPU_STEPS if self.search_cpu else (), dtype=float)
         tiled = {name: np.ascontiguousarray(getattr(state, name)[rows]) for name in
                  ("data_bits", "cycles", "deadline_s", "gain", "cpu_hz", "server_free_s")}  # fmt: skip
         _search_kernel(
             p.kernel, tiled["data_bits"], tiled["cycles"], tiled["deadline_s"], tiled["gain"], tiled["cpu_hz"],
             np.ascontiguousarray(state.cluster[rows], dtype=np.int64), tiled["server_free_s"], p.carry_over_queue,
-            p.slot_s, offload, spectrum_weight, priority, cpu_weight, np.array(CPU_STEPS), np.array(SPECTRUM_FACTORS),
+            p.slot_s, offload, spectrum_weight, priority, cpu_weight, cpu_steps, np.array(SPECTRUM_FACTORS),
             self.search_spectrum, self.max_evaluations, reward, evaluations,
         )  # fmt: skip
         # The best start of each episode (the first of equals: the better seed).

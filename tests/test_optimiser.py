@@ -203,3 +203,29 @@ def test_unequal_spectrum_beats_the_equal_split_oracle(make_params, make_state, 
     np.testing.assert_allclose(r.spectrum_share, [[0.01 + 0.98 * 2 / 3, 0.01 + 0.98 / 3]], rtol=1e-12)
     np.testing.assert_allclose(r.upload_end_s[0, 0], 0.697, atol=1e-3)
     np.testing.assert_array_equal(r.qos, [[1.0, 1.0]])
+
+
+def test_search_with_the_cpu_split_fixed_keeps_every_share_equal():
+    """search_cpu=False (what search reaches without a coordinator): every cluster's CPU weight stays equal on every
+    slot, the result is never below an equal-split seed heuristic (exact, per slot), and it is a real search (above
+    the best of them on average)."""
+    cfg = config_from_dict({"scenario": {"server": {"cpu_ghz": 24.0, "bandwidth_mhz": 50.0}}})
+    setup = PhaseSetup.from_config(cfg, 2, 4)
+    state = _states_phase2(cfg, setup)
+    decisions, claimed, _ = LocalSearchPolicy(2, search_cpu=False).best(state)
+    np.testing.assert_array_equal(decisions.cpu_weight, np.ones_like(decisions.cpu_weight))
+    np.testing.assert_array_equal(claimed, resolve_slot(state, decisions).reward)
+    equal_seeds = [name for name in seed_policy_names(2) if name.endswith("-equal") or name == "all-local"]
+    best_seed = np.max([resolve_slot(state, make_policy(name, 2).act(state)).reward for name in equal_seeds], axis=0)
+    assert np.all(claimed >= best_seed)
+    assert claimed.mean() > best_seed.mean() + 1.0
+    # The free search starts from the same seeds and more, and moves the CPU too: its split is not all equal.
+    free, _, _ = LocalSearchPolicy(2).best(state)
+    assert not np.all(free.cpu_weight == free.cpu_weight[:, :1])
+
+
+def _states_phase2(cfg, setup, n_slots=4):
+    from mec.simulator import slot_block_state
+
+    episodes = sample_episodes(cfg.scenario, setup, n_slots, [3])
+    return slot_block_state(episodes, SimParams.from_config(cfg, setup), n_slots)

@@ -47,8 +47,8 @@ RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 def test_default_variants_and_their_configs():
     variants = study_variants(DEFAULT_CONFIG)
     names = list(variants)
-    assert names[:5] == ["ippo", "no_coordinator", "flat", "sb3", "tight_deadlines"]
-    assert names[5:10] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
+    assert names[:6] == ["ippo", "no_coordinator", "flat", "sb3", "tight_deadlines", "capable_edge"]
+    assert names[6:11] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
     tuning = [name for name in names if name.startswith("tune_")]
     assert len(tuning) == 3 * 3 * 2 and "tune_lr0.0003_entropy_coeff0.005_minibatch_size250" in tuning
     configs = variant_configs(DEFAULT_CONFIG)
@@ -58,9 +58,14 @@ def test_default_variants_and_their_configs():
     assert configs["flat"].phase2.n_clusters == (1,)
     assert configs["sb3"].training.backend == "sb3"
     tight = configs["tight_deadlines"]
-    assert DEFAULT_CONFIG.workflow.scenarios == ("tight_deadlines",)
+    assert DEFAULT_CONFIG.workflow.scenarios == ("tight_deadlines", "capable_edge")
     assert (tight.scenario.task.deadline_s.low, tight.scenario.task.deadline_s.high) == (1.0, 2.0)
     assert tight.workflow.phases == (1,) and tight.phase1 == DEFAULT_CONFIG.phase1 and tight.training == DEFAULT_CONFIG.training
+    capable = configs["capable_edge"]  # phase 2 only, a 4x server, everything else the study's
+    assert capable.scenario.server.cpu_ghz == 24.0 and capable.workflow.phases == (2,)
+    assert capable.scenario.server.bandwidth_mhz == DEFAULT_CONFIG.scenario.server.bandwidth_mhz
+    assert capable.phase2 == DEFAULT_CONFIG.phase2 and capable.training == DEFAULT_CONFIG.training
+    assert capable.workflow.seeds == DEFAULT_CONFIG.workflow.seeds
     w = configs["w_energy_0.5"]
     assert w.reward.w_energy_per_j == 0.5 and w.reward.w_qos == 1.0
     assert (w.phase1.n_ue, w.phase2.n_clusters, w.workflow.seeds) == ((3, 7), (4, 10), (0, 1, 2))

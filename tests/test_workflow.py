@@ -53,6 +53,7 @@ RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 # The tiny study's sweep: N in {2, 3}, K in {2, 3}, seed 0 (.test/config.yaml).
 POINTS = ((1, 2), (1, 3), (2, 2), (2, 3))
 PHASE1_N = (2, 3)
+PHASE2_K = (2, 3)
 SEEDS = (0,)
 SUMMARY = f"{RESULTS}/summary/baselines.parquet"
 LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet"
@@ -254,17 +255,18 @@ def test_default_study_plans_one_job_per_sweep_point_and_seed(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result)
     seeds = len(DEFAULT_CONFIG.workflow.seeds)
-    # The study's phase 1 and 2, and its tight-deadline scenario's phase 1 (workflow.scenarios) beside it.
-    assert DEFAULT_CONFIG.workflow.scenarios == (SCENARIO,)
+    # The study's phase 1 and 2, its tight-deadline scenario's phase 1 and its capable-edge scenario's phase 2
+    # (workflow.scenarios) beside it.
+    assert DEFAULT_CONFIG.workflow.scenarios == (SCENARIO, "capable_edge")
     n1, n2 = len(DEFAULT_CONFIG.phase1.n_ue), len(DEFAULT_CONFIG.phase2.n_clusters)
-    points = 2 * n1 + n2
+    points = 2 * n1 + 2 * n2
     assert counts["evaluate_baselines"] == points
-    assert counts["train_agents"] == counts["evaluate_policy"] == points * seeds
+    assert counts["train_agents"] == counts["evaluate_policy"] == points * seeds  # 130 at 5 seeds
     assert counts["plot_run_phase1"] == 2 * n1 * seeds  # one job per run: its 5 figures
-    assert counts["plot_run_phase2"] == n2 * seeds
+    assert counts["plot_run_phase2"] == 2 * n2 * seeds
     assert counts["plot_learning_curves"] == points
-    assert counts["aggregate_baselines"] == counts["aggregate_metrics"] == 2
-    assert counts["plot_sweep"] == 3 * len(FIGURE_METRICS) and counts["plot_relative_sweep"] == 3
+    assert counts["aggregate_baselines"] == counts["aggregate_metrics"] == 3
+    assert counts["plot_sweep"] == 4 * len(FIGURE_METRICS) and counts["plot_relative_sweep"] == 4
 
 
 def test_the_reduced_config_trains_each_variant_target_at_its_points_only(tmp_path):
@@ -292,6 +294,23 @@ def test_the_reduced_config_trains_each_variant_target_at_its_points_only(tmp_pa
     assert pareto["train_agents"] == 5 * 2 * 3 and pareto["aggregate_pareto"] == 1
     together = counts("ablations", "compare_backends", "pareto")
     assert together["train_agents"] == 24 + 3 * 3 + 4 * 2 * 3  # sb3's 9 and the 4 new weights' 24 beside ablations
+
+
+def test_the_capable_edge_ablations_config_trains_phase2_at_k10_only(tmp_path):
+    """config/capable_edge.yaml: the ablations in the capable-edge scenario at the reduced budget: the scenario itself,
+    IPPO and no coordinator at K = 10, flat at K = 1, 3 seeds each: 12 training jobs, no phase 1, no other scenario."""
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "ablations", "-n", "--cores", "1", "--quiet", "rules",
+                       "--configfile", "config.yaml", "config/capable_edge.yaml")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result)
+    assert counts["train_agents"] == counts["evaluate_policy"] == 4 * 3
+    assert counts["evaluate_baselines"] == 2  # K = 10 (shared by the study, IPPO and no coordinator) and flat's K = 1
+    assert counts["compare_variants"] == 1 and "plot_run_phase1" not in counts
+    from mec.config import load_config, variant_configs
+
+    cfg = load_config(REPO / "config" / "capable_edge.yaml")  # the scenario's own server, nothing else of it changed
+    assert cfg.scenario == variant_configs(DEFAULT_CONFIG)["capable_edge"].scenario
 
 
 def test_the_reproduce_config_reruns_the_committed_rows_points_alone(tmp_path):
@@ -657,6 +676,25 @@ def test_the_default_target_builds_each_scenario_beside_the_study(study):
     comparison = pd.read_parquet(study / f"{SCENARIO_DIR}/summary/comparison.parquet")
     assert set(comparison["phase"]) == {1} and set(comparison["n"]) == set(PHASE1_N)
     assert (comparison.loc[comparison["kind"] != "bound", aggregate.PERCENT_OF_BOUND] <= 100.0 + 1e-9).all()
+
+
+def test_the_capable_edge_scenario_is_phase2_only_on_its_own_server(study):
+    """workflow.scenarios' capable_edge: phase 2 at every K of the tiny study, trained, evaluated, summarised and
+    drawn in its own folder, never phase 1; its server (4x the study's CPU) lets local search earn more than at the
+    study's own server on the same episodes, while all-local (which never touches the server) earns the same."""
+    folder = study / f"{RESULTS}/variants/capable_edge"
+    assert not list(folder.glob("phase1")) and (folder / "figures/phase2/sweep_relative.png").stat().st_size > 0
+    comparison = pd.read_parquet(folder / "summary/comparison.parquet")
+    assert set(comparison["phase"]) == {2} and set(comparison["n"]) == set(PHASE2_K)
+    assert set(comparison.loc[comparison["kind"] == "learned", "n"]) == set(PHASE2_K)
+    own = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
+    for k in PHASE2_K:
+        def reward(table, policy):
+            row = table[(table["phase"] == 2) & (table["n"] == k) & (table["policy"] == policy)]
+            return float(row["reward_per_slot"].iloc[0])
+
+        assert reward(comparison, "all-local") == reward(own, "all-local")
+        assert reward(comparison, "local-search") > reward(own, "local-search")
 
 
 def test_a_scenario_change_reruns_only_its_own_jobs(study, tmp_path):
