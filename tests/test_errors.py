@@ -309,6 +309,34 @@ def test_a_checkpoint_config_error_names_the_checkpoint_file(capsys, tmp_path):
     assert code == 2 and f"config of checkpoint {checkpoint / CHECKPOINT_META}: config key 'training.lr'" in err
 
 
+@pytest.mark.parametrize(
+    ("folder", "iteration", "expected"),
+    [
+        pytest.param("iter_0002", 3, "its own history", id="iter-folder"),
+        pytest.param("final", 2, "says the run has 3 iterations", id="final-short"),
+        pytest.param("best", 99, "says the run has 3 iterations", id="past-the-run"),
+    ],
+)
+def test_a_checkpoint_whose_iteration_its_run_contradicts_is_refused(capsys, tmp_path, folder, iteration, expected):
+    """Its history copy (rows 1..2 in iter_0002, 1..3 elsewhere), its folder name and run.json (3 iterations) say
+    another iteration than its metadata: one line naming the file, before any policy is loaded."""
+    import pandas as pd
+
+    from mec.runs import CHECKPOINT_META
+
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / folder
+    checkpoint.mkdir(parents=True)
+    meta = {"config": {}, "phase": 1, "n": 2, "seed": 0, "iteration": iteration, "backend": "rllib"}
+    (checkpoint / CHECKPOINT_META).write_text(json.dumps(meta))
+    rows = 2 if folder == "iter_0002" else 3
+    pd.DataFrame({"iteration": list(range(1, rows + 1))}).to_parquet(checkpoint / "metrics.parquet")
+    (run / "run.json").write_text(json.dumps({"iterations": 3, "phase": 1, "n": 2, "seed": 0}))
+    code, err = run_cli(capsys, ["evaluate", "--checkpoint", str(checkpoint)])
+    line = one_line(err)
+    assert code == 2 and f"{checkpoint / CHECKPOINT_META}: iteration {iteration}, but " in line and expected in line
+
+
 def test_reproduce_errors_name_the_files(capsys, tmp_path):
     import pandas as pd
 
