@@ -83,8 +83,8 @@ def upload_bits():
 
 # --------------------------------------------------------------------------- the slow marker (make test-fast)
 
-# Tests that take more than a few seconds each: training runs, the Snakemake workflow run for real, killed and
-# resumed jobs, SLURM, the quick start. `make test` runs everything (CI too); `make test-fast` deselects these
+# Tests that take more than a few seconds each: training runs, the Snakemake workflow run for real, killed,
+# interrupted and resumed jobs, SLURM, the quick start. `make test` runs everything (CI too); `make test-fast` deselects these
 # (-m "not slow") and still touches every module, a one-iteration training of tiny sizes included. Patterns are
 # fnmatch patterns on the test ids; a test matching SLOW and none of FAST is marked slow. Name a new slow test here
 # (or mark it @pytest.mark.slow).
@@ -92,6 +92,7 @@ SLOW = (
     "tests/test_workflow.py::*",
     "tests/test_integrity.py::*",
     "tests/test_slurm.py::*",
+    "tests/test_driver.py::*",
     "tests/test_quickstart.py::*",
     "tests/test_training.py::*",
     "tests/test_sb3.py::*",
