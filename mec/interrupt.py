@@ -69,9 +69,9 @@ def take_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stop_on_signals(note: Callable[[], str]) -> Iterator[None]:
-    """Take SIGINT and SIGTERM (see the module doc); on a stop, print "stopped by <SIGNAL>: <note()>" to stderr,
-    once, after everything inside has unwound, and let the Stopped go on."""
+def stop_on_signals(note: Callable[[], str], echo: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Take SIGINT and SIGTERM (see the module doc); on a stop, print "stopped by <SIGNAL>: <note()>" to stderr
+    (and pass it to `echo`, e.g. a job's log), once, after everything inside has unwound, and let the Stopped go on."""
     _State.depth += 1
     try:
         with take_signals():
@@ -83,7 +83,10 @@ def stop_on_signals(note: Callable[[], str]) -> Iterator[None]:
                 text = note()
             except Exception as error:  # the note reads the run's state; it must never hide the stop
                 text = f"(its state could not be read: {type(error).__name__})"
-            print(f"stopped by {exc.signame}: {text}", file=sys.stderr, flush=True)
+            line = f"stopped by {exc.signame}: {text}"
+            print(line, file=sys.stderr, flush=True)
+            if echo is not None:
+                echo(line)
         raise
     finally:
         _State.depth -= 1

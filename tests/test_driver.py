@@ -269,3 +269,23 @@ def test_the_lock_file_goes_with_a_job_that_wrote_nothing_and_stays_with_a_run(t
     with runs.lock_run(out):  # and it locks as before
         with pytest.raises(ValueError, match="another training job .* is writing this run directory"):
             runs.lock_run(out).__enter__()
+
+
+def test_ctrl_c_ends_a_workflow_job_in_one_line_on_stderr_and_in_its_log(tmp_path):
+    """Every rule's script runs its job in mec_rule.run: Ctrl-C of the workflow reaches each running job."""
+    log = tmp_path / "job.log"
+    code = (f"import sys, time, types; sys.path.insert(0, {str(ROOT / 'workflow_scripts')!r}); import mec_rule\n"
+            "def main(smk):\n    print('ready', flush=True)\n    time.sleep(60)\n"
+            f"mec_rule.run(main, types.SimpleNamespace(log=[{str(log)!r}]))\n")  # fmt: skip
+    job = subprocess.Popen([sys.executable, "-c", code], env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert job.stdout.readline() == "ready\n"
+        os.killpg(job.pid, signal.SIGINT)
+        _, err = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    line = "stopped by SIGINT: the job did not finish; rerun the workflow to run it again"
+    assert job.returncode == 130 and err.strip().splitlines() == [line], err
+    text = log.read_text()
+    assert line in text and "Traceback" not in text and "KeyboardInterrupt" not in text, text

@@ -18,8 +18,13 @@ os.environ["MPLBACKEND"] = "Agg"
 
 
 def run(main, smk) -> None:
-    """The job of a rule: its log at smk.log[0], then `main(smk)`."""
-    from mec import io  # noqa: PLC0415 - after the path is set
+    """The job of a rule: its log at smk.log[0], then `main(smk)`. SIGINT (Ctrl-C of the workflow) or SIGTERM ends
+    it in one line, on stderr and in its log, exit 130 or 143 (mec.interrupt); its outputs are whole or absent."""
+    import logging  # noqa: PLC0415
+
+    from mec import interrupt, io  # noqa: PLC0415 - after the path is set
 
     io.log_to_file(smk.log[0])
-    main(smk)
+    with interrupt.stop_on_signals(lambda: "the job did not finish; rerun the workflow to run it again",
+                                   echo=logging.getLogger("mec").error):  # fmt: skip
+        main(smk)
