@@ -103,7 +103,8 @@ def read_checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
 def test_hook(point: str, iteration: int) -> None:
     """For tests only, off unless MEC_TEST_HOOK is set: MEC_TEST_HOOK="<point>:<iteration>:<action>" makes the job
     kill itself with SIGKILL (action "kill") or sleep until it is killed (action "pause") when it reaches `point`
-    (mid-iteration, checkpoint-write, after-checkpoint) of that iteration, after printing one line saying so."""
+    (mid-iteration, checkpoint-write, after-checkpoint) of that iteration, after printing one line saying so. A pause
+    at checkpoint-write lies in record_iteration's deferred section: SIGINT or SIGTERM wait for its end there."""
     spec = os.environ.get(TEST_HOOK_ENV)
     if not spec or spec.rsplit(":", 1)[0] != f"{point}:{iteration}":
         return
