@@ -41,7 +41,7 @@ def package_versions() -> dict[str, str]:
 def machine() -> dict[str, Any]:
     """The CPU model, CPU count and system of this process's machine. The same config and seed give the same numbers
     bit for bit on the same CPU model; on another one torch's and MKL's float kernels may round differently, and over a
-    training run that drifts within the spread between seeds (README, "Reproducing the committed numbers")."""
+    training run that drifts within the spread between seeds (docs/reproducing.md)."""
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

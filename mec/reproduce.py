@@ -4,8 +4,8 @@ Both files are summary tables of the workflow (e.g. summary/learned_seeds.parque
 and training seed). Rows are matched on the key columns the two share (KEY_COLUMNS: phase, size, policy, seed,
 metric, ...); every other column present in both is compared exactly (floats bit for bit, NaN equal to NaN). A
 committed row without a rerun counterpart is "not rerun", which is allowed (a rerun usually covers a subset); a rerun
-row without a committed one is ignored. Bit-identical training needs the same CPU model (README, "Reproducing the
-committed numbers"), so the report names the CPU model and commit that each file's provenance records.
+row without a committed one is ignored. Bit-identical training needs the same CPU model (docs/reproducing.md), so
+the report names the CPU model and commit that each file's provenance records.
 """
 
 from __future__ import annotations

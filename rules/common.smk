@@ -159,7 +159,7 @@ SUMMARY_LEARNED = f"{RESULTS}/{{variant_dir}}summary/learned.parquet"
 SUMMARY_SEEDS = f"{RESULTS}/{{variant_dir}}summary/learned_seeds.parquet"
 SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
 SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
-# The README's tables of that comparison as an HTML page, for the HTML report.
+# The tables of docs/results.md for that comparison as an HTML page, for the HTML report.
 SUMMARY_COMPARISON_HTML = f"{RESULTS}/{{variant_dir}}summary/comparison.html"
 SWEEP_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_{{metric}}.png"
 # What a reader compares (% of the oracle, gain per UE over all-local), from the comparison table.
@@ -179,8 +179,9 @@ PARETO_TABLE = f"{RESULTS}/summary/pareto.parquet"
 PARETO_FIGURE = f"{RESULTS}/figures/phase{{phase}}/pareto.png"
 TUNING_TABLE = f"{RESULTS}/summary/tuning.parquet"
 TUNING_MARKDOWN = f"{RESULTS}/summary/tuning.md"
-# The README's results section: written here, spliced into README.md between its markers, with copies of the
-# figures it shows under docs/results/ (the results folder is not in git; the README must show its figures anywhere).
+# The generated results section of docs/results.md (and the README's headline table, rules/variants.smk): written
+# here, spliced into the page between its markers, with copies of the figures it shows under docs/results/ (the
+# results folder is not in git; the page must show its figures anywhere).
 README = "README.md"
 README_RESULTS = f"{RESULTS}/README_results.md"
 README_FIGURES = "docs/results"
@@ -630,8 +631,8 @@ def tuning_output(wildcards):
     return [TUNING_TABLE, TUNING_MARKDOWN]
 
 
-# The README's results show what has been built beside the study: each of these tables when it exists and its
-# family is configured (a stale one is brought up to date first, as any input), with its figures.
+# docs/results.md's generated section shows what has been built beside the study: each of these tables when it
+# exists and its family is configured (a stale one is brought up to date first, as any input), with its figures.
 README_OPTIONAL = {
     "ablations": (
         "workflow.ablations",
