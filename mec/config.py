@@ -200,6 +200,11 @@ class EvaluationConfig:
     episodes: int = _key(5, parse.integer(1), "evaluation episodes per trained policy")
     slots: int = _key(200, parse.integer(1), "slots per evaluation episode")
     seed: int = _key(12345, parse.integer(0), "seed of the evaluation episodes, the same for every policy")
+    best_of: int = _key(
+        0,
+        parse.integer(0),
+        "K >= 2: also the learned policy's best of K sampled joint actions per slot (centralised); 0 or 1: off",
+    )
 
 
 @dataclass(frozen=True)
@@ -527,6 +532,9 @@ def check_study_memory(cfg: StudyConfig) -> None:
     sizes = {1: max(cfg.phase1.n_ue), 2: cfg.phase2.n_users}
     n_ue = max(sizes[phase] for phase in cfg.workflow.phases)
     check_episode_memory(("evaluation.episodes", "evaluation.slots"), (ev.episodes, ev.slots), n_ue)
+    if ev.best_of > 1:  # its decision time is measured on every slot's K candidates at once (mec.decision_time)
+        check_episode_memory(("evaluation.episodes", "evaluation.slots", "evaluation.best_of"),
+                             (ev.episodes, ev.slots, ev.best_of), n_ue)  # fmt: skip
     check_episode_memory(("training.eval_episodes", "training.episode_slots"), (t.eval_episodes, t.episode_slots), n_ue)
     check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), n_ue)
 

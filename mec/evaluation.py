@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from mec import baselines, metrics
+from mec import baselines, decision_time, metrics
 from mec.baselines import OraclePolicy, Policy
 from mec.config import StudyConfig
 from mec.optimiser import LocalSearchPolicy
@@ -143,18 +143,22 @@ def stored_slot_bounds(slots: pd.DataFrame) -> pd.Series | None:
 
 
 def run_baselines(
-    cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch, log: Callable[[str], None] = lambda line: None
+    cfg: StudyConfig, setup: PhaseSetup, episodes: EpisodeBatch, log: Callable[[str], None] = lambda line: None,
+    time_decisions: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every baseline of the sweep point (the oracle where it is exact) on the same episodes.
 
     Returns the per-slot rows of all policies (with a `policy` column, and in phase 1 the slot's upper bound on any
     policy's reward in column BOUND_COLUMN, NaN where there is none) and one summary row per policy; `log` gets one
-    line per policy.
+    line per policy. With `time_decisions`, each summary row also holds the policy's decision time per slot on these
+    episodes' slots (mec.decision_time: the columns of DECISION_TIME_COLUMNS), measured on a fresh instance of the
+    policy, so that no other value changes.
     """
     started = time.perf_counter()
     bounds = slot_bounds(cfg, setup, episodes)
     if bounds is not None:
         log(f"{'upper bound':<32s} reward/slot {bounds.mean():9.4f}  ({time.perf_counter() - started:.1f} s)")
+    slots = decision_time.evaluation_slots(cfg, setup, episodes) if time_decisions else None
     frames, summaries = [], []
     for name in evaluated_policy_names(setup.phase, setup.n_ue):
         started = time.perf_counter()
@@ -162,10 +166,13 @@ def run_baselines(
         summary = metrics.summarise(frame)
         bound = np.nan if bounds is None else bounds[frame["episode"].to_numpy(), frame["slot"].to_numpy()]
         frames.append(frame.assign(policy=name, **{BOUND_COLUMN: bound}))
+        timing = {} if slots is None else decision_time.measure(make_policy(name, setup.phase), slots)
         summaries.append({"phase": setup.phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": name,
-                          **summary})  # fmt: skip
+                          **summary, **timing})  # fmt: skip
+        decide = "" if not timing else (f"  decide {timing[decision_time.LATENCY]:.3g} ms alone, "
+                                        f"{timing[decision_time.BATCH]:.3g} ms/slot in a batch")  # fmt: skip
         log(
             f"{name:<32s} reward/slot {summary['reward_per_slot']:9.4f}  QoS {summary['mean_qos']:.4f}  "
-            f"E/task {summary['energy_per_task_j']:.4f} J  ({time.perf_counter() - started:.1f} s)"
+            f"E/task {summary['energy_per_task_j']:.4f} J{decide}  ({time.perf_counter() - started:.1f} s)"
         )
     return pd.concat(frames, ignore_index=True), pd.DataFrame(summaries)

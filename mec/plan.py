@@ -167,12 +167,19 @@ def runs(cfg: StudyConfig, phases: Iterable[int] | None = None) -> list[tuple[in
 # Phase-section keys that only the learned agents read: the heuristics choose their own CPU split, so a
 # no-coordinator variant shares the study's baselines.
 BASELINE_BLIND_KEYS = ("coordinator",)
+# Evaluation keys that only the learned policy's evaluation reads (best-of-K decisions): the baselines' jobs never
+# get them, and the learned policy's jobs only where they are on, so that their params (and outputs) stay those of
+# a study without them.
+LEARNED_EVALUATION_KEYS = {"best_of": (0, 1)}  # key -> its values that mean "off"
 # What a param of a job rule holds, besides a config section (named as in the config): the job's own phase section,
 # that section without BASELINE_BLIND_KEYS, or the job's run folder (a path, not config: the same for every job in
 # one folder, so it never tells two jobs apart).
 PHASE_SECTION = "phase_section"
 BASELINE_PHASE_SECTION = "baseline_phase_section"
 RUN_FOLDER = "run_folder"
+# The evaluation section without LEARNED_EVALUATION_KEYS (baselines), or without those that are off (learned).
+BASELINE_EVALUATION = "baseline_evaluation"
+POLICY_EVALUATION = "policy_evaluation"
 
 # The params of each job rule, name -> what it holds; the rules in rules/*.smk take their params from here, so a job
 # receives exactly what decides whether a variant shares it. Only the sections that change the numbers: baselines
@@ -184,7 +191,7 @@ JOB_PARAMS: dict[str, dict[str, str]] = {
         "scenario": "scenario",
         "reward": "reward",
         "phase_section": BASELINE_PHASE_SECTION,
-        "evaluation": "evaluation",
+        "evaluation": BASELINE_EVALUATION,
     },
     "train_agents": {
         "scenario": "scenario",
@@ -197,7 +204,7 @@ JOB_PARAMS: dict[str, dict[str, str]] = {
         "scenario": "scenario",
         "reward": "reward",
         "phase_section": PHASE_SECTION,
-        "evaluation": "evaluation",
+        "evaluation": POLICY_EVALUATION,
     },
 }
 BASELINE_RULES = ("evaluate_baselines",)
@@ -220,13 +227,17 @@ def own_phase_section(cfg: StudyConfig, phase: int, n: int) -> dict[str, Any]:
 
 
 def param_value(cfg: StudyConfig, kind: str, phase: int, n: int) -> Any:
-    """The value of a param holding `kind` (a config section, PHASE_SECTION or BASELINE_PHASE_SECTION) of a job of
-    `cfg` at (phase, n)."""
+    """The value of a param holding `kind` (a config section, PHASE_SECTION, BASELINE_PHASE_SECTION,
+    BASELINE_EVALUATION or POLICY_EVALUATION) of a job of `cfg` at (phase, n)."""
     if kind == PHASE_SECTION:
         return own_phase_section(cfg, phase, n)
     if kind == BASELINE_PHASE_SECTION:
         own = own_phase_section(cfg, phase, n)
         return {k: v for k, v in own.items() if k not in BASELINE_BLIND_KEYS}
+    if kind in (BASELINE_EVALUATION, POLICY_EVALUATION):
+        section = study_sections(cfg)["evaluation"]
+        return {k: v for k, v in section.items() if k not in LEARNED_EVALUATION_KEYS
+                or (kind == POLICY_EVALUATION and v not in LEARNED_EVALUATION_KEYS[k])}  # fmt: skip
     if kind == RUN_FOLDER:
         raise ValueError("the run folder is a path of the job, not a value of its config")
     return study_sections(cfg)[kind]

@@ -24,6 +24,10 @@ KEY_COLUMNS = ("phase", "n", "n_ue", "n_clusters", "policy", "seed", "metric", "
                "variant", "scenario", "w_energy")  # fmt: skip
 
 
+# Columns never compared: the decision times per slot (mec.decision_time), machine-dependent and noisy by nature.
+UNCOMPARED_COLUMNS = ("decide_latency_ms", "decide_batch_ms_per_slot")
+
+
 class ReproduceError(ValueError):
     """Inputs that cannot be compared: one line naming the file and what is wrong."""
 
@@ -69,7 +73,7 @@ def compare(committed: pd.DataFrame, rerun: pd.DataFrame) -> Comparison:
     keys = [c for c in KEY_COLUMNS if c in committed.columns and c in rerun.columns]
     if not keys:
         raise ReproduceError(f"no key column in both tables; allowed: tables with some of {', '.join(KEY_COLUMNS)}")
-    values = [c for c in committed.columns if c in rerun.columns and c not in keys]
+    values = [c for c in committed.columns if c in rerun.columns and c not in keys and c not in UNCOMPARED_COLUMNS]
     if not values:
         raise ReproduceError("no value column in both tables besides the keys " + ", ".join(keys))
     for name, frame in (("committed", committed), ("rerun", rerun)):
@@ -111,6 +115,9 @@ def report(committed_path: Path, rerun_path: Path) -> tuple[bool, str]:
         f"rerun:     {rerun_path} ({_origin(rerun_path)})",
         f"rows matched on {', '.join(result.keys)}; compared: {', '.join(result.values)}",
     ]
+    timings = [c for c in UNCOMPARED_COLUMNS if c in committed.columns and c in rerun.columns]
+    if timings:
+        lines.append(f"not compared (timings of this machine): {', '.join(timings)}")
     if result.rerun == 0:
         lines.append(f"none of the {result.committed} committed rows was rerun: rerun some of their points and seeds")
         return False, "\n".join(lines)

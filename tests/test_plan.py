@@ -136,7 +136,9 @@ def test_params_are_the_sections_each_job_reads():
     sections = config_to_dict(cfg)
     baselines = plan.job_param_values(cfg, "evaluate_baselines", 2, 4)
     assert set(baselines) == {"scenario", "reward", "phase_section", "evaluation"}
-    assert baselines["scenario"] == sections["scenario"] and baselines["evaluation"] == sections["evaluation"]
+    # best_of (the learned policy's best-of-K decisions) is read by the learned evaluation alone, and only when on
+    evaluation = {k: v for k, v in sections["evaluation"].items() if k != "best_of"}
+    assert baselines["scenario"] == sections["scenario"] and baselines["evaluation"] == evaluation
     assert baselines["phase_section"] == {
         **{k: v for k, v in sections["phase2"].items() if k != "coordinator"},
         "n_clusters": [4],
@@ -149,6 +151,20 @@ def test_params_are_the_sections_each_job_reads():
                                                                          "evaluation"}  # fmt: skip
     with pytest.raises(ValueError):
         plan.param_value(cfg, plan.RUN_FOLDER, 1, 3)
+
+
+def test_best_of_k_changes_only_the_learned_evaluations_params_and_only_when_on():
+    """evaluation.best_of off (0 or 1) leaves every job's params as they were before the key existed; on, it reaches
+    the learned policy's evaluation, never the baselines' jobs (a variant with it shares the study's baselines)."""
+    before = {"episodes": 5, "slots": 200, "seed": 12345}  # the evaluation section without the key
+    for off in (0, 1):
+        cfg = config_from_dict({"evaluation": {"best_of": off}})
+        assert plan.job_param_values(cfg, "evaluate_policy", 1, 3)["evaluation"] == before
+        assert plan.job_param_values(cfg, "evaluate_baselines", 1, 3)["evaluation"] == before
+    on = config_from_dict({"evaluation": {"best_of": 16}})
+    assert plan.job_param_values(on, "evaluate_policy", 1, 3)["evaluation"] == {**before, "best_of": 16}
+    for rule in ("evaluate_baselines", "train_agents"):
+        assert plan.job_param_values(on, rule, 1, 3) == plan.job_param_values(DEFAULT_CONFIG, rule, 1, 3)
 
 
 def test_writing_out_a_default_or_its_preset_changes_no_param():

@@ -90,6 +90,22 @@ class SB3Policy:
         actions, _ = self.policy.predict(self.codec.observe(state), deterministic=True)
         return self.codec.decisions(actions)
 
+    def candidates(self, state: SlotState, k: int) -> Decisions:
+        """K joint actions per slot for best-of-K (mec.best_of): row c * B + b holds candidate c of slot b, c = 0
+        the deterministic action (predict's), the others sampled from the policy's Gaussian (torch's global
+        generator: the caller seeds it), clipped to the action space as predict clips. One forward pass: the
+        joint observation is the same for every candidate."""
+        import torch
+
+        obs, _ = self.policy.obs_to_tensor(self.codec.observe(state))
+        with torch.no_grad():
+            dist = self.policy.get_distribution(obs)
+            first = dist.get_actions(deterministic=True)[None]
+            every = torch.cat([first, dist.distribution.sample((k - 1,))]) if k > 1 else first
+        space = self.policy.action_space
+        actions = every.cpu().numpy().reshape((-1, *space.shape))
+        return self.codec.decisions(np.clip(actions, space.low, space.high))
+
 
 def iteration_seed(seed: int, iteration: int) -> int:
     """The seed of one training iteration's sampling and SGD (independent streams per (seed, iteration))."""

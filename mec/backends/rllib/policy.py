@@ -29,28 +29,45 @@ class LearnedPolicy:
         self.name = name
         self.explore = explore
 
-    def _forward(self, role: str, obs: np.ndarray):
+    def _forward(self, role: str, obs: np.ndarray, explore: bool):
         module = self.modules[role]
         batch = {Columns.OBS: {"obs": torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))}}
         with torch.no_grad():
-            out = module.forward_exploration(batch) if self.explore else module.forward_inference(batch)
+            out = module.forward_exploration(batch) if explore else module.forward_inference(batch)
         actions = out[Columns.ACTIONS]
         if isinstance(actions, dict):
             return {k: v.numpy() for k, v in actions.items()}
         return actions.numpy()
 
     def act(self, state: SlotState) -> Decisions:
+        return self._act(state, self.explore)
+
+    def candidates(self, state: SlotState, k: int) -> Decisions:
+        """K joint actions per slot for best-of-K (mec.best_of): row c * B + b holds candidate c of slot b; c = 0 is
+        the deterministic action, exactly as `act` gives it (explore off), and the K - 1 others are sampled from the
+        exploration distribution (torch's global generator: the caller seeds it) in one forward pass per role over
+        all (K - 1) * B rows of the tiled slots."""
+        from mec.best_of import tile_state  # noqa: PLC0415
+
+        first = self._act(state, explore=False)
+        if k == 1:
+            return first
+        sampled = self._act(tile_state(state, k - 1), explore=True)
+        return Decisions(*(np.concatenate([getattr(first, name), getattr(sampled, name)])
+                           for name in ("offload", "spectrum_weight", "priority", "cpu_weight")))  # fmt: skip
+
+    def _act(self, state: SlotState, explore: bool) -> Decisions:
         n_b, n_k = state.batch_size, state.n_clusters
         if "coordinator" in self.modules and n_k > 1:
-            logits = self._forward("coordinator", features.coordinator_features(state, self.scales))
+            logits = self._forward("coordinator", features.coordinator_features(state, self.scales), explore)
             cpu_weight = cpu_weight_from_logits(logits)
         else:
             cpu_weight = np.ones((n_b, n_k))
         cpu_share = physics.cpu_shares(cpu_weight, state.params.phi_min)
-        ue = self._forward("ue", features.ue_features(state, cpu_share, self.scales))
+        ue = self._forward("ue", features.ue_features(state, cpu_share, self.scales), explore)
         offload = np.asarray(ue["offload"]) > 0.5
         spectrum = spectrum_from_action(ue["spectrum"])
         _, upload_end = uplink(state, offload, spectrum)
         rows = features.scheduler_rows(state, offload, upload_end, cpu_share, self.scales)
-        priority = np.asarray(self._forward("scheduler", rows), dtype=float).reshape(n_b, state.n_ue)
+        priority = np.asarray(self._forward("scheduler", rows, explore), dtype=float).reshape(n_b, state.n_ue)
         return Decisions(offload, spectrum, priority, cpu_weight)

@@ -1,0 +1,198 @@
+"""Best-of-K decisions (mec.best_of) and decision times per slot (mec.decision_time).
+
+The learned policies here are untrained role modules (RLlib) or an untrained SB3 model: best-of-K's guarantees do
+not depend on what was learned. Per slot, best-of-K is never below the deterministic action's reward (exactly), K = 1
+is the deterministic policy itself, the same seed gives the same decisions (torch's global generator untouched), and
+the K - 1 sampled candidates take one forward pass per role and all K are resolved as one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mec import best_of, decision_time, reproduce
+from mec.config import config_from_dict, config_to_dict
+from mec.evaluation import evaluation_episodes, make_policy, run_policy
+from mec.scenario import PhaseSetup
+from mec.simulator import Decisions, SimParams, Simulator, resolve_slot, slot_block_state
+
+FIELDS = ("offload", "spectrum_weight", "priority", "cpu_weight")
+
+
+def _cfg(carry_over: bool = False):
+    return config_from_dict({
+        "scenario": {"carry_over_queue": carry_over},
+        "phase2": {"n_users": 12, "n_clusters": [3], "kmeans_n_init": 2},
+        "evaluation": {"episodes": 3, "slots": 6},
+    })  # fmt: skip
+
+
+def _learned(cfg, phase: int, n: int, seed: int = 3):
+    """A LearnedPolicy of untrained role modules (their weights drawn from `seed`)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from mec.backends.rllib.modules import RoleModule
+    from mec.backends.rllib.policy import ROLE_OF_AGENT, LearnedPolicy
+    from mec.envs.features import FeatureScales
+    from mec.envs.fleet import FleetEnv
+
+    env = FleetEnv({"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": 4})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        modules = {
+            ROLE_OF_AGENT[a]: RLModuleSpec(module_class=RoleModule, observation_space=env.observation_spaces[a],
+                                           action_space=env.action_spaces[a],
+                                           model_config={"role": ROLE_OF_AGENT[a], "hidden": [16]}).build()
+            for a in env.possible_agents
+        }  # fmt: skip
+    return LearnedPolicy(modules, FeatureScales(cfg.scenario), name="mappo")
+
+
+def _slots(cfg, phase: int, n: int):
+    setup = PhaseSetup.from_config(cfg, phase, n)
+    episodes = evaluation_episodes(cfg, setup, 3, 6, 11)
+    return setup, episodes, slot_block_state(episodes, SimParams.from_config(cfg, setup), 6)
+
+
+def _same(a: Decisions, b: Decisions) -> None:
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("phase, n", [(1, 4), (2, 3)])
+def test_best_of_k_is_never_below_the_deterministic_action_on_any_slot(phase, n):
+    cfg = _cfg()
+    policy = _learned(cfg, phase, n)
+    _, _, state = _slots(cfg, phase, n)
+    plain = resolve_slot(state, policy.act(state)).reward
+    for k in (2, 4, 16):
+        chooser = best_of.BestOfKPolicy(policy, k, seed=5)
+        chosen = resolve_slot(state, chooser.act(state)).reward
+        assert (chosen >= plain).all(), k  # exactly: the deterministic action is candidate 0
+        # candidate 0 is the deterministic action itself, and each slot keeps its best candidate
+        np.testing.assert_array_equal(chooser.last_rewards[0], plain)
+        np.testing.assert_array_equal(chosen, chooser.last_rewards.max(axis=0))
+    assert (chosen > plain).any()  # sampling finds better joint actions on some slot
+
+
+@pytest.mark.parametrize("phase, n", [(1, 4), (2, 3)])
+def test_best_of_one_is_the_deterministic_policy(phase, n):
+    cfg = _cfg()
+    policy = _learned(cfg, phase, n)
+    setup, episodes, state = _slots(cfg, phase, n)
+    _same(best_of.BestOfKPolicy(policy, 1).act(state), policy.act(state))
+    # and its candidates' first row is the deterministic action at any K
+    with torch.random.fork_rng(devices=[]):
+        candidates = policy.candidates(state, 8)
+    _same(best_of.select(candidates, np.arange(state.batch_size)), policy.act(state))
+    one = run_policy(cfg, setup, best_of.BestOfKPolicy(policy, 1), episodes)
+    pd.testing.assert_frame_equal(one, run_policy(cfg, setup, policy, episodes))
+
+
+def test_the_same_seed_gives_the_same_decisions_and_leaves_torchs_generator_alone():
+    cfg = _cfg(carry_over=True)
+    setup = PhaseSetup.from_config(cfg, 2, 3)
+    policy = _learned(cfg, 2, 3)
+    episodes = evaluation_episodes(cfg, setup, 3, 6, 11)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = run_policy(cfg, setup, best_of.BestOfKPolicy(policy, 8, seed=7), episodes)
+    assert torch.equal(torch.get_rng_state(), before)
+    again = run_policy(cfg, setup, best_of.BestOfKPolicy(policy, 8, seed=7), episodes)
+    pd.testing.assert_frame_equal(first, again)
+    other = run_policy(cfg, setup, best_of.BestOfKPolicy(policy, 8, seed=8), episodes)
+    assert not first["reward"].equals(other["reward"])
+    plain = run_policy(cfg, setup, policy, episodes)
+    assert first["reward"].sum() >= plain["reward"].sum() - 1e-9  # (with carry-over only slot by slot greedy)
+
+
+def test_the_sampled_candidates_take_one_forward_pass_per_role_and_all_k_one_kernel_call(monkeypatch):
+    cfg = _cfg()
+    policy = _learned(cfg, 2, 3)
+    _, _, state = _slots(cfg, 2, 3)
+    passes = {role: [] for role in policy.modules}
+    for role, module in policy.modules.items():
+        for method in ("forward_exploration", "forward_inference"):
+            original = getattr(module, method)
+
+            def counted(batch, _original=original, _role=role, **kwargs):
+                passes[_role].append(batch["obs"]["obs"].shape[0])
+                return _original(batch, **kwargs)
+
+            monkeypatch.setattr(module, method, counted)
+    calls = []
+    original_resolve = best_of.resolve_slot
+    monkeypatch.setattr(best_of, "resolve_slot", lambda s, d: calls.append(s.batch_size) or original_resolve(s, d))
+    k = 16
+    best_of.BestOfKPolicy(policy, k).act(state)
+    assert calls == [k * state.batch_size]
+    # the deterministic action's own pass (the policy's act, bit for bit), then one pass over every sampled candidate
+    assert passes == {role: [state.batch_size, (k - 1) * state.batch_size] for role in policy.modules}
+
+
+def test_sb3_candidates_start_with_its_deterministic_action_and_best_of_k_holds():
+    from mec.backends import sb3
+    from mec.backends.slot_env import SlotCodec
+
+    cfg = _cfg()
+    setup, _, state = _slots(cfg, 2, 3)
+    model = sb3.build_model(cfg, sb3.make_vec_env(cfg, 2, 3), seed=1)
+    policy = sb3.SB3Policy(model.policy, SlotCodec(cfg, setup))
+    with torch.random.fork_rng(devices=[]):
+        candidates = policy.candidates(state, 6)
+    assert candidates.offload.shape == (6 * state.batch_size, setup.n_ue)
+    _same(best_of.select(candidates, np.arange(state.batch_size)), policy.act(state))
+    plain = resolve_slot(state, policy.act(state)).reward
+    chooser = best_of.BestOfKPolicy(policy, 6, seed=2)
+    assert chooser.name == "sb3-ppo-best-of-6"
+    assert (resolve_slot(state, chooser.act(state)).reward >= plain).all()
+
+
+def test_best_of_names():
+    assert best_of.best_of_name("mappo", 16) == "mappo-best-of-16"
+    assert best_of.best_of_k("mappo-best-of-16") == 16 and best_of.is_best_of("sb3-ppo-best-of-4")
+    assert not best_of.is_best_of("mappo") and not best_of.is_best_of("local-search")
+    with pytest.raises(ValueError, match="K >= 1"):
+        best_of.BestOfKPolicy(None, 0)
+
+
+# --------------------------------------------------------------------------- decision time per slot
+
+
+def test_decision_time_measures_both_timings_and_changes_no_decision():
+    cfg = _cfg()
+    setup, episodes, state = _slots(cfg, 1, 4)
+    measured = decision_time.measure(make_policy("random", 1, seed=0), state, latency_slots=4)
+    assert set(measured) == set(decision_time.DECISION_TIME_COLUMNS)
+    assert all(value > 0 and np.isfinite(value) for value in measured.values())
+    alone = decision_time.one_slot(state, 2)
+    assert alone.batch_size == 1 and alone.data_bits[0].tolist() == state.data_bits[2].tolist()
+    threads = torch.get_num_threads()
+    decision_time.measure(_learned(cfg, 1, 4), state, latency_slots=2)
+    assert torch.get_num_threads() == threads  # set back after the one-core measurement
+
+
+def test_run_baselines_records_decision_times_without_changing_any_other_value():
+    from mec.evaluation import run_baselines
+
+    cfg = _cfg()
+    setup = PhaseSetup.from_config(cfg, 1, 3)
+    episodes = evaluation_episodes(cfg, setup, 2, 4, 11)
+    slots, summary = run_baselines(cfg, setup, episodes)
+    plain_slots, plain = run_baselines(cfg, setup, episodes, time_decisions=False)
+    pd.testing.assert_frame_equal(slots, plain_slots)
+    pd.testing.assert_frame_equal(summary.drop(columns=list(decision_time.DECISION_TIME_COLUMNS)), plain)
+    assert (summary[list(decision_time.DECISION_TIME_COLUMNS)] > 0).all().all()
+
+
+def test_mec_reproduce_never_compares_the_decision_times():
+    assert reproduce.UNCOMPARED_COLUMNS == decision_time.DECISION_TIME_COLUMNS
+    committed = pd.DataFrame({"phase": [1, 1], "n": [3, 7], "seed": [0, 0], "reward_per_slot": [2.5, 3.0],
+                              "decide_latency_ms": [0.1, 0.2], "decide_batch_ms_per_slot": [0.01, 0.02]})  # fmt: skip
+    rerun = committed.assign(decide_latency_ms=[0.3, 0.4], decide_batch_ms_per_slot=[0.05, 0.06])
+    result = reproduce.compare(committed, rerun)
+    assert result.equal and result.values == ["reward_per_slot"]
+    assert not reproduce.compare(committed, rerun.assign(reward_per_slot=[2.5, 3.1])).equal
