@@ -363,3 +363,46 @@ def rank_tuning(
     )
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table[["rank", "variant", *grid_keys, *TUNING_COLUMNS[2:]]]
+
+
+# --------------------------------------------------------------------------- best-of-K and decision times
+
+LEARNED = "learned"
+LEARNED_CENTRAL = "learned-central"  # a learned policy's best-of-K decisions (mec.best_of): centralised, its own row
+
+
+def learned_kind(policy: str) -> str:
+    """The kind of a learned policy's row: LEARNED for its own decisions, LEARNED_CENTRAL for its best-of-K
+    decisions ("mappo-best-of-16"), so that "the learned policy" rows stay the plain policy's."""
+    from mec.best_of import is_best_of  # noqa: PLC0415
+
+    return LEARNED_CENTRAL if is_best_of(policy) else LEARNED
+
+
+DECISION_TIME_COLUMNS = ("decide_latency_ms", "decide_batch_ms_per_slot")  # mec.decision_time's, per policy
+
+
+def decision_time_columns(rows: pd.DataFrame, times: dict) -> pd.DataFrame:
+    """`rows` (with a `policy` column) with DECISION_TIME_COLUMNS from `times` ({policy: {column: ms}}, an
+    evaluation file's provenance); NaN where a policy has none (e.g. files written before they were measured)."""
+    times = times or {}
+    return rows.assign(**{
+        column: rows["policy"].map(lambda p, c=column: (times.get(p) or {}).get(c, np.nan)).astype(float)
+        for column in DECISION_TIME_COLUMNS
+    })  # fmt: skip
+
+
+def with_decision_times(table: pd.DataFrame, samples: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """`table` (one or more rows per group `by`) with each group's mean decision times over its samples (a learned
+    policy's training seeds, each timed in its own evaluation job; a baseline's one timing of its sweep point) as
+    DECISION_TIME_COLUMNS; NaN where the samples have none. The timings are machine-dependent and never compared
+    by `mec reproduce`; no other column changes."""
+    by = list(by)
+    present = [c for c in DECISION_TIME_COLUMNS if c in samples]
+    means = samples.groupby(by, sort=False)[present].mean() if present else pd.DataFrame(index=pd.Index([]))
+    out = table.drop(columns=[c for c in DECISION_TIME_COLUMNS if c in table])
+    keys = pd.MultiIndex.from_frame(out[by]) if len(by) > 1 else pd.Index(out[by[0]])
+    for column in DECISION_TIME_COLUMNS:
+        values = means[column].reindex(keys).to_numpy(float) if column in means else np.full(len(out), np.nan)
+        out[column] = values
+    return out

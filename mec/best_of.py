@@ -109,3 +109,9 @@ class BestOfKPolicy:
         self.last_rewards = reward
         best = np.argmax(reward, axis=0)  # the first maximum: ties go to candidate 0, the deterministic action
         return select(decisions, best * n_b + np.arange(n_b))
+
+
+def evaluated_best_of(policy: CandidatePolicy, k: int, evaluation_seed: int) -> BestOfKPolicy:
+    """The best-of-k decisions of `policy` as the study evaluates them (the workflow's evaluate_policy and `mec
+    evaluate --checkpoint --best-of K`): its sampling seeded from the evaluation episodes' seed and K."""
+    return BestOfKPolicy(policy, k, seed=(int(evaluation_seed), int(k)))

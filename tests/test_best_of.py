@@ -196,3 +196,29 @@ def test_mec_reproduce_never_compares_the_decision_times():
     result = reproduce.compare(committed, rerun)
     assert result.equal and result.values == ["reward_per_slot"]
     assert not reproduce.compare(committed, rerun.assign(reward_per_slot=[2.5, 3.1])).equal
+
+
+# --------------------------------------------------------------------------- aggregation
+
+def test_aggregation_keeps_best_of_k_its_own_kind_and_carries_the_decision_times():
+    from mec import aggregate
+
+    assert aggregate.DECISION_TIME_COLUMNS == decision_time.DECISION_TIME_COLUMNS
+    assert aggregate.learned_kind("mappo") == "learned" and aggregate.learned_kind("ippo") == "learned"
+    assert aggregate.learned_kind("mappo-best-of-16") == aggregate.LEARNED_CENTRAL == best_of.CENTRAL_KIND
+    # per-seed samples (each seed's evaluation timed on its own) and a baseline without timings (an older file)
+    seeds = pd.DataFrame({"phase": 1, "n": 3, "policy": ["mappo", "mappo", "mappo-best-of-4", "mappo-best-of-4"],
+                          "seed": [0, 1, 0, 1], "reward_per_slot": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
+    seeds = aggregate.decision_time_columns(seeds, {"mappo": {"decide_latency_ms": 0.5, "decide_batch_ms_per_slot": 0.1},
+                                                    "mappo-best-of-4": {"decide_latency_ms": 1.5}})  # fmt: skip
+    assert seeds["decide_batch_ms_per_slot"].isna().tolist() == [False, False, True, True]
+    seeds.loc[1, "decide_latency_ms"] = 0.7
+    base = pd.DataFrame({"phase": 1, "n": 3, "policy": ["all-local"], "seed": [0], "reward_per_slot": [0.5]})
+    samples = pd.concat([seeds, base], ignore_index=True)
+    table = pd.DataFrame({"phase": 1, "n": 3, "policy": ["all-local", "mappo-best-of-4", "mappo"],
+                          "reward_per_slot": [0.5, 3.5, 1.5]})  # fmt: skip
+    out = aggregate.with_decision_times(table, samples, ["phase", "n", "policy"])
+    assert list(out.columns) == [*table.columns, *aggregate.DECISION_TIME_COLUMNS]
+    pd.testing.assert_frame_equal(out[table.columns], table)  # no other value changes
+    assert out["decide_latency_ms"].tolist()[1:] == [1.5, 0.6] and np.isnan(out["decide_latency_ms"].iloc[0])
+    assert out["decide_batch_ms_per_slot"].iloc[2] == pytest.approx(0.1)
