@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate one policy on seeded evaluation episodes",
         description="Evaluate one policy (a heuristic or the phase-1 oracle) on evaluation episodes drawn from "
         "--seed. Prints a summary; --json prints it as one JSON object; --out writes one Parquet row per "
-        "(episode, slot).",
+        "(episode, slot). With --checkpoint and --best-of K, the learned policy's best-of-K decisions follow as a "
+        "second policy (a second summary, JSON line and set of rows).",
     )
     ev.add_argument("--phase", type=int, choices=(1, 2), help="1: N UEs, one server; 2: clusters (not with "
                     "--checkpoint, which knows its phase)")  # fmt: skip
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a training checkpoint directory (e.g. RUN/checkpoints/best): evaluate the learned policy of its "
         "phase and size with its config (--config/--set still apply on top)",
     )
+    ev.add_argument("--best-of", type=_int_at_least(0), metavar="K",
+                    help="with --checkpoint, K >= 2: also evaluate the learned policy's best of K joint actions per "
+                    "slot (its deterministic one and K - 1 sampled, each resolved by the simulator; a centralised "
+                    "decision, reported as <policy>-best-of-K beside the policy's own); 0 or 1: off (default: "
+                    "evaluation.best_of)")  # fmt: skip
     ev.add_argument("--schedule-out", type=_parquet_path,
                     help="also write the per-task schedule (upload and execution times, deadline, QoS) as "
                     "Parquet")  # fmt: skip
@@ -322,6 +328,12 @@ def _evaluate(args) -> int:
     episodes = args.episodes or cfg.evaluation.episodes
     slots = args.slots or cfg.evaluation.slots
     seed = cfg.evaluation.seed if args.seed is None else args.seed
+    best_of = cfg.evaluation.best_of if args.best_of is None else args.best_of
+    if args.checkpoint is None and args.best_of is not None and args.best_of > 1:
+        raise CliError(f"--best-of {args.best_of} with --policy: allowed with --checkpoint only (best-of-K samples "
+                       "the learned policy's own decisions)")  # fmt: skip
+    if args.checkpoint is None:
+        best_of = 0  # evaluation.best_of is about learned policies
     check_episode_memory(
         ("--episodes" if args.episodes else "evaluation.episodes", "--slots" if args.slots else "evaluation.slots"),
         (episodes, slots),
@@ -334,25 +346,37 @@ def _evaluate(args) -> int:
     for flag, path in outputs:
         _check_out_file(flag, path)
     batch = evaluation_episodes(cfg, setup, episodes, slots, seed)
-    frame, schedule = run_policy(cfg, setup, policy, batch, trace=True)
-    summary = {
-        "phase": setup.phase,
-        "n_ue": setup.n_ue,
-        "n_clusters": setup.n_clusters,
-        "policy": name,
-        "seed": seed,
-        **metrics.summarise(frame),
-    }
+    # The policy itself, then (with --best-of K) its best-of-K decisions beside it, on the same episodes.
+    evaluated = [(name, policy)]
+    if best_of > 1:
+        from mec.best_of import evaluated_best_of  # noqa: PLC0415
+
+        chooser = evaluated_best_of(policy, best_of, seed)
+        evaluated.append((chooser.name, chooser))
+    summaries, frames, schedules = [], [], []
+    for label, decider in evaluated:
+        frame, schedule = run_policy(cfg, setup, decider, batch, trace=True)
+        summaries.append({"phase": setup.phase, "n_ue": setup.n_ue, "n_clusters": setup.n_clusters, "policy": label,
+                          "seed": seed, **metrics.summarise(frame)})  # fmt: skip
+        frames.append(frame.assign(policy=label))
+        schedules.append(schedule.assign(policy=label))
+    summary = summaries[0]
     provenance = {"config": config_to_dict(cfg), **summary}
-    for (flag, path), table in zip(outputs, (frame, schedule) if args.out else (schedule,)):
+    if len(summaries) > 1:
+        provenance["best_of"] = summaries[1]
+    tables = [pd.concat(frames, ignore_index=True), pd.concat(schedules, ignore_index=True)]
+    for (flag, path), table in zip(outputs, tables if args.out else tables[1:]):
         try:
-            io.write_parquet(table.assign(policy=name), path, provenance)
+            io.write_parquet(table, path, provenance)
         except OSError as exc:  # the disk filled during the evaluation
             raise CliError(f"{flag} {path}: cannot be written ({io.failure_line(exc)}); nothing else was written "
                            "under that name") from None  # fmt: skip
-    if args.json:
-        print(json.dumps(summary))
-    else:
+    for summary in summaries:
+        if args.json:
+            print(json.dumps(summary))
+            continue
+        if summary is not summaries[0]:
+            print()
         width = max(len(k) for k in summary)
         for key, value in summary.items():
             print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

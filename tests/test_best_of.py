@@ -222,3 +222,90 @@ def test_aggregation_keeps_best_of_k_its_own_kind_and_carries_the_decision_times
     pd.testing.assert_frame_equal(out[table.columns], table)  # no other value changes
     assert out["decide_latency_ms"].tolist()[1:] == [1.5, 0.6] and np.isnan(out["decide_latency_ms"].iloc[0])
     assert out["decide_batch_ms_per_slot"].iloc[2] == pytest.approx(0.1)
+
+
+# --------------------------------------------------------------------------- a trained checkpoint: CLI and workflow
+
+TINY_YAML = """\
+phase2: {n_users: 8, n_clusters: [2], kmeans_n_init: 2}
+training: {iterations: 2, episode_slots: 10, eval_episodes: 2, train_batch_slots: 20, minibatch_size: 10,
+           num_epochs: 1, checkpoint_every: 1, num_cpus: 1, num_env_runners: 0}
+"""
+
+
+def _mec(args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "mec", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny phase-2 run (K = 2, 8 users, 2 iterations) in <dir>/run, as the workflow lays it out."""
+    root = tmp_path_factory.mktemp("best_of")
+    (root / "config.yaml").write_text(TINY_YAML)
+    proc = _mec(["train", "--phase", "2", "--n-clusters", "2", "--seed", "0", "--out", str(root / "run"),
+                 "--config", str(root / "config.yaml"), "--num-cpus", "1"], cwd=root)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def test_mec_evaluate_best_of_k_reports_it_beside_the_policy(trained, tmp_path):
+    import json
+
+    best = trained / "run" / "checkpoints" / "best"
+    args = ["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "5", "--json", "--best-of", "4"]
+    proc = _mec([*args, "--out", "a.parquet", "--schedule-out", "s.parquet"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plain, chosen = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
+    assert chosen["policy"] == plain["policy"] + "-best-of-4" and plain["policy"].startswith("mappo-seed0-iter")
+    assert chosen["reward_per_slot"] >= plain["reward_per_slot"]
+    slots = pd.read_parquet(tmp_path / "a.parquet")
+    per_policy = {name: rows.set_index(["episode", "slot"])["reward"] for name, rows in slots.groupby("policy")}
+    assert set(per_policy) == {plain["policy"], chosen["policy"]} and len(slots) == 2 * 2 * 5
+    assert (per_policy[chosen["policy"]] >= per_policy[plain["policy"]]).all()  # slot by slot, exactly
+    assert set(pd.read_parquet(tmp_path / "s.parquet")["policy"]) == set(per_policy)
+    # the policy's own rows are those of an evaluation without --best-of; the same seed gives the same rows
+    alone = _mec([*args[:-2], "--out", "b.parquet"], cwd=tmp_path)
+    assert alone.returncode == 0 and len(alone.stdout.strip().splitlines()) == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "b.parquet"),
+                                  slots[slots["policy"] == plain["policy"]].reset_index(drop=True))  # fmt: skip
+    again = _mec([*args, "--out", "c.parquet"], cwd=tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "c.parquet"), slots)
+    # --best-of 1 is off; --best-of with a baseline is refused in one line
+    one = _mec([*args[:-1], "1"], cwd=tmp_path)
+    assert one.returncode == 0 and len(one.stdout.strip().splitlines()) == 1
+    bad = _mec(["evaluate", "--phase", "1", "--n-ue", "3", "--policy", "greedy-edf", "--best-of", "4"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--best-of 4 with --policy" in bad.stderr
+
+
+@pytest.mark.parametrize("best_of_k", [0, 4])
+def test_evaluate_policy_writes_best_of_k_rows_and_decision_times_when_the_key_is_set(trained, tmp_path, best_of_k):
+    from types import SimpleNamespace
+
+    from mec import io
+    from workflow_script import run_workflow_script
+
+    evaluation = {"episodes": 2, "slots": 5, "seed": 9, **({"best_of": best_of_k} if best_of_k else {})}
+    smk = SimpleNamespace(
+        wildcards=SimpleNamespace(phase="2", n="2", seed="0"), threads=1,
+        params=SimpleNamespace(phase_section={"n_users": 8, "n_clusters": [2], "kmeans_n_init": 2}, scenario={},
+                               reward={}, evaluation=evaluation),
+        input=SimpleNamespace(metrics=str(trained / "metrics.parquet")),
+        output=SimpleNamespace(episodes=str(tmp_path / "episodes.parquet"), schedule=str(tmp_path / "sched.parquet")),
+    )  # fmt: skip
+    run_workflow_script("evaluate_policy", smk)
+    episodes = pd.read_parquet(tmp_path / "episodes.parquet")
+    names = ["mappo", *(["mappo-best-of-4"] if best_of_k else [])]
+    assert sorted(episodes["policy"].unique()) == names and len(episodes) == len(names) * 2 * 5
+    times = io.read_provenance(tmp_path / "episodes.parquet")[decision_time.PROVENANCE_KEY]
+    assert sorted(times) == names
+    assert all(set(t) == set(decision_time.DECISION_TIME_COLUMNS) and min(t.values()) > 0 for t in times.values())
+    if best_of_k:
+        own = episodes[episodes["policy"] == "mappo"].set_index(["episode", "slot"])["reward"]
+        chosen = episodes[episodes["policy"] == "mappo-best-of-4"].set_index(["episode", "slot"])["reward"]
+        assert (chosen >= own).all()

@@ -1,8 +1,9 @@
 """Rule evaluate_baselines: every heuristic, and the oracle in phase 1, on one sweep point's evaluation episodes.
 
 Writes one row per (policy, episode, slot) (mec.metrics.SLOT_COLUMNS plus `policy`) and one summary row per policy
-(mec.metrics.summarise). The config is rebuilt from the sections the rule passes as params, so the numbers depend on
-exactly what Snakemake tracks.
+(mec.metrics.summarise) with its decision time per slot (mec.decision_time; also in the per-slot table's
+provenance, for aggregation). The config is rebuilt from the sections the rule passes as params, so the numbers
+depend on exactly what Snakemake tracks.
 """
 
 import logging
@@ -12,7 +13,7 @@ import os
 os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)  # noqa: F821
 import mec_rule  # noqa: E402 - first of the project: puts mec on the path
 
-from mec import io  # noqa: E402
+from mec import decision_time, io  # noqa: E402
 from mec.config import config_from_sections, config_to_dict  # noqa: E402
 from mec.evaluation import evaluation_episodes, run_baselines  # noqa: E402
 from mec.scenario import PhaseSetup  # noqa: E402
@@ -35,6 +36,11 @@ def main(smk) -> None:
         "n_ue": setup.n_ue,
         "n_clusters": setup.n_clusters,
         "seed": ev.seed,
+        # each policy's decision time per slot, measured on this machine (never compared by mec reproduce)
+        decision_time.PROVENANCE_KEY: {
+            row["policy"]: {column: float(row[column]) for column in decision_time.DECISION_TIME_COLUMNS}
+            for _, row in summary.iterrows()
+        },
     }
     # Each file appears under its name only when complete (atomic writes), and Snakemake treats the job as
     # incomplete until it has finished, so a job killed between the two writes reruns.
