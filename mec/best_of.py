@@ -32,6 +32,10 @@ import numpy as np
 
 from mec.simulator import Decisions, SlotState, resolve_slot
 
+# The most UE rows (candidates x slots x UEs) one act call puts through the networks and the kernel at once: with
+# 64-wide hidden layers about 70 MB per activation. A batch of slots beyond it is decided in chunks of slots (the
+# evaluation's batches, a slot of every episode at a time, stay far below it).
+MAX_CANDIDATE_ROWS = 2**18
 CENTRAL_KIND = "learned-central"  # the kind of a best-of-K policy in the summary tables (mec.aggregate)
 _SUFFIX = re.compile(r"-best-of-(\d+)$")
 
@@ -96,19 +100,40 @@ class BestOfKPolicy:
 
         seed = int(self._seeds.integers(2**63))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # the CPU generator, the one fork_rng saves and restores
             decisions = self.policy.candidates(state, self.k)
         return tile_state(state, self.k), decisions
 
     def act(self, state: SlotState) -> Decisions:
         if self.k == 1:
             return self.policy.act(state)
+        n_b = state.batch_size
+        per_chunk = max(1, MAX_CANDIDATE_ROWS // (self.k * state.n_ue))
+        if n_b <= per_chunk:
+            return self._best(state)
+        # A batch too large for all its candidates at once (e.g. every slot of an evaluation, timed as one batch by
+        # mec.decision_time): slots in chunks, each chunk's candidates as one batch.
+        parts, rewards = [], []
+        for start in range(0, n_b, per_chunk):
+            rows = np.arange(start, min(start + per_chunk, n_b))
+            parts.append(self._best(_rows_of(state, rows)))
+            rewards.append(self.last_rewards)
+        self.last_rewards = np.concatenate(rewards, axis=1)
+        return Decisions(*(np.concatenate([getattr(part, f.name) for part in parts])
+                           for f in dataclasses.fields(Decisions)))  # fmt: skip
+
+    def _best(self, state: SlotState) -> Decisions:
         tiled, decisions = self.candidates(state)
         n_b = state.batch_size
         reward = resolve_slot(tiled, decisions).reward.reshape(self.k, n_b)  # one kernel call for every candidate
         self.last_rewards = reward
         best = np.argmax(reward, axis=0)  # the first maximum: ties go to candidate 0, the deterministic action
         return select(decisions, best * n_b + np.arange(n_b))
+
+
+def _rows_of(state: SlotState, rows: np.ndarray) -> SlotState:
+    return SlotState(**{f.name: (getattr(state, f.name)[rows] if isinstance(getattr(state, f.name), np.ndarray)
+                                 else getattr(state, f.name)) for f in dataclasses.fields(state)})  # fmt: skip
 
 
 def evaluated_best_of(policy: CandidatePolicy, k: int, evaluation_seed: int) -> BestOfKPolicy:

@@ -532,9 +532,6 @@ def check_study_memory(cfg: StudyConfig) -> None:
     sizes = {1: max(cfg.phase1.n_ue), 2: cfg.phase2.n_users}
     n_ue = max(sizes[phase] for phase in cfg.workflow.phases)
     check_episode_memory(("evaluation.episodes", "evaluation.slots"), (ev.episodes, ev.slots), n_ue)
-    if ev.best_of > 1:  # its decision time is measured on every slot's K candidates at once (mec.decision_time)
-        check_episode_memory(("evaluation.episodes", "evaluation.slots", "evaluation.best_of"),
-                             (ev.episodes, ev.slots, ev.best_of), n_ue)  # fmt: skip
     check_episode_memory(("training.eval_episodes", "training.episode_slots"), (t.eval_episodes, t.episode_slots), n_ue)
     check_episode_memory(("training.train_batch_slots",), (t.train_batch_slots,), n_ue)
 

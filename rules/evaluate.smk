@@ -18,7 +18,9 @@ rule evaluate_policy:
     threads: 1
     resources:
         # Measured on the default study's largest job (phase 2, K = 10: 5 episodes x 200 slots x 100 UEs, with the
-        # schedule trace): about 7 s and 650 MB (all processes) on one core. Runtime is in minutes.
+        # schedule trace): about 7 s and 650 MB (all processes) on one core; with evaluation.best_of = 16 its rows
+        # and the decision times (mec.best_of decides in chunks of at most 2^18 UE rows) peak near 830 MB. Runtime is
+        # in minutes.
         mem_mb=1000,
         runtime=10,
     params:

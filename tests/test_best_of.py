@@ -309,3 +309,18 @@ def test_evaluate_policy_writes_best_of_k_rows_and_decision_times_when_the_key_i
         own = episodes[episodes["policy"] == "mappo"].set_index(["episode", "slot"])["reward"]
         chosen = episodes[episodes["policy"] == "mappo-best-of-4"].set_index(["episode", "slot"])["reward"]
         assert (chosen >= own).all()
+
+
+def test_a_batch_beyond_the_candidate_limit_is_decided_in_chunks(monkeypatch):
+    cfg = _cfg()
+    policy = _learned(cfg, 2, 3)
+    _, _, state = _slots(cfg, 2, 3)  # 18 slots of 12 UEs
+    monkeypatch.setattr(best_of, "MAX_CANDIDATE_ROWS", 4 * 5 * 12)  # 5 slots' 4 candidates per chunk
+    calls = []
+    original_resolve = best_of.resolve_slot
+    monkeypatch.setattr(best_of, "resolve_slot", lambda s, d: calls.append(s.batch_size) or original_resolve(s, d))
+    chooser = best_of.BestOfKPolicy(policy, 4, seed=1)
+    chosen = resolve_slot(state, chooser.act(state)).reward
+    assert calls == [20, 20, 20, 12] and chooser.last_rewards.shape == (4, 18)
+    np.testing.assert_array_equal(chosen, chooser.last_rewards.max(axis=0))
+    assert (chosen >= resolve_slot(state, policy.act(state)).reward).all()
