@@ -296,6 +296,54 @@ def comparison_html(comparison: pd.DataFrame, title: str) -> str:
     return "\n".join([head, *parts, "</body></html>"]) + "\n"
 
 
+DECISION_TIME_POINTS = ((1, 7), (2, 10))  # the README's decision-time table: phase 1 at N = 7, phase 2 at K = 10
+DECISION_TIME_COLUMNS = ("decide_latency_ms", "decide_batch_ms_per_slot")  # mec.decision_time's
+_DECISION_KINDS = ("learned", aggregate.LEARNED_CENTRAL, "search", "oracle")  # one row per policy, in this order
+
+
+def _ms(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.3g}"
+
+
+def decision_time_markdown(times: pd.DataFrame, points: Sequence[tuple[int, int]] = DECISION_TIME_POINTS) -> str:
+    """The time each policy takes to decide one slot on one core at each (phase, N or K) of `points`: the latency of
+    one slot decided alone and the time per slot when a batch is decided at once, in ms (mec.decision_time).
+    `times`: rows with phase, n, policy, kind and DECISION_TIME_COLUMNS (a comparison table, or the results of
+    benchmarks/bench_decision_time.py). One row per learned policy, best-of-K (centralised), local search and the
+    oracle; the heuristics as their fastest and slowest (named in the cell); "—" where a policy was not timed."""
+    wanted = set(points)
+    rows = times[[(p, n) in wanted for p, n in zip(times["phase"], times["n"])]]
+    rows = rows[rows["kind"] != "bound"]
+    order = {kind: i for i, kind in enumerate(_DECISION_KINDS)}
+    named = rows[rows["kind"].isin(_DECISION_KINDS)].drop_duplicates("policy")
+    names = sorted(zip(named["kind"].map(order), named["policy"]))
+    header = ["policy"]
+    for phase, n in points:
+        size = f"phase {phase}, {size_name(phase)} = {n}"
+        header += [f"{size}: one slot alone [ms]", f"{size}: per slot in a batch [ms]"]
+    body = []
+    for _, name in names:
+        cells = [f"{name} (centralised)" if aggregate.learned_kind(name) == aggregate.LEARNED_CENTRAL else name]
+        for phase, n in points:
+            own = rows[(rows["phase"] == phase) & (rows["n"] == n) & (rows["policy"] == name)]
+            cells += [_ms(own[column].mean()) if len(own) else "—" for column in DECISION_TIME_COLUMNS]
+        body.append(cells)
+    heuristics = rows[rows["kind"] == "heuristic"]
+    for label, pick in (("heuristics: fastest", "idxmin"), ("heuristics: slowest", "idxmax")):
+        cells = [label]
+        for phase, n in points:
+            point = heuristics[(heuristics["phase"] == phase) & (heuristics["n"] == n)]
+            for column in DECISION_TIME_COLUMNS:
+                timed = point.dropna(subset=[column]) if column in point else point.iloc[:0]
+                if timed.empty:
+                    cells.append("—")
+                    continue
+                row = timed.loc[getattr(timed[column], pick)()]
+                cells.append(f"{_ms(row[column])} ({row['policy']})")
+        body.append(cells)
+    return table(header, body) + "\n"
+
+
 def runs_sentence(runs: Sequence[dict]) -> str:
     """One sentence naming the training runs behind the learned rows (their budget, sizes and seeds), from the
     provenance of their evaluations (workflow_scripts/evaluate_policy.py), so that a section built from a reduced

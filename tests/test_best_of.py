@@ -324,3 +324,36 @@ def test_a_batch_beyond_the_candidate_limit_is_decided_in_chunks(monkeypatch):
     assert calls == [20, 20, 20, 12] and chooser.last_rewards.shape == (4, 18)
     np.testing.assert_array_equal(chosen, chooser.last_rewards.max(axis=0))
     assert (chosen >= resolve_slot(state, policy.act(state)).reward).all()
+
+
+def test_the_readme_decision_time_table_at_n7_and_k10():
+    from mec import markdown
+
+    rows = []
+    for phase, n, heuristics in ((1, 7, ("all-local", "greedy-edf")), (2, 10, ("all-local", "greedy-edf-equal"))):
+        rows += [{"phase": phase, "n": n, "policy": "mappo", "kind": "learned", "decide_latency_ms": 0.9 * phase,
+                  "decide_batch_ms_per_slot": 0.01},
+                 {"phase": phase, "n": n, "policy": "local-search", "kind": "search", "decide_latency_ms": 26.0,
+                  "decide_batch_ms_per_slot": 25.5},
+                 {"phase": phase, "n": n, "policy": heuristics[0], "kind": "heuristic", "decide_latency_ms": 0.02,
+                  "decide_batch_ms_per_slot": 0.001},
+                 {"phase": phase, "n": n, "policy": heuristics[1], "kind": "heuristic", "decide_latency_ms": 0.3,
+                  "decide_batch_ms_per_slot": 0.004}]  # fmt: skip
+    rows += [{"phase": 1, "n": 7, "policy": "oracle", "kind": "oracle", "decide_latency_ms": 1.5,
+              "decide_batch_ms_per_slot": 1.2},
+             {"phase": 1, "n": 7, "policy": "mappo-best-of-16", "kind": "learned-central", "decide_latency_ms": 3.0,
+              "decide_batch_ms_per_slot": 0.2},
+             {"phase": 1, "n": 3, "policy": "mappo", "kind": "learned", "decide_latency_ms": 9.0,
+              "decide_batch_ms_per_slot": 9.0},
+             {"phase": 1, "n": 7, "policy": "upper-bound", "kind": "bound"}]  # fmt: skip
+    text = markdown.decision_time_markdown(pd.DataFrame(rows))
+    lines = text.strip().splitlines()
+    assert lines[0] == ("| policy | phase 1, N = 7: one slot alone [ms] | phase 1, N = 7: per slot in a batch [ms] | "
+                        "phase 2, K = 10: one slot alone [ms] | phase 2, K = 10: per slot in a batch [ms] |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| mappo", "| mappo-best-of-16 (centralised)", "| local-search", "| oracle", "| heuristics: fastest",
+        "| heuristics: slowest"]  # fmt: skip
+    assert lines[2] == "| mappo | 0.9 | 0.01 | 1.8 | 0.01 |"  # N = 3's row is not in the table
+    assert lines[3].endswith("| 3 | 0.2 | — | — |") and lines[5].endswith("| 1.5 | 1.2 | — | — |")
+    assert lines[6] == "| heuristics: fastest | 0.02 (all-local) | 0.001 (all-local) | 0.02 (all-local) | 0.001 (all-local) |"
+    assert lines[7].endswith("| 0.3 (greedy-edf-equal) | 0.004 (greedy-edf-equal) |")
