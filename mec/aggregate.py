@@ -22,10 +22,21 @@ For a learned policy a sample is one training seed: its headline metrics pooled 
 with its percentage of the upper bound's reward on the same episodes (`percent_of_bound`): the bound (mec.bound) is at
 least the reward of every policy on every slot, so the percentage is at most 100 by construction. The oracle, which
 optimises everything but the spectrum split, is a baseline like the others.
+
+Probability of improvement (`probability_of_improvement`, rliable's definition: Agarwal et al., "Deep Reinforcement
+Learning at the Edge of the Statistical Precipice", NeurIPS 2021). P(X > Y) is, per task, the mean over all pairs of a
+run of X and a run of Y of S(x, y) (1 if x > y, 1/2 if equal, 0 otherwise), averaged over the tasks; its interval is
+the percentile bootstrap that resamples the runs of X and of Y within each task (rliable's stratified bootstrap).
+Given per-episode rewards (`episodes`), `comparison_table` reports it for every learned policy over the best heuristic
+and over local search with the evaluation episodes as the tasks: a run of the learned policy on an episode is one
+training seed's reward per slot there, a baseline's is its one evaluation of that episode. Every policy plays the same
+evaluation episodes, so each pair is compared on the same episode, and the spread of load between episodes does not
+blur the comparison (it would if every learned (seed, episode) sample were paired with every baseline episode).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -111,6 +122,48 @@ def interval_estimates(
         "iqm_ci_low": iqm_ci[:, 0],
         "iqm_ci_high": iqm_ci[:, 1],
     }
+
+
+def probability_of_improvement(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    ci_level: float | None = None,
+    resamples: int = 0,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """rliable's probability of improvement P(X > Y) with its stratified percentile-bootstrap interval.
+
+    `x` and `y` hold the scores of X and of Y, one row per run and one column per task (a 1-D array: one task). Per
+    task, the mean over every pair of a run of X and a run of Y of S(x, y) = 1 if x > y, 1/2 if x = y, 0 if x < y (the
+    Mann-Whitney U statistic over the number of pairs); then the mean over the tasks. With `ci_level` and `resamples`
+    > 0, the percentile interval of that statistic over `resamples` bootstrap resamples, each drawing the runs of X and
+    of Y with replacement within each task (a Generator seeded with `seed`); otherwise NaN bounds. Returns
+    (probability, low, high).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = (a[:, None] if a.ndim == 1 else a for a in (x, y))
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or 0 in (*x.shape, *y.shape):
+        raise ValueError(f"probability_of_improvement: got scores of shapes {x.shape} and {y.shape}; allowed "
+                         "(runs, tasks) arrays with the same tasks and at least one run each")  # fmt: skip
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("probability_of_improvement: got a NaN or infinite score; allowed finite scores")
+
+    def statistic(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:  # (R, runs x, T), (R, runs y, T) -> (R,)
+        a, b = xs[:, :, None, :], ys[:, None, :, :]
+        return ((a > b) + 0.5 * (a == b)).mean(axis=(1, 2, 3))  # every task has as many pairs: mean over all
+
+    probability = float(statistic(x[None], y[None])[0])
+    if ci_level is None or resamples <= 0:
+        return probability, math.nan, math.nan
+    if not 0 < ci_level < 1:
+        raise ValueError(f"probability_of_improvement: got ci_level={ci_level!r}; allowed a number in (0, 1)")
+    rng = np.random.default_rng(seed)
+    (nx, tasks), ny = x.shape, y.shape[0]
+    xs = np.take_along_axis(x[None], rng.integers(0, nx, size=(resamples, nx, tasks)), axis=1)
+    ys = np.take_along_axis(y[None], rng.integers(0, ny, size=(resamples, ny, tasks)), axis=1)
+    low, high = np.quantile(statistic(xs, ys), [(1 - ci_level) / 2, (1 + ci_level) / 2])
+    return probability, float(low), float(high)
 
 
 def per_episode_metrics(slots: pd.DataFrame, by: Sequence[str] = ("policy",)) -> pd.DataFrame:
@@ -208,22 +261,92 @@ def comparison_table(
     ci_level: float,
     resamples: int,
     seed: int = DEFAULT_BOOTSTRAP_SEED,
+    episodes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Wide table: one row per (`by`...) with the sample count and, per metric, the mean (column `<metric>`) and its
-    Student-t interval (`<metric>_ci_low`, `<metric>_ci_high`). A metric's NaN samples are left out of its statistics (a
-    group without any keeps NaN), e.g. the percentage of the upper bound where there is none."""
+    """Wide table: one row per (`by`...) with the sample count and, per metric, the mean (column `<metric>`), its
+    Student-t interval (`<metric>_ci_low`, `<metric>_ci_high`) and the IQM (`<metric>_iqm`). A metric's NaN samples are
+    left out of its statistics (a group without any keeps NaN), e.g. the percentage of the upper bound where there is
+    none.
+
+    With `episodes` (`by` must then hold "policy" and "kind", the other columns of `by` but "sample" being the sweep
+    point): the rewards per slot of every policy on each evaluation episode, one row per (`by`..., training seed,
+    episode) of a learned policy and per (`by`..., episode) of a baseline (columns "episode", "reward_per_slot" and,
+    for a learned policy, "seed"). Each learned row (kind LEARNED, or LEARNED_CENTRAL: best-of-K decisions) then gets
+    its probability of improvement over the best heuristic at its sweep point (`best_heuristic`, named in column
+    BEST_HEURISTIC) and over local search, with their stratified-bootstrap intervals (columns POI_COLUMNS; NaN where
+    there is no such baseline, and in every baseline's row); the tasks are the evaluation episodes (see the module's
+    docstring)."""
     by = list(by)
     table = samples.groupby(by, sort=True).size().rename("samples").to_frame()
     for name in metric_names:
         rows = samples.dropna(subset=[name])
-        columns = [name, f"{name}_ci_low", f"{name}_ci_high"]
+        columns = [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_iqm"]
         if rows.empty:
             table[columns] = np.nan
             continue
         long = summarise_samples(rows, by, [name], ci_level=ci_level, resamples=resamples, seed=seed)
-        stats_of = long.set_index(by)[["mean", "mean_ci_low", "mean_ci_high"]]
+        stats_of = long.set_index(by)[["mean", "mean_ci_low", "mean_ci_high", "iqm"]]
         table = table.join(stats_of.set_axis(columns, axis=1))
-    return table.reset_index().assign(ci_level=ci_level)
+    table = table.reset_index().assign(ci_level=ci_level)
+    if episodes is not None:
+        table = _with_improvement(table, episodes, by, ci_level=ci_level, resamples=resamples, seed=seed)
+    return table
+
+
+# The comparison table's probability of improvement of a learned policy over the best heuristic at its sweep point
+# (named in BEST_HEURISTIC) and over local search, each with its bootstrap interval.
+POI_BEST_HEURISTIC = "poi_best_heuristic"
+POI_LOCAL_SEARCH = "poi_local_search"
+POI_COLUMNS = tuple(f"{name}{end}" for name in (POI_BEST_HEURISTIC, POI_LOCAL_SEARCH) for end in ("", "_ci_low",
+                                                                                                  "_ci_high"))
+BEST_HEURISTIC = "best_heuristic"
+
+
+def best_heuristic(point: pd.DataFrame) -> str | None:
+    """The best heuristic at one sweep point of a comparison table: of the policies of kind "heuristic" (local search,
+    kind "search", is a reference), the highest mean reward per slot; ties: the first name. None without one."""
+    rows = point[(point["kind"] == "heuristic") & (point["policy"] != LOCAL_SEARCH)]
+    if rows.empty:
+        return None
+    return str(rows.sort_values(["reward_per_slot", "policy"], ascending=[False, True]).iloc[0]["policy"])
+
+
+def _episode_runs(episodes: pd.DataFrame, keys: Sequence[str]) -> dict[tuple, pd.DataFrame]:
+    """Per (`keys`...): the rewards per slot as a (runs, evaluation episodes) frame, one run per training seed (one in
+    all for a baseline, whose rows have no seed)."""
+    seed = episodes["seed"] if "seed" in episodes else pd.Series(np.nan, index=episodes.index)
+    frame = episodes.assign(_run=seed.fillna(-1))
+    runs = {}
+    for key, rows in frame.groupby(list(keys), sort=False):
+        matrix = rows.pivot(index="_run", columns="episode", values="reward_per_slot")
+        if matrix.isna().any().any():
+            raise ValueError(f"{dict(zip(keys, key))}: not every run has a reward on every evaluation episode")
+        runs[key] = matrix
+    return runs
+
+
+def _with_improvement(table: pd.DataFrame, episodes: pd.DataFrame, by: list[str], **options) -> pd.DataFrame:
+    if not {"policy", "kind"} <= set(by) or "reward_per_slot" not in table:
+        raise ValueError("the probability of improvement needs `by` with policy and kind, and reward_per_slot")
+    point = [key for key in by if key not in ("policy", "kind", "sample")]
+    runs = _episode_runs(episodes, [*point, "policy"])
+    table = table.assign(**{BEST_HEURISTIC: None}, **dict.fromkeys(POI_COLUMNS, np.nan))
+    for index in table.index[table["kind"].isin((LEARNED, LEARNED_CENTRAL))]:
+        row = table.loc[index]
+        at_point = table[table[point].eq(row[point]).all(axis=1)]
+        best = best_heuristic(at_point)
+        table.loc[index, BEST_HEURISTIC] = best
+        for column, reference in ((POI_BEST_HEURISTIC, best), (POI_LOCAL_SEARCH, LOCAL_SEARCH)):
+            here = tuple(row[point])
+            x, y = runs.get((*here, row["policy"])), runs.get((*here, reference))
+            if x is None or y is None:
+                continue
+            if set(x.columns) != set(y.columns):
+                raise ValueError(f"{dict(zip(point, here))}: {row['policy']} and {reference} were not evaluated on "
+                                 "the same episodes")  # fmt: skip
+            estimate = probability_of_improvement(x.to_numpy(), y[x.columns].to_numpy(), **options)
+            table.loc[index, [column, f"{column}_ci_low", f"{column}_ci_high"]] = estimate
+    return table
 
 
 # --------------------------------------------------------------------------- across variants of the study

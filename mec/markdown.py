@@ -1,9 +1,10 @@
 """Markdown from the summary tables: the tables of the variants, the tuning sweep, the results section of
 docs/results.md and the README's short headline table, and the atomic splice of both into their files.
 
-Every number comes from a summary table of mec.aggregate (means with their Student-t confidence intervals); nothing
-here computes a statistic of its own except picking rows (the best heuristic at a sweep point) and the ratio of two
-means where the tables hold no interval for it (learned vs local search).
+Every number comes from a summary table of mec.aggregate (means with their Student-t confidence intervals, IQMs,
+probabilities of improvement with their bootstrap intervals); nothing here computes a statistic of its own except
+picking rows (the best heuristic at a sweep point) and the ratio of two means where the tables hold no interval for it
+(learned vs local search).
 """
 
 from __future__ import annotations
@@ -198,13 +199,39 @@ def _policy_row(point: pd.DataFrame, name: str):
     return _first(point[point["policy"] == name])
 
 
+def probability_with_ci(value: float, low: float, high: float) -> str:
+    """'0.84 [0.72, 0.96]'; the value alone without an interval, an em dash for NaN."""
+    if pd.isna(value):
+        return "—"
+    if pd.isna(low) or pd.isna(high):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _improvement_columns(rows: pd.DataFrame, has_search: bool) -> list[tuple[str, str]]:
+    """(header, column of mec.aggregate) of the probabilities of improvement the comparison table holds: over the
+    best heuristic and, where local search ran, over it (a table from before they were computed has neither)."""
+    columns = [("P(learned > best heuristic)", aggregate.POI_BEST_HEURISTIC)]
+    if has_search:
+        columns.append(("P(learned > local search)", aggregate.POI_LOCAL_SEARCH))
+    return [(header, column) for header, column in columns if column in rows]
+
+
+def _improvement(learned, column: str) -> str:
+    if learned is None:
+        return "—"
+    return probability_with_ci(learned[column], learned[f"{column}_ci_low"], learned[f"{column}_ci_high"])
+
+
 def phase1_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Phase 1 per N: the learned policy, the best heuristic and the oracle (equal spectrum split) as a percentage
     of the upper bound's reward on the same episodes (mec.bound: at least every policy's reward on every slot, so
-    at most 100%), with their CIs, beside the bound's reward (and local search where it ran); and whether the learned
-    policy's interval lies wholly above the best heuristic's mean reward."""
+    at most 100%), with their CIs, beside the bound's reward (and local search where it ran); whether the learned
+    policy's interval lies wholly above the best heuristic's mean reward; and, where the table holds them, the learned
+    policy's probabilities of improvement over the best heuristic and over local search [bootstrap CI]."""
     rows = comparison[comparison["phase"] == 1]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    improvement = _improvement_columns(rows, has_search)
     body = []
     for n, point in rows.groupby("n", sort=True):
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
@@ -219,12 +246,14 @@ def phase1_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             *([_of_bound(search)] if has_search else []),
             "—" if bound is None else _reward(bound),
             _above(learned, best),
+            *(_improvement(learned, column) for _, column in improvement),
         ]
         body.append(cells)
     header = ["N", "learned: reward per slot", "learned: % of bound", "best heuristic: reward per slot",
               "best heuristic: % of bound", "oracle (equal split): % of bound"] + (
         ["local search: % of bound"] if has_search else []) + [
-        "upper bound: reward per slot", "learned CI above best heuristic"]  # fmt: skip
+        "upper bound: reward per slot", "learned CI above best heuristic"] + [
+        header for header, _ in improvement]  # fmt: skip
     return header, body
 
 
@@ -247,10 +276,14 @@ def share_of_search_gain(point: pd.DataFrame) -> float:
 def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Phase 2 per K: the learned policy, the best heuristic at that K and the local-search reference (where it
     ran): reward per slot with its CI; whether the learned policy's interval lies wholly above the best heuristic's
-    mean; and the share of local search's gain over all-local that the learned policy reaches,
-    (learned - all-local) / (local search - all-local)."""
+    mean; the share of local search's gain over all-local that the learned policy reaches,
+    (learned - all-local) / (local search - all-local); and, where the table holds them, the learned policy's IQM
+    over training seeds and its probabilities of improvement over the best heuristic and over local search
+    [bootstrap CI]."""
     rows = comparison[comparison["phase"] == 2]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    improvement = _improvement_columns(rows, has_search)
+    iqm = "reward_per_slot_iqm" in rows
     body = []
     for n, point in rows.groupby("n", sort=True):
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
@@ -260,10 +293,13 @@ def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append("—" if search is None else _reward(search))
             gain = share_of_search_gain(point)
             cells.append("—" if math.isnan(gain) else f"{gain:.3f}")
+        if iqm:
+            cells.append("—" if learned is None else number(learned["reward_per_slot_iqm"]))
+        cells += [_improvement(learned, column) for _, column in improvement]
         body.append(cells)
     header = ["K", "learned: reward per slot", "best heuristic: reward per slot", "learned CI above best heuristic"] + (
         ["local search: reward per slot", "(learned − all-local) / (local search − all-local)"] if has_search else []
-    )
+    ) + (["learned: IQM over seeds"] if iqm else []) + [header for header, _ in improvement]
     return header, body
 
 
@@ -403,7 +439,8 @@ def readme_results(
         f"{level} confidence interval of the mean (Student's t: over training seeds for learned policies, over "
         "evaluation episodes for baselines). Reward per slot is w_qos x (sum of QoS) - w_energy x "
         "(sum of energy in J) over the slot's tasks. The best heuristic is the best composed heuristic at that point "
-        "(named)." + (f" {study}" if study else ""),
+        "(named)." + (_IMPROVEMENT_NOTE if aggregate.POI_BEST_HEURISTIC in comparison else "")
+        + (f" {study}" if study else ""),
     ]
     bound_note = ("The upper bound (mec.bound) is at least the reward of every policy on every slot, whatever its "
                   "offload set, spectrum split and server order, so no policy exceeds 100% of it; the oracle "
@@ -434,6 +471,15 @@ def readme_results(
         parts += [f"![{caption}]({path})\n" for caption, path in figures]
     text = "\n".join(part.rstrip("\n") if part.endswith("|\n") else part for part in parts)
     return text.rstrip() + "\n"
+
+
+_IMPROVEMENT_NOTE = (
+    " P(learned > ...) is the probability of improvement (rliable's: Agarwal et al., NeurIPS 2021) with the "
+    "evaluation episodes as tasks: the chance that a training seed of the learned policy earns more reward on an "
+    "episode than the baseline does on the same episode (ties count half), averaged over the episodes; in brackets "
+    "its stratified-bootstrap interval. The learned policy's IQM (phase 2) is the interquartile mean of its training "
+    "seeds' rewards per slot (the mean of the middle half)."
+)
 
 
 def _commits(origins: Sequence[dict], phase: int) -> str:

@@ -1,5 +1,7 @@
 # Statistics over samples per (phase, N or K, policy): mean, IQM and bootstrap confidence intervals. A sample is an
-# evaluation episode for the baselines and a training seed for the learned policy (its mean over the episodes).
+# evaluation episode for the baselines and a training seed for the learned policy (its mean over the episodes); the
+# probability of improvement of the learned policy compares its (seed, episode) rewards with the baselines' on the
+# same episodes. aggregate_metrics also exports those per-episode results in marl-eval's JSON layout.
 
 
 rule aggregate_baselines:
@@ -37,6 +39,7 @@ rule aggregate_metrics:
             caption="../report/comparison_table.rst",
             category="Summary tables",
         ),
+        marl_eval=SUMMARY_MARL_EVAL,
     log:
         f"{LOGS}/{{variant_dir}}aggregate_metrics.log",
     conda:

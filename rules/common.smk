@@ -161,6 +161,8 @@ SUMMARY_CURVES = f"{RESULTS}/{{variant_dir}}summary/learning_curves.parquet"
 SUMMARY_COMPARISON = f"{RESULTS}/{{variant_dir}}summary/comparison.parquet"
 # The tables of docs/results.md for that comparison as an HTML page, for the HTML report.
 SUMMARY_COMPARISON_HTML = f"{RESULTS}/{{variant_dir}}summary/comparison.html"
+# The per-seed, per-episode results in marl-eval's JSON layout (mec.marl_eval), for marl-eval's and BenchMARL's tools.
+SUMMARY_MARL_EVAL = f"{RESULTS}/{{variant_dir}}summary/marl_eval.json"
 SWEEP_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_{{metric}}.png"
 # What a reader compares (% of the oracle, gain per UE over all-local), from the comparison table.
 RELATIVE_FIGURE = f"{RESULTS}/{{variant_dir}}figures/phase{{phase}}/sweep_relative.png"
@@ -464,6 +466,7 @@ def study_output(name=None):
         SUMMARY_CURVES,
         SUMMARY_COMPARISON,
         SUMMARY_COMPARISON_HTML,
+        SUMMARY_MARL_EVAL,
     ]
     files += [path.format(variant_dir=folder) for path in summaries]
     files += [

@@ -265,8 +265,11 @@ def test_comparison_table_is_wide_and_leaves_missing_metrics_nan():
                                        ci_level=0.9, resamples=200)  # fmt: skip
     assert list(table.columns) == [
         "phase", "policy", "samples", "reward_per_slot", "reward_per_slot_ci_low", "reward_per_slot_ci_high",
-        "percent_of_bound", "percent_of_bound_ci_low", "percent_of_bound_ci_high", "ci_level",
+        "reward_per_slot_iqm", "percent_of_bound", "percent_of_bound_ci_low", "percent_of_bound_ci_high",
+        "percent_of_bound_iqm", "ci_level",
     ]  # fmt: skip
+    first_iqm = aggregate.iqm(samples["reward_per_slot"][:4].to_numpy())
+    assert table.iloc[0]["reward_per_slot_iqm"] == pytest.approx(first_iqm)
     assert list(table["samples"]) == [4, 4, 4]
     first = table.iloc[0]
     assert first["reward_per_slot"] == pytest.approx(samples["reward_per_slot"][:4].mean())

@@ -523,7 +523,8 @@ def test_a_restricted_trade_off_axis_reuses_the_studys_runs_job_by_job(workdir, 
     own = {path for path in files if "/w_energy_0.1/" in path and not path.startswith(f"{RESULTS}/logs/")}
     assert own == {f"{RESULTS}/variants/w_energy_0.1/summary/{name}.parquet"
                    for name in ("learned", "learned_seeds", "learning_curves", "comparison", "baselines")} | {
-        f"{RESULTS}/variants/w_energy_0.1/summary/comparison.html"}  # fmt: skip
+        f"{RESULTS}/variants/w_energy_0.1/summary/{name}"
+        for name in ("comparison.html", "marl_eval.json")}  # fmt: skip
     assert _runs(files, "") == {"phase1/n2/seed0", "phase2/n2/seed0", "phase2/n3/seed0"}
     assert _runs(files, "variants/w_energy_0.0/") == {"phase1/n2/seed0", "phase2/n2/seed0", "phase2/n3/seed0"}
 

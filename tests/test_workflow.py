@@ -59,6 +59,7 @@ SUMMARY = f"{RESULTS}/summary/baselines.parquet"
 LEARNED_SUMMARIES = {f"{RESULTS}/summary/{name}.parquet"
                      for name in ("learned", "learned_seeds", "learning_curves", "comparison")}  # fmt: skip
 LEARNED_SUMMARIES.add(f"{RESULTS}/summary/comparison.html")  # the README's tables, for the HTML report
+LEARNED_SUMMARIES.add(f"{RESULTS}/summary/marl_eval.json")  # the per-episode results in marl-eval's layout
 SUMMARIES = {SUMMARY} | LEARNED_SUMMARIES
 
 
@@ -653,7 +654,7 @@ def scenario_outputs() -> set[str]:
     """What the default target builds for the tight-deadline scenario of the tiny study: phase 1 at N = 2, 3."""
     files = {f"{SCENARIO_DIR}/summary/{name}.parquet"
              for name in ("baselines", "learned", "learned_seeds", "learning_curves", "comparison")}  # fmt: skip
-    files.add(f"{SCENARIO_DIR}/summary/comparison.html")
+    files |= {f"{SCENARIO_DIR}/summary/comparison.html", f"{SCENARIO_DIR}/summary/marl_eval.json"}
     files |= {f"{SCENARIO_DIR}/figures/phase1/sweep_{m}.png" for m in [*FIGURE_METRICS, "relative"]}
     for n in PHASE1_N:
         files |= {path.replace(f"{RESULTS}/", f"{SCENARIO_DIR}/", 1)

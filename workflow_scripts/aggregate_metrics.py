@@ -11,7 +11,10 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
 - comparison.parquet: one row per (phase, N or K, policy), learned and every baseline alike: mean and t-interval
   of the headline metrics and, in phase 1, of the percentage of the upper bound's reward on the same episodes (per
   evaluation episode for a baseline, per training seed for the learned policy; mec.aggregate.comparison_table),
-  with a row of the bound itself (policy mec.aggregate.BOUND, kind "bound": its reward per slot alone).
+  with a row of the bound itself (policy mec.aggregate.BOUND, kind "bound": its reward per slot alone); each learned
+  row also has its IQM and probability of improvement over the best heuristic and over local search (rliable's, the
+  evaluation episodes as tasks: mec.aggregate.probability_of_improvement) with its bootstrap interval.
+- marl_eval.json: the per-seed, per-episode results in marl-eval's JSON layout (mec.marl_eval).
 """
 
 import logging
@@ -21,7 +24,7 @@ import mec_rule  # first of the project: puts mec on the path
 
 import pandas as pd
 
-from mec import aggregate, io, markdown, metrics, runs
+from mec import aggregate, io, markdown, marl_eval, metrics, runs
 from mec.config import variant_of_folder
 from mec.evaluation import stored_slot_bounds
 from mec.plotting import FIGURE_METRICS
@@ -32,9 +35,12 @@ POINT = ["phase", "n", "n_ue", "n_clusters"]
 COMPARED = [*FIGURE_METRICS, "offload_fraction", aggregate.PERCENT_OF_BOUND]
 
 
-def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per training seed: its headline metrics (one row) and its learning curve (one row per iteration)."""
-    seeds, curves = [], []
+def learned_samples(
+    episode_files: list[str], metric_files: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per training seed: its headline metrics (one row), its learning curve (one row per iteration) and its headline
+    metrics on each evaluation episode (one row per episode, with the training slots behind its checkpoint)."""
+    seeds, curves, episode_rows = [], [], []
     for episodes, history in zip(episode_files, metric_files, strict=True):
         if Path(episodes).parent.parent != Path(history).parent:
             raise ValueError(f"{episodes} and {history} are not of the same training job")
@@ -42,11 +48,15 @@ def learned_samples(episode_files: list[str], metric_files: list[str]) -> tuple[
         history_rows = runs.check_metrics_file(history, remove_if_bad=True)
         run = io.read_provenance(episodes, remove_if_corrupt=True)
         point = {name: run[name] for name in POINT}
-        for policy, slots in io.read_parquet(episodes, remove_if_corrupt=True).groupby("policy"):
+        slot_rows = io.read_parquet(episodes, remove_if_corrupt=True)
+        for policy, slots in slot_rows.groupby("policy"):
             seeds.append({**point, "policy": policy, "seed": run["training_seed"], **aggregate.policy_sample(slots)})
+        slots_trained = run.get("checkpoint_iteration", 0) * run["config"]["training"]["train_batch_slots"]
+        episode_rows.append(aggregate.per_episode_metrics(slot_rows).assign(
+            **point, seed=run["training_seed"], **{marl_eval.TRAINING_SLOTS: slots_trained}))
         curve = aggregate.learning_curve_samples(history_rows)
         curves.append(curve.assign(**point, seed=run["training_seed"]))
-    return pd.DataFrame(seeds), pd.concat(curves, ignore_index=True)
+    return pd.DataFrame(seeds), pd.concat(curves, ignore_index=True), pd.concat(episode_rows, ignore_index=True)
 
 
 def episode_bounds(slots: pd.DataFrame) -> pd.Series:
@@ -92,7 +102,7 @@ def with_percent_of_bound(learned: pd.DataFrame, baselines: pd.DataFrame) -> pd.
 def main(smk) -> None:
     stats = smk.params.statistics
     options = {"ci_level": stats["ci_level"], "resamples": stats["bootstrap_resamples"], "seed": stats["seed"]}
-    seeds, curves = learned_samples(smk.input.policy_episodes, smk.input.train_metrics)
+    seeds, curves, learned_episodes = learned_samples(smk.input.policy_episodes, smk.input.train_metrics)
     log.info("%d training jobs, %d iterations each at most", len(seeds), curves["iteration"].max())
 
     learned = aggregate.summarise_samples(seeds, by=[*POINT, "policy"], metric_names=metrics.SUMMARY_KEYS, **options)
@@ -110,8 +120,11 @@ def main(smk) -> None:
     io.write_parquet(seeds.sort_values([*POINT, "policy", "seed"], ignore_index=True), smk.output.learned_seeds,
                      provenance)  # fmt: skip
     samples = pd.concat([seeds, baselines], ignore_index=True)
+    # Every policy's reward per slot on each evaluation episode (per training seed for a learned one): the samples
+    # of the probability of improvement, and of the marl-eval export.
+    episodes = pd.concat([learned_episodes, baselines[baselines["kind"] != "bound"]], ignore_index=True)
     comparison = aggregate.comparison_table(samples, by=[*POINT, "policy", "kind", "sample"], metric_names=COMPARED,
-                                            **options)  # fmt: skip
+                                            episodes=episodes, **options)  # fmt: skip
     # Ranks among the policies; the bound, no policy, is rank 0.
     is_bound = comparison["kind"] == "bound"
     comparison["rank"] = 0
@@ -126,6 +139,7 @@ def main(smk) -> None:
     }
     io.write_parquet(comparison, smk.output.comparison, provenance)
     variant = variant_of_folder(smk.wildcards.variant_dir)
+    marl_eval.write(marl_eval.layout(episodes, variant or ""), smk.output.marl_eval)
     title = f"Variant {variant}" if variant else "The study"
     text = markdown.comparison_html(comparison, f"{title}: learned vs baselines (mean [{stats['ci_level']:.0%} CI])")
     io.atomic_write(smk.output.comparison_html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
