@@ -29,6 +29,11 @@ Here:
 A value is a JSON number (NaN, where an episode has none, is written as NaN, which Python's json reads). The file
 is written by the workflow's aggregate_metrics rule, atomically, beside the summary tables
 (results/summary/marl_eval.json; a variant's under results/variants/<name>/summary/).
+
+marl-eval itself is not a dependency: its package (id-marl-eval 0.0.4) pins numpy < 2 (the project runs numpy 2) and
+pulls rliable from git, neptune, seaborn and colorama. `problems` checks instead what its loader and DiagnoseData
+require of a file; tests/test_reporting.py reads the workflow's export back with `records` and checks it against the
+summary tables.
 """
 
 from __future__ import annotations
