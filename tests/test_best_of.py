@@ -357,3 +357,28 @@ def test_the_readme_decision_time_table_at_n7_and_k10():
     assert lines[3].endswith("| 3 | 0.2 | — | — |") and lines[5].endswith("| 1.5 | 1.2 | — | — |")
     assert lines[6] == "| heuristics: fastest | 0.02 (all-local) | 0.001 (all-local) | 0.02 (all-local) | 0.001 (all-local) |"
     assert lines[7].endswith("| 0.3 (greedy-edf-equal) | 0.004 (greedy-edf-equal) |")
+
+
+def test_bench_decision_time_prints_both_timings_of_every_baseline_at_n7_and_k10():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mec.policies import evaluated_policy_names
+
+    root = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "benchmarks/bench_decision_time.py", "--quick", "--slots", "6", "--set",
+            "phase2.n_users=20"]  # fmt: skip
+    out = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    rows = pd.DataFrame(report["results"])
+    for (phase, n), point in rows.groupby(["phase", "n"]):
+        assert sorted(point["policy"]) == sorted(evaluated_policy_names(phase, 7 if phase == 1 else 20))
+    assert sorted(set(zip(rows["phase"], rows["n"]))) == [(1, 7), (2, 10)]
+    assert (rows[list(decision_time.DECISION_TIME_COLUMNS)] > 0).all().all() and (rows["batch_slots"] == 6).all()
+    assert set(rows["kind"]) == {"heuristic", "oracle", "search"}
+    table = subprocess.run([*args, "--markdown"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0 and table.stdout.startswith("| policy | phase 1, N = 7: one slot alone [ms] |")
+    assert "| local-search |" in table.stdout and "| heuristics: slowest |" in table.stdout
