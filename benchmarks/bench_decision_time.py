@@ -3,10 +3,12 @@
 For phase 1 at N = 7 and phase 2 at K = 10 (the README's decision-time table), every baseline of the sweep point
 (the heuristics, the oracle where it is exact, local search) and, with --checkpoint, the learned policy of each
 checkpoint (at its own phase and size, added to the points if it is another one) and its best-of-K decisions
-(--best-of, a centralised decision), all timed on the same slots: the evaluation episodes of the config
-(evaluation.seed; --episodes x --slots of them), each slot with an idle server. Per policy (mec.decision_time):
+(--best-of, a centralised decision; the checkpoint's point under its own config), all timed on the same slots:
+the evaluation episodes of the config (evaluation.seed; --episodes x --slots of them), each slot with an idle
+server. Per policy (mec.decision_time):
 - decide_latency_ms: median over the first --latency-slots slots of one act call on that slot alone;
-- decide_batch_ms_per_slot: one act call over every slot at once, divided by the number of slots.
+- decide_batch_ms_per_slot: one act call over every slot at once, divided by the number of slots (the median of up
+  to 3 calls where they are short).
 Only the decision is timed, not the simulator's resolution of it (best-of-K's scoring of its candidates is part of
 its decision). Timings depend on the machine and on what else runs on it: compare numbers of one run.
 
@@ -92,13 +94,20 @@ def main(argv: list[str] | None = None) -> None:
     if any(k < 2 for k in args.best_of):
         parser.error(f"--best-of {args.best_of}: allowed K >= 2 each")
 
+    # A checkpoint's point is timed under the checkpoint's own config (its scenario and sizes; --set on top), the
+    # baselines there too, so that every policy of a point decides the same slots.
     learned: dict[tuple[int, int], list] = {}
+    configs: dict[tuple[int, int], object] = {}
     if args.checkpoint:
         from mec import backends  # noqa: PLC0415 - torch and Ray only with a checkpoint
+        from mec.runs import read_checkpoint_meta  # noqa: PLC0415
 
         for checkpoint in args.checkpoint:
-            policy, meta = backends.load_policy(checkpoint, cfg)
-            learned.setdefault((meta["phase"], meta["n"]), []).append(policy)
+            meta = read_checkpoint_meta(checkpoint)
+            point = (meta["phase"], meta["n"])
+            own = configs.setdefault(point, config_from_dict(apply_overrides(meta["config"], args.overrides)))
+            policy, _ = backends.load_policy(checkpoint, own)
+            learned.setdefault(point, []).append(policy)
     points = list(POINTS) + [point for point in learned if point not in POINTS]
 
     def log(line: str) -> None:
@@ -106,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for phase, n in points:
-        rows += measure_point(cfg, phase, n, learned.get((phase, n), []), args.best_of, episodes, slots,
-                              latency_slots, log)  # fmt: skip
+        rows += measure_point(configs.get((phase, n), cfg), phase, n, learned.get((phase, n), []), args.best_of,
+                              episodes, slots, latency_slots, log)  # fmt: skip
     if args.markdown:
         import pandas as pd  # noqa: PLC0415
 

@@ -382,3 +382,24 @@ def test_bench_decision_time_prints_both_timings_of_every_baseline_at_n7_and_k10
     table = subprocess.run([*args, "--markdown"], cwd=root, capture_output=True, text=True, timeout=600)
     assert table.returncode == 0 and table.stdout.startswith("| policy | phase 1, N = 7: one slot alone [ms] |")
     assert "| local-search |" in table.stdout and "| heuristics: slowest |" in table.stdout
+
+
+def test_bench_decision_time_times_a_checkpoint_and_its_best_of_k_at_its_own_point(trained):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    best = trained / "run" / "checkpoints" / "best"
+    out = subprocess.run([sys.executable, "benchmarks/bench_decision_time.py", "--quick", "--slots", "4",
+                          "--set", "phase2.n_users=20", "--checkpoint", str(best), "--best-of", "4"],
+                         cwd=root, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = pd.DataFrame(json.loads(out.stdout)["results"])
+    assert sorted(set(zip(rows["phase"], rows["n"]))) == [(1, 7), (2, 2), (2, 10)]
+    own = rows[(rows["phase"] == 2) & (rows["n"] == 2)].set_index("policy")
+    assert own.loc["mappo", "kind"] == "learned" and own.loc["mappo-best-of-4", "kind"] == "learned-central"
+    # the checkpoint's own config with --set on top (20 users, not its 8), the baselines beside it on the same slots
+    assert (own["n_ue"] == 20).all() and (own["n_clusters"] == 2).all() and "local-search" in own.index
+    assert (own[list(decision_time.DECISION_TIME_COLUMNS)] > 0).all().all()
