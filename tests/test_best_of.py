@@ -403,3 +403,52 @@ def test_bench_decision_time_times_a_checkpoint_and_its_best_of_k_at_its_own_poi
     # the checkpoint's own config with --set on top (20 users, not its 8), the baselines beside it on the same slots
     assert (own["n_ue"] == 20).all() and (own["n_clusters"] == 2).all() and "local-search" in own.index
     assert (own[list(decision_time.DECISION_TIME_COLUMNS)] > 0).all().all()
+
+
+def test_aggregation_reports_best_of_k_beside_the_policy_with_every_policys_decision_time(trained, tmp_path):
+    """evaluate_baselines and evaluate_policy (evaluation.best_of = 4) of the tiny run, then aggregate_metrics: the
+    best-of-K rows are their own policy of kind learned-central beside the learned policy's, which keeps kind
+    learned and its own numbers; every summary table has both decision times of every policy."""
+    import shutil
+    from types import SimpleNamespace
+
+    from mec import aggregate
+    from workflow_script import run_workflow_script
+
+    job = tmp_path / "phase2" / "n2" / "seed0"
+    (job / "eval").mkdir(parents=True)
+    shutil.copy(trained / "run" / "metrics.parquet", job / "metrics.parquet")
+    (job / "run").symlink_to(trained / "run")
+    section = {"n_users": 8, "n_clusters": [2], "kmeans_n_init": 2}
+    evaluation = {"episodes": 2, "slots": 5, "seed": 9}
+    common = {"wildcards": SimpleNamespace(phase="2", n="2", seed="0", variant_dir=""), "threads": 1}
+    base = tmp_path / "baselines"
+    run_workflow_script("evaluate_baselines", SimpleNamespace(
+        **common, params=SimpleNamespace(phase_section=section, scenario={}, reward={}, evaluation=evaluation),
+        output=SimpleNamespace(episodes=str(base / "episodes.parquet"), summary=str(base / "summary.parquet"))))
+    run_workflow_script("evaluate_policy", SimpleNamespace(
+        **common, params=SimpleNamespace(phase_section=section, scenario={}, reward={},
+                                         evaluation={**evaluation, "best_of": 4}),
+        input=SimpleNamespace(metrics=str(job / "metrics.parquet")),
+        output=SimpleNamespace(episodes=str(job / "eval" / "episodes.parquet"),
+                               schedule=str(job / "eval" / "schedule.parquet"))))  # fmt: skip
+    out = tmp_path / "summary"
+    names = ("learned", "learned_seeds", "learning_curves", "comparison")
+    run_workflow_script("aggregate_metrics", SimpleNamespace(
+        **common, params=SimpleNamespace(statistics={"ci_level": 0.95, "bootstrap_resamples": 200, "seed": 0}),
+        input=SimpleNamespace(policy_episodes=[str(job / "eval" / "episodes.parquet")],
+                              train_metrics=[str(job / "metrics.parquet")],
+                              baseline_episodes=[str(base / "episodes.parquet")]),
+        output=SimpleNamespace(**{name: str(out / f"{name}.parquet") for name in names},
+                               comparison_html=str(out / "comparison.html"), marl_eval=str(out / "marl_eval.json"))))
+    timings = list(aggregate.DECISION_TIME_COLUMNS)
+    comparison = pd.read_parquet(out / "comparison.parquet").set_index("policy")
+    assert comparison.loc["mappo", "kind"] == "learned" and comparison.loc["mappo-best-of-4", "kind"] == "learned-central"
+    assert comparison.loc["mappo-best-of-4", "reward_per_slot"] >= comparison.loc["mappo", "reward_per_slot"]
+    assert (comparison.drop(index="upper-bound", errors="ignore")[timings] > 0).all().all()
+    seeds = pd.read_parquet(out / "learned_seeds.parquet").set_index("policy")
+    assert seeds.loc["mappo", "kind"] == "learned" and (seeds[timings] > 0).all().all()
+    learned = pd.read_parquet(out / "learned.parquet")
+    assert set(learned["policy"]) == {"mappo", "mappo-best-of-4"} and (learned[timings] > 0).all().all()
+    summary = pd.read_parquet(base / "summary.parquet").set_index("policy")
+    assert comparison.loc["local-search", "decide_latency_ms"] == summary.loc["local-search", "decide_latency_ms"]

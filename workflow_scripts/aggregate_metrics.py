@@ -3,8 +3,10 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
 
 - learned.parquet: the layout of baselines.parquet (mec.aggregate.summarise_samples) per (phase, N or K, policy);
   a sample is one training seed, its value the mean over the evaluation episodes.
-- learned_seeds.parquet: those samples, one row per (phase, N or K, seed): each run's headline metrics and, in
-  phase 1, its percentage of the upper bound's reward on the same episodes.
+- learned_seeds.parquet: those samples, one row per (phase, N or K, policy, seed): each run's headline metrics and,
+  in phase 1, its percentage of the upper bound's reward on the same episodes; kind "learned" for the policy's own
+  decisions, "learned-central" for its best-of-K decisions (evaluation.best_of, mec.best_of: a centralised decision,
+  its own rows beside the policy's, never instead of them).
 - learning_curves.parquet: per (phase, N or K, iteration) and metric of mec.aggregate.CURVE_METRICS, the same
   statistics over seeds of each iteration's evaluation (training metrics.parquet, eval/ columns).
 - comparison.html: the README's tables of comparison.parquet (mec.markdown), for the HTML report.
@@ -15,6 +17,9 @@ comparison of every policy with the upper bound (phase 1) at every sweep point.
   row also has its IQM and probability of improvement over the best heuristic and over local search (rliable's, the
   evaluation episodes as tasks: mec.aggregate.probability_of_improvement) with its bootstrap interval.
 - marl_eval.json: the per-seed, per-episode results in marl-eval's JSON layout (mec.marl_eval).
+learned, learned_seeds and comparison also hold each policy's decision time per slot on one core (mec.decision_time:
+decide_latency_ms, decide_batch_ms_per_slot; a learned policy's the mean over its seeds' evaluation jobs, from the
+evaluation tables' provenance): machine-dependent, never compared by `mec reproduce`.
 """
 
 import logging
@@ -49,8 +54,10 @@ def learned_samples(
         run = io.read_provenance(episodes, remove_if_corrupt=True)
         point = {name: run[name] for name in POINT}
         slot_rows = io.read_parquet(episodes, remove_if_corrupt=True)
+        times = run.get("decision_time") or {}  # per policy, timed by the evaluation job (none in older files)
         for policy, slots in slot_rows.groupby("policy"):
-            seeds.append({**point, "policy": policy, "seed": run["training_seed"], **aggregate.policy_sample(slots)})
+            seeds.append({**point, "policy": policy, "seed": run["training_seed"], **aggregate.policy_sample(slots),
+                          **{c: float((times.get(policy) or {}).get(c, "nan")) for c in aggregate.DECISION_TIME_COLUMNS}})
         slots_trained = run.get("checkpoint_iteration", 0) * run["config"]["training"]["train_batch_slots"]
         episode_rows.append(aggregate.per_episode_metrics(slot_rows).assign(
             **point, seed=run["training_seed"], **{marl_eval.TRAINING_SLOTS: slots_trained}))
@@ -74,7 +81,7 @@ def baseline_samples(episode_files: list[str]) -> pd.DataFrame:
     for path in episode_files:
         point = io.read_provenance(path, remove_if_corrupt=True)
         slots = io.read_parquet(path, remove_if_corrupt=True)
-        per_episode = aggregate.per_episode_metrics(slots)
+        per_episode = aggregate.decision_time_columns(aggregate.per_episode_metrics(slots), point.get("decision_time"))
         bound = episode_bounds(slots)
         if bound.notna().any():
             rows = pd.DataFrame({"policy": aggregate.BOUND, "episode": bound.index, "reward_per_slot": bound.to_numpy()})
@@ -96,7 +103,10 @@ def with_percent_of_bound(learned: pd.DataFrame, baselines: pd.DataFrame) -> pd.
     keys = pd.MultiIndex.from_frame(learned[["phase", "n"]])
     reference = bound.reindex(keys).to_numpy(float)
     percent = aggregate.percent_of_bound(learned["reward_per_slot"], reference)
-    return learned.assign(kind="learned", sample="training seeds", **{aggregate.PERCENT_OF_BOUND: percent})
+    # A learned policy's own decisions are kind "learned"; its best-of-K decisions (mec.best_of) are centralised,
+    # kind "learned-central", their own rows beside it.
+    return learned.assign(kind=learned["policy"].map(aggregate.learned_kind), sample="training seeds",
+                          **{aggregate.PERCENT_OF_BOUND: percent})  # fmt: skip
 
 
 def main(smk) -> None:
@@ -106,6 +116,7 @@ def main(smk) -> None:
     log.info("%d training jobs, %d iterations each at most", len(seeds), curves["iteration"].max())
 
     learned = aggregate.summarise_samples(seeds, by=[*POINT, "policy"], metric_names=metrics.SUMMARY_KEYS, **options)
+    learned = aggregate.with_decision_times(learned, seeds, by=[*POINT, "policy"])
     provenance = {"statistics": stats, "samples": "training seeds", "inputs": list(smk.input.policy_episodes)}
     io.write_parquet(learned, smk.output.learned, provenance)
 
@@ -125,6 +136,7 @@ def main(smk) -> None:
     episodes = pd.concat([learned_episodes, baselines[baselines["kind"] != "bound"]], ignore_index=True)
     comparison = aggregate.comparison_table(samples, by=[*POINT, "policy", "kind", "sample"], metric_names=COMPARED,
                                             episodes=episodes, **options)  # fmt: skip
+    comparison = aggregate.with_decision_times(comparison, samples, by=[*POINT, "policy"])
     # Ranks among the policies; the bound, no policy, is rank 0.
     is_bound = comparison["kind"] == "bound"
     comparison["rank"] = 0
@@ -143,7 +155,7 @@ def main(smk) -> None:
     title = f"Variant {variant}" if variant else "The study"
     text = markdown.comparison_html(comparison, f"{title}: learned vs baselines (mean [{stats['ci_level']:.0%} CI])")
     io.atomic_write(smk.output.comparison_html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    for _, row in comparison[comparison["kind"] == "learned"].iterrows():
+    for _, row in comparison[comparison["kind"].isin([aggregate.LEARNED, aggregate.LEARNED_CENTRAL])].iterrows():
         of_bound = row[aggregate.PERCENT_OF_BOUND]
         log.info(
             "phase %d n %d: %s reward/slot %.4f, rank %d of %d policies%s",
