@@ -373,7 +373,8 @@ def variant_comparison(studies: Sequence[dict], learned: Sequence[pd.DataFrame])
         raise ValueError(f"{len(studies)} studies but {len(learned)} learned summaries")
     frames = []
     for study, table in zip(studies, learned):
-        rows = table[table["metric"].isin(VARIANT_METRICS)]
+        # The learned policy's own decisions only: best-of-K rows (evaluation.best_of) are a centralised decision.
+        rows = table[table["metric"].isin(VARIANT_METRICS) & (table["policy"].map(learned_kind) == LEARNED)]
         frames.append(rows.assign(study=study["study"], description=study["description"]))
     table = pd.concat(frames, ignore_index=True)
     order = {study["study"]: i for i, study in enumerate(studies)}
@@ -386,7 +387,8 @@ def pareto_table(studies: Sequence[dict], learned: Sequence[pd.DataFrame], basel
 
     `studies` holds per weight a dict with keys study (the variant's label) and w_energy, in the order of `learned`
     and `baselines` (summarise_samples layout: over training seeds, over evaluation episodes). Returns the long rows
-    of those three metrics with columns w_energy, study and kind (learned, oracle, search, heuristic).
+    of those three metrics with columns w_energy, study and kind (learned, learned-central: best-of-K, oracle, search,
+    heuristic).
     """
     if not len(studies) == len(learned) == len(baselines):
         raise ValueError(f"{len(studies)} weights, {len(learned)} learned and {len(baselines)} baseline summaries")
@@ -394,7 +396,7 @@ def pareto_table(studies: Sequence[dict], learned: Sequence[pd.DataFrame], basel
     frames = []
     for study, own, base in zip(studies, learned, baselines):
         tag = {"w_energy": float(study["w_energy"]), "study": study["study"]}
-        frames.append(own.assign(kind="learned", **tag))
+        frames.append(own.assign(kind=own["policy"].map(learned_kind), **tag))  # best-of-K: learned-central
         frames.append(base.assign(kind=base["policy"].map(baseline_kind), **tag))
     table = pd.concat(frames, ignore_index=True)
     table = table[table["metric"].isin(metric_names)]

@@ -17,6 +17,7 @@ every seed with the mean and its confidence band (`learning_curves_figure`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,8 +213,12 @@ def sweep_figure(
                 raise ValueError(f"no learned rows for phase {phase}, metric {metric!r}")
             seeds = int(learned_rows["samples"].max())
             for name, rows in learned_rows.groupby("policy", sort=True):
-                label = f"{name} (learned, {_statistic_name(statistic)} over {counted(seeds, 'seed')})"
-                handles[:0] = ax.plot(rows["n"], rows[statistic], label=label, zorder=5, **_LEARNED_STYLE)
+                # best-of-K decisions (mec.best_of) are centralised: dashed, and labelled so, beside the policy's own
+                central = re.search(r"-best-of-\d+$", name) is not None
+                kind = "centralised best of K of the learned policy" if central else "learned"
+                label = f"{name} ({kind}, {_statistic_name(statistic)} over {counted(seeds, 'seed')})"
+                style = {**_LEARNED_STYLE, "linestyle": "--"} if central else _LEARNED_STYLE
+                handles[:0] = ax.plot(rows["n"], rows[statistic], label=label, zorder=5, **style)
                 _ci_band(ax, rows, "n", statistic, _LEARNED_STYLE["color"], alpha=0.2)
         ax.set_xticks(sizes)
         ax.set_xlabel(sweep_label(phase, n_ue))

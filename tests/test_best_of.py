@@ -452,3 +452,21 @@ def test_aggregation_reports_best_of_k_beside_the_policy_with_every_policys_deci
     assert set(learned["policy"]) == {"mappo", "mappo-best-of-4"} and (learned[timings] > 0).all().all()
     summary = pd.read_parquet(base / "summary.parquet").set_index("policy")
     assert comparison.loc["local-search", "decide_latency_ms"] == summary.loc["local-search", "decide_latency_ms"]
+
+
+def test_the_sweep_figure_draws_best_of_k_dashed_and_labelled_centralised():
+    from mec import metrics, plotting
+
+    rows = [{"phase": 1, "n": n, "n_ue": n, "n_clusters": 1, "policy": policy, "metric": metric, "samples": 2,
+             "mean": 1.0, "mean_ci_low": 0.9, "mean_ci_high": 1.1, "iqm": 1.0, "iqm_ci_low": 0.9, "iqm_ci_high": 1.1,
+             "ci_level": 0.95}
+            for n in (2, 3) for metric in metrics.SUMMARY_KEYS
+            for policy in ("all-local", "greedy-edf", "mappo", "mappo-best-of-16")]  # fmt: skip
+    table = pd.DataFrame(rows)
+    baselines = table[~table["policy"].str.startswith("mappo")]
+    learned = table[table["policy"].str.startswith("mappo")]
+    fig = plotting.sweep_figure(baselines, 1, "mean_qos", learned=learned)
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    own = next(label for label in lines if label.startswith("mappo (learned,"))
+    central = next(label for label in lines if label.startswith("mappo-best-of-16 ("))
+    assert "centralised" in central and lines[central].get_linestyle() == "--" and lines[own].get_linestyle() == "-"
