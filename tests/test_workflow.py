@@ -46,7 +46,9 @@ from mec.scenario import PhaseSetup
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "report", "profiles", ".test", "config.yaml")
 TEST_CONFIG = REPO / ".test" / "config.yaml"
-SNAKEMAKE_TIMEOUT_S = 400
+# A guard against a hung run, not a speed target: the tiny study (both phases and both scenarios) takes a few
+# minutes on 2 idle cores, several times that beside other work.
+SNAKEMAKE_TIMEOUT_S = 900
 # The tiny study's outputs folder (its workflow.results_dir), apart from the default study's results/.
 RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 
