@@ -56,8 +56,9 @@ def learned_samples(
         slot_rows = io.read_parquet(episodes, remove_if_corrupt=True)
         times = run.get("decision_time") or {}  # per policy, timed by the evaluation job (none in older files)
         for policy, slots in slot_rows.groupby("policy"):
+            timing = {c: float((times.get(policy) or {}).get(c, "nan")) for c in aggregate.DECISION_TIME_COLUMNS}
             seeds.append({**point, "policy": policy, "seed": run["training_seed"], **aggregate.policy_sample(slots),
-                          **{c: float((times.get(policy) or {}).get(c, "nan")) for c in aggregate.DECISION_TIME_COLUMNS}})
+                          **timing})  # fmt: skip
         slots_trained = run.get("checkpoint_iteration", 0) * run["config"]["training"]["train_batch_slots"]
         episode_rows.append(aggregate.per_episode_metrics(slot_rows).assign(
             **point, seed=run["training_seed"], **{marl_eval.TRAINING_SLOTS: slots_trained}))
