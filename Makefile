@@ -22,10 +22,18 @@ $(STAMP): requirements.lock pyproject.toml
 # in a traceback); the values themselves are checked by the workflow, with one line naming the key.
 CHECK_CONFIG = $(PY) -m mec.config "$(CONFIG)"
 
+# Snakemake runs under mec.workflow_runner: its output as it comes, and Ctrl-C (or SIGTERM) ends in one line, "stopped
+# by SIGINT: the workflow stopped; rerun the same command to go on ...", exit 130 (143), the jobs stopped with their
+# state kept. make then stops on that signal itself, without a line of its own (a recipe that fails adds make's
+# "*** [Makefile:NN: study] Error 130"); any other exit status of Snakemake is the recipe's.
+SNAKEMAKE = $(PY) -m mec.workflow_runner
+STOPPED_QUIETLY = || { status=$$?; case $$status in 130) kill -INT $$PPID;; 143) kill -TERM $$PPID;; \
+                  *) exit $$status;; esac; }
+
 # The study: every stale stage of the Snakemake workflow for $(CONFIG) (merged over config.yaml).
 study: venv
 	@$(CHECK_CONFIG)
-	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
+	@$(SNAKEMAKE) --workflow-profile profiles/default --configfile $(CONFIG) $(STOPPED_QUIETLY)
 
 # The HTML report of every figure, with captions: report.html in the config's own workflow.results_dir, beside the
 # outputs it shows (config.yaml: results/; .test/config.yaml: results-test/). mec.config fills the keys CONFIG leaves
@@ -33,8 +41,9 @@ study: venv
 RESULTS_DIR = $(PY) -c 'import sys; from mec.config import load_config; print(load_config(sys.argv[1]).workflow.results_dir)'
 report: venv
 	@$(CHECK_CONFIG)
-	results=$$($(RESULTS_DIR) "$(CONFIG)") && \
-	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --report "$$results/report.html"
+	@results=$$($(RESULTS_DIR) "$(CONFIG)") && \
+	$(SNAKEMAKE) --workflow-profile profiles/default --configfile $(CONFIG) --report "$$results/report.html" \
+	$(STOPPED_QUIETLY)
 
 # A rerun of part of the study (config/reproduce.yaml: phase 1 N = 3, seeds 0-2; a few minutes at --cores 2) against
 # the committed per-seed rows, value for value (mec reproduce): exit 1 if any differs. RERUN: the rerun's table, under
@@ -44,7 +53,7 @@ COMMITTED ?= docs/summary/learned_seeds.parquet
 RERUN ?= results/reproduce/summary/learned_seeds.parquet
 reproduce: venv
 	@$(PY) -m mec.config "$(REPRODUCE_CONFIG)"
-	$(VENV)/bin/snakemake --workflow-profile profiles/default --configfile config.yaml $(REPRODUCE_CONFIG)
+	@$(SNAKEMAKE) --workflow-profile profiles/default --configfile config.yaml $(REPRODUCE_CONFIG) $(STOPPED_QUIETLY)
 	$(PY) -m mec reproduce --committed $(COMMITTED) --rerun $(RERUN)
 
 # Every test, what CI runs (about 24 minutes on 2 cores).

@@ -94,6 +94,7 @@ SLOW = (
     "tests/test_slurm.py::*",
     "tests/test_driver.py::*",
     "tests/test_quickstart.py::*",
+    "tests/test_workflow_runner.py::test_ctrl_c_of_the_tiny_study_*",
     "tests/test_training.py::*",
     "tests/test_sb3.py::*",
     "tests/test_variants.py::test_tune_end_to_end",
@@ -106,13 +107,19 @@ SLOW = (
     "tests/test_errors.py::test_the_validation_seed_equal_to_the_evaluation_seed_stops_the_workflow",
     "tests/test_errors.py::test_a_duplicate_key_in_a_configfile_stops_the_workflow",
 )
-# Within those: what the fast loop keeps (a tiny two-iteration training run and its rerun; SB3's slot view).
+# Within those: what the fast loop keeps (a tiny two-iteration training run and its rerun; SB3's slot view; the
+# signal tests of test_driver.py that run no training).
 FAST = (
     "tests/test_training.py::test_train_phase1_smoke",
     "tests/test_training.py::test_rerunning_a_finished_run_does_not_retrain",
     "tests/test_sb3.py::test_slot_view_spaces_and_env_checker*",
     "tests/test_sb3.py::test_slot_view_decodes_the_documented_action_layout",
     "tests/test_sb3.py::test_bad_values_are_one_line_errors",
+    # mec.interrupt in this process, the run lock, a stand-in workflow job: under 5 s each
+    "tests/test_driver.py::test_a_signal_raises_stopped_prints_one_line_and_restores_the_handlers",
+    "tests/test_driver.py::test_a_signal_in_a_deferred_section_stops_at_its_end",
+    "tests/test_driver.py::test_the_lock_file_goes_with_a_job_that_wrote_nothing_and_stays_with_a_run",
+    "tests/test_driver.py::test_ctrl_c_ends_a_workflow_job_in_one_line_on_stderr_and_in_its_log",
 )
 
 
