@@ -55,13 +55,21 @@ def fake_env(tmp_path) -> dict:
     return {**os.environ, "PYTHONPATH": str(tmp_path / "fake"), "OMP_NUM_THREADS": "1"}
 
 
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class Foreground:
     """A command in a process group of its own (as a shell runs a foreground job), stdout and stderr read as they
     come, each line with the time it arrived."""
 
     def __init__(self, args: list[str], env: dict, cwd: Path = ROOT):
+        # A terminal's foreground job starts with SIGINT and SIGTERM at their default action; a test process may have
+        # inherited them ignored (a shell's background job without job control ignores SIGINT, and an ignored signal
+        # stays ignored across exec, so make would then ignore Ctrl-C).
         self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)  # fmt: skip
+                                     start_new_session=True, preexec_fn=_default_signals)  # fmt: skip
         self.out: list[tuple[float, str]] = []
         self.err: list[tuple[float, str]] = []
         self.readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)

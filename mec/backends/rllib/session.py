@@ -16,7 +16,6 @@ import contextlib
 import inspect
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,6 @@ from mec import interrupt
 RAY_TEMP_PREFIX = "ray-mec-"
 RAY_MARKER_ENV = "MEC_RAY_TEMP_DIR"  # in the environment of every process of a job's private Ray instance
 DRIVER_PID_FILE = "mec_driver.pid"  # "<pid> <start time>" of the job that owns a Ray temp folder
-RAY_CONNECT_TIMEOUT_S = 10
 
 
 def reap_ray_session(ray_tmp: str, skip: tuple = ()) -> int:
@@ -140,17 +138,13 @@ def clean_dead_ray_sessions(log: Callable[[str], None] = lambda line: None, tag:
 
 
 def check_ray_address(address: str) -> None:
-    """A cluster address must answer within RAY_CONNECT_TIMEOUT_S; ray.init would wait far longer."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
-        raise ValueError(f"training.ray_address {address}: cannot reach it ({reason} within {RAY_CONNECT_TIMEOUT_S} "
-                         's); allowed: the address of a running Ray cluster (ray start --head prints it), or "" for '
-                         "a private Ray instance per job") from None  # fmt: skip
+    """A cluster address must answer within mec.plan.RAY_CONNECT_TIMEOUT_S; ray.init would wait far longer. The one
+    check the workflow (before any job starts), `mec train` (before --out is created) and the job itself make."""
+    from mec.plan import ray_address_problem
+
+    problem = ray_address_problem(address)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 @contextlib.contextmanager
@@ -173,7 +167,7 @@ def ray_session(t, cpus: int, log: Callable[[str], None], tag: str):
                 ray.init(address=t.ray_address, log_to_driver=False, logging_level=logging.ERROR,
                          configure_logging=True)  # fmt: skip
             except ConnectionError as exc:
-                raise ValueError(f"training.ray_address {t.ray_address}: no Ray cluster there ("
+                raise ValueError(f"config key 'training.ray_address': {t.ray_address}: no Ray cluster there ("
                                  f"{str(exc).splitlines()[0]}); allowed: the address of a running Ray cluster, or "
                                  '"" for a private instance') from None  # fmt: skip
             finally:
