@@ -106,6 +106,7 @@ SLOW = (
     "tests/test_errors.py::test_a_failed_workflow_job_writes_its_traceback_into_its_log",
     "tests/test_errors.py::test_the_validation_seed_equal_to_the_evaluation_seed_stops_the_workflow",
     "tests/test_errors.py::test_a_duplicate_key_in_a_configfile_stops_the_workflow",
+    "tests/test_best_of.py::test_mec_evaluate_best_of_k_reports_it_beside_the_policy",
 )
 # Within those: what the fast loop keeps (a tiny two-iteration training run and its rerun; SB3's slot view; the
 # signal tests of test_driver.py that run no training).
