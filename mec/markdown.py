@@ -42,12 +42,17 @@ def with_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
-def percent_with_ci(mean: float, low: float, high: float) -> str:
-    if pd.isna(mean):
+def _value_with_ci(value: float, low: float, high: float, spec: str, unit: str = "") -> str:
+    """'value<unit> [low, high]' in format `spec`; the value alone without an interval, an em dash for NaN."""
+    if pd.isna(value):
         return "—"
     if pd.isna(low) or pd.isna(high):
-        return f"{mean:.1f}%"
-    return f"{mean:.1f}% [{low:.1f}, {high:.1f}]"
+        return f"{value:{spec}}{unit}"
+    return f"{value:{spec}}{unit} [{low:{spec}}, {high:{spec}}]"
+
+
+def percent_with_ci(mean: float, low: float, high: float) -> str:
+    return _value_with_ci(mean, low, high, ".1f", "%")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -201,11 +206,7 @@ def _policy_row(point: pd.DataFrame, name: str):
 
 def probability_with_ci(value: float, low: float, high: float) -> str:
     """'0.84 [0.72, 0.96]'; the value alone without an interval, an em dash for NaN."""
-    if pd.isna(value):
-        return "—"
-    if pd.isna(low) or pd.isna(high):
-        return f"{value:.2f}"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    return _value_with_ci(value, low, high, ".2f")
 
 
 def _improvement_columns(rows: pd.DataFrame, has_search: bool) -> list[tuple[str, str]]:
