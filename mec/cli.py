@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -258,40 +257,10 @@ def _make_policy(name: str, setup: PhaseSetup, seed: int):
     return policy
 
 
-def _check_iteration(checkpoint: Path, meta: dict) -> None:
-    """A checkpoint's iteration against what its own run says (mec.runs checks its phase, size, seed and config):
-    its copy of the history (rows 1..iteration), its folder's name (iter_<i>), the run's record run.json (no
-    iteration past the run's; final is its last). One line naming the file where they disagree."""
-    from mec.runs import CHECKPOINT_META, METRICS
-
-    iteration = meta["iteration"]
-    problems = []
-    rows = checkpoint / METRICS
-    if rows.is_file():
-        got = io.read_parquet(rows, columns=["iteration"])["iteration"]
-        if len(got) and int(got.iloc[-1]) != iteration:
-            problems.append(f"its own history {rows} ends at iteration {int(got.iloc[-1])}")
-    named = re.fullmatch(r"iter_(\d+)", checkpoint.absolute().name)
-    if named and int(named.group(1)) != iteration:
-        problems.append(f"its folder is {checkpoint.absolute().name}")
-    record = checkpoint.absolute().parent.parent / "run.json"
-    if checkpoint.absolute().parent.name == "checkpoints" and record.is_file():
-        try:
-            total = json.loads(record.read_text()).get("iterations")
-        except (ValueError, AttributeError):
-            total = None  # mec.runs names a corrupt record
-        if isinstance(total, int) and (iteration > total or (checkpoint.absolute().name == "final"
-                                                             and iteration != total)):  # fmt: skip
-            problems.append(f"its run's record {record} says the run has {total} iterations")
-    if problems:
-        raise io.BadCheckpointError(f"{checkpoint / CHECKPOINT_META}: iteration {iteration}, but "
-                                    f"{'; '.join(problems)}; use an unaltered checkpoint")  # fmt: skip
-
-
 def _checkpoint_policy(args):
     from mec import backends
     from mec.config import apply_overrides
-    from mec.runs import CHECKPOINT_META, read_checkpoint_meta
+    from mec.runs import CHECKPOINT_META, check_against_run, read_checkpoint_meta
 
     if args.phase is not None or args.n_ue is not None or args.n_clusters is not None:
         raise CliError("--checkpoint knows its phase and size; drop --phase/--n-ue/--n-clusters")
@@ -299,7 +268,7 @@ def _checkpoint_policy(args):
         raise CliError(f"--checkpoint {args.checkpoint}: no such directory")
     try:
         meta = read_checkpoint_meta(args.checkpoint)
-        _check_iteration(args.checkpoint, meta)
+        check_against_run(args.checkpoint, meta)  # before anything is loaded (load_policy checks it too)
         if args.config is None:  # the checkpoint's own config, with --set on top
             try:
                 cfg = config_from_dict(apply_overrides(meta["config"], args.overrides), memory=False)

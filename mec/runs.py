@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -450,10 +451,40 @@ def run_origin(checkpoint: str | os.PathLike) -> dict:
     return {key: record[key] for key in ("machine", "commit") if key in record}
 
 
+def _check_iteration(checkpoint: Path, meta: dict) -> None:
+    """A checkpoint's iteration against what its own run says: its copy of the history (rows 1..iteration), its
+    folder's name (iter_<i>), the run's record run.json (no iteration past the run's; final is its last). One line
+    naming the file where they disagree."""
+    iteration = meta["iteration"]
+    problems = []
+    rows = checkpoint / METRICS
+    if rows.is_file():
+        got = io.read_parquet(rows, columns=["iteration"])["iteration"]
+        if len(got) and int(got.iloc[-1]) != iteration:
+            problems.append(f"its own history {rows} ends at iteration {int(got.iloc[-1])}")
+    named = re.fullmatch(r"iter_(\d+)", checkpoint.absolute().name)
+    if named and int(named.group(1)) != iteration:
+        problems.append(f"its folder is {checkpoint.absolute().name}")
+    record = checkpoint.absolute().parent.parent / "run.json"
+    if checkpoint.absolute().parent.name == "checkpoints" and record.is_file():
+        try:
+            total = json.loads(record.read_text()).get("iterations")
+        except (ValueError, AttributeError):
+            total = None  # mec.runs names a corrupt record
+        if isinstance(total, int) and (iteration > total or (checkpoint.absolute().name == "final"
+                                                             and iteration != total)):  # fmt: skip
+            problems.append(f"its run's record {record} says the run has {total} iterations")
+    if problems:
+        raise io.BadCheckpointError(f"{checkpoint / CHECKPOINT_META}: iteration {iteration}, but "
+                                    f"{'; '.join(problems)}; use an unaltered checkpoint")  # fmt: skip
+
+
 def check_against_run(checkpoint: Path, meta: dict) -> None:
     """A checkpoint's metadata against the record of the run it lies in (RUN/run.json, written when the run
-    completed, or else the provenance of RUN/metrics.parquet): phase, size, seed and config must agree."""
+    completed, or else the provenance of RUN/metrics.parquet): phase, size, seed and config must agree, and its
+    iteration with its own history, folder and run (_check_iteration)."""
     checkpoint = Path(checkpoint)
+    _check_iteration(checkpoint, meta)
     run = checkpoint.absolute().parent.parent
     if checkpoint.absolute().parent.name != "checkpoints":
         return

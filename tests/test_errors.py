@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mec import cli
+from mec import cli, io
 from mec.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -521,3 +521,17 @@ def test_make_study_with_a_bad_config_file_stops_in_one_line_before_snakemake(tm
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and needle in errors[0] and str(path) in errors[0], result.stderr
     assert "Traceback" not in result.stderr and "snakemake" not in result.stdout + result.stderr
+
+
+def test_the_workflow_path_refuses_a_checkpoint_whose_iteration_its_folder_contradicts(tmp_path):
+    """mec.backends.load_policy (what evaluate_policy and every evaluation load through) makes the same iteration
+    check as `mec evaluate`, before any module is loaded."""
+    from mec import backends
+    from mec.runs import CHECKPOINT_META
+
+    checkpoint = tmp_path / "run" / "checkpoints" / "iter_0002"
+    checkpoint.mkdir(parents=True)
+    meta = {"config": {}, "phase": 1, "n": 2, "seed": 0, "iteration": 5, "backend": "rllib"}
+    (checkpoint / CHECKPOINT_META).write_text(json.dumps(meta))
+    with pytest.raises(io.BadCheckpointError, match=r"iteration 5, but its folder is iter_0002; use an unaltered"):
+        backends.load_policy(checkpoint)
