@@ -84,10 +84,10 @@ def upload_bits():
 # --------------------------------------------------------------------------- the slow marker (make test-fast)
 
 # Tests that take more than a few seconds each: training runs, the Snakemake workflow run for real, killed,
-# interrupted and resumed jobs, SLURM, the quick start. `make test` runs everything (CI too); `make test-fast` deselects these
-# (-m "not slow") and still touches every module, a one-iteration training of tiny sizes included. Patterns are
-# fnmatch patterns on the test ids; a test matching SLOW and none of FAST is marked slow. Name a new slow test here
-# (or mark it @pytest.mark.slow).
+# interrupted and resumed jobs, SLURM, the quick start. `make test` runs everything (CI too); `make test-fast`
+# deselects these (-m "not slow") and still touches every module, a one-iteration training of tiny sizes included.
+# Patterns are fnmatch patterns on the test ids; a test matching SLOW and none of FAST is marked slow. Name a new slow
+# test here (or mark it @pytest.mark.slow).
 SLOW = (
     "tests/test_workflow.py::*",
     "tests/test_integrity.py::*",

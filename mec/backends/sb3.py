@@ -23,10 +23,11 @@ env in this process, without Ray); num_cpus sets torch's threads.
 
 The job runs in the one training loop of both backends (mec.backends.driver: SB3Backend builds the env and model,
 SB3Job iterates, restores and saves them). Outputs are those of mec.runs (same run directory layout, the same
-metrics.parquet columns built by mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding sb3_ppo.zip (SB3's own save, with
-the optimizer state) and mec_checkpoint.json with "backend": "sb3"), so the workflow, `mec evaluate --checkpoint`
-and the plots take either backend. The per-role loss columns are NaN here: there are no role modules. SB3's joint
-losses are in each iteration's log line. env_steps counts this backend's env steps, i.e. slots.
+metrics.parquet columns built by mec.runs.metrics_row, checkpoints latest/best/iter_<i>/final, each holding
+sb3_ppo.zip (SB3's own save, with the optimizer state) and mec_checkpoint.json with "backend": "sb3"), so the
+workflow, `mec evaluate --checkpoint` and the plots take either backend. The per-role loss columns are NaN here:
+there are no role modules. SB3's joint losses are in each iteration's log line. env_steps counts this backend's env
+steps, i.e. slots.
 
 Reproducibility and resume: every iteration reseeds SB3 (python, numpy and torch generators, the env) from
 (seed, iteration) and starts a fresh training episode, so an iteration depends only on the weights and optimizer
