@@ -65,3 +65,24 @@ def floor_softmax(logits: np.ndarray, phi_min: float) -> np.ndarray:
     logits = np.asarray(logits, dtype=float)
     e = np.exp(logits - logits.max())
     return phi_min + (1.0 - len(logits) * phi_min) * e / e.sum()
+
+
+def untrained_policy(env: FleetEnv, scenario, seed: int, name: str = "learned"):
+    """A LearnedPolicy of untrained role modules (one 16-wide hidden layer) for the fleet env's roles, their weights
+    drawn from `seed` under a forked torch generator (the global one is left as it was)."""
+    import torch
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from mec.backends.rllib.modules import RoleModule
+    from mec.backends.rllib.policy import ROLE_OF_AGENT, LearnedPolicy
+    from mec.envs.features import FeatureScales
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        modules = {
+            ROLE_OF_AGENT[a]: RLModuleSpec(module_class=RoleModule, observation_space=env.observation_spaces[a],
+                                           action_space=env.action_spaces[a],
+                                           model_config={"role": ROLE_OF_AGENT[a], "hidden": [16]}).build()
+            for a in env.possible_agents
+        }  # fmt: skip
+    return LearnedPolicy(modules, FeatureScales(scenario), name=name)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest_rl import untrained_policy
 from mec import best_of, decision_time, reproduce
 from mec.config import config_from_dict, config_to_dict
 from mec.evaluation import evaluation_episodes, make_policy, run_policy
@@ -32,23 +33,10 @@ def _cfg(carry_over: bool = False):
 
 def _learned(cfg, phase: int, n: int, seed: int = 3):
     """A LearnedPolicy of untrained role modules (their weights drawn from `seed`)."""
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    from mec.backends.rllib.modules import RoleModule
-    from mec.backends.rllib.policy import ROLE_OF_AGENT, LearnedPolicy
-    from mec.envs.features import FeatureScales
     from mec.envs.fleet import FleetEnv
 
     env = FleetEnv({"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": 4})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        modules = {
-            ROLE_OF_AGENT[a]: RLModuleSpec(module_class=RoleModule, observation_space=env.observation_spaces[a],
-                                           action_space=env.action_spaces[a],
-                                           model_config={"role": ROLE_OF_AGENT[a], "hidden": [16]}).build()
-            for a in env.possible_agents
-        }  # fmt: skip
-    return LearnedPolicy(modules, FeatureScales(cfg.scenario), name="mappo")
+    return untrained_policy(env, cfg.scenario, seed, name="mappo")
 
 
 def _slots(cfg, phase: int, n: int):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest_rl import untrained_policy
 from mec.backends.rllib.sampler import FleetSlots, build_episode, play_episodes
 from mec.config import config_from_dict, config_to_dict
 from mec.envs.fleet import CREDIT_KEY, FLEET_AGENT, FleetEnv
@@ -135,25 +136,12 @@ def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
 def test_validation_over_all_slots_at_once_equals_slot_by_slot(phase, n):
     """The training's validation plays every slot of every episode in one batch: the same per-slot rows as stepping
     the episodes slot by slot, for a learned (per-slot) policy."""
-    import torch
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
     from mec.evaluation import evaluation_episodes, run_policy
-    from mec.envs.features import FeatureScales
-    from mec.backends.rllib.modules import RoleModule
-    from mec.backends.rllib.policy import LearnedPolicy, ROLE_OF_AGENT
 
     cfg = _cfg(False, "marginal")
     setup = PhaseSetup.from_config(cfg, phase, n)
     env = FleetEnv({"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": SLOTS})
-    torch.manual_seed(3)
-    modules = {
-        ROLE_OF_AGENT[a]: RLModuleSpec(module_class=RoleModule, observation_space=env.observation_spaces[a],
-                                       action_space=env.action_spaces[a],
-                                       model_config={"role": ROLE_OF_AGENT[a], "hidden": [16]}).build()
-        for a in env.possible_agents
-    }  # fmt: skip
-    policy = LearnedPolicy(modules, FeatureScales(cfg.scenario))
+    policy = untrained_policy(env, cfg.scenario, seed=3)
     episodes = evaluation_episodes(cfg, setup, 3, 6, 11)
     stepped = run_policy(cfg, setup, policy, episodes)
     at_once = run_policy(cfg, setup, policy, episodes, all_slots_at_once=True)
