@@ -12,6 +12,8 @@ Sections (choose with --only; run on one core: OMP_NUM_THREADS=1, Ray num_cpus=1
   runners     sampling with 2 env runners (Ray actors, one core each) against 1, on the same batch: the speed-up of
               sample() calls made in parallel (needs 2 free cores). Episodes of half the default length, so that
               the batch splits into whole episodes on 2 runners.
+  compare     real training jobs of two or more config layouts (--layout NAME KEY=VALUE ...), alternating rounds:
+              seconds per iteration of each and its ratio to the first (e.g. training.ue_rows_per_slot 0 against 25).
   evaluation  batched evaluation of role modules (all agents of a role in one forward pass, episodes batched)
               against a per-agent loop that calls the module once per agent and slot (compute_single_action style).
 Every ratio compares two layouts measured in the same run, so it holds on a noisy machine where absolute figures
@@ -33,6 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from mec import io  # noqa: E402
 from mec.config import config_from_dict, config_to_dict  # noqa: E402
@@ -114,6 +117,40 @@ def iteration(cfg, iterations: int, points=POINTS) -> list[dict]:
             row[name] = {"iteration_s": round(per_iter, 3), "first_iteration_s": round(float(wall[0]), 3),
                          "job_s": round(job_s, 1), "iterations": its}  # fmt: skip
         row["speedup"] = round(row["rllib_runner"]["iteration_s"] / row["batched"]["iteration_s"], 1)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def compare(cfg, layouts: dict[str, list[str]], iterations: int, rounds: int, points=POINTS) -> list[dict]:
+    """Real training jobs (the driver: sampling, learner, validation, checkpoints) of several config layouts at each
+    point, in alternating rounds (a, b, a, b, ...) so that drift hits every layout alike; seconds per iteration
+    (from each run's wall_s, the first iteration left out), the median over rounds, and each layout's ratio to the
+    first one."""
+    from mec.backends.rllib.training import train
+    from mec.config_parsers import set_dotted
+
+    rows = []
+    for phase, n in points:
+        times: dict[str, list[float]] = {name: [] for name in layouts}
+        for _ in range(rounds):
+            for name, sets in layouts.items():
+                raw = config_to_dict(cfg)
+                raw["training"]["iterations"] = iterations
+                for item in sets:
+                    key, value = item.split("=", 1)
+                    set_dotted(raw, key, yaml.safe_load(value))
+                with tempfile.TemporaryDirectory() as out:
+                    train(config_from_dict(raw), phase, n, 0, out, num_cpus=1, log=lambda line: None)
+                    wall = pd.read_parquet(f"{out}/metrics.parquet")["wall_s"].to_numpy()
+                times[name].append(float(np.diff(wall).mean()))
+        first = next(iter(layouts))
+        medians = {name: float(np.median(t)) for name, t in times.items()}
+        row = {"phase": phase, "n": n, "iterations": iterations, "rounds": rounds,
+               "layouts": {name: {"sets": layouts[name], "iteration_s": round(medians[name], 3),
+                                  "rounds_s": [round(x, 3) for x in times[name]],
+                                  f"ratio_to_{first}": round(medians[name] / medians[first], 3)}
+                           for name in layouts}}  # fmt: skip
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -204,8 +241,14 @@ def evaluation(cfg, episodes: int, slots: int, points=POINTS) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("sampling", "iteration", "runners", "evaluation"), nargs="+",
-                        help="run these sections")  # fmt: skip
+    parser.add_argument("--only", choices=("sampling", "iteration", "compare", "runners", "evaluation"), nargs="+",
+                        help="run these sections (compare: only when asked)")  # fmt: skip
+    parser.add_argument("--layout", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
+                        help="compare: a named config layout, e.g. --layout before training.ue_rows_per_slot=0 "
+                             "--layout after training.ue_rows_per_slot=25 (the first is the reference)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="compare: alternating rounds per layout")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides of every section (e.g. scenario.server.cpu_ghz=24)")  # fmt: skip
     parser.add_argument("--calls", type=int, default=10, help="timed sample() calls of the batched runner")
     parser.add_argument("--iterations", type=int, default=8, help="iterations of the real job (batched sampler)")
     parser.add_argument("--quick", action="store_true", help="tiny batches: a smoke run, not a measurement")
@@ -216,14 +259,25 @@ def main() -> None:
     if args.quick:
         overrides = {"training": {"episode_slots": 10, "train_batch_slots": 20, "minibatch_size": 10, "num_epochs": 1,
                                   "eval_episodes": 1}}  # fmt: skip
+    from mec.config_parsers import set_dotted
+
+    for item in args.set:
+        key, value = item.split("=", 1)
+        set_dotted(overrides, key, yaml.safe_load(value))
     cfg = config_from_dict(overrides)
     points = [tuple(int(x) for x in point.split(":")) for point in args.points]
     sections = args.only or ("sampling", "iteration", "runners", "evaluation")
+    layouts = {layout[0]: layout[1:] for layout in args.layout}
+    if "compare" in sections and len(layouts) < 2:
+        parser.error("--only compare needs two or more --layout NAME KEY=VALUE ...")
     report = {"benchmark": "training", "cpu": io.machine()["cpu"], "training": config_to_dict(cfg)["training"]}
     if "sampling" in sections:
         report["sampling"] = sampling(cfg, 1 if args.quick else args.calls, points)
     if "iteration" in sections:
         report["iteration"] = iteration(cfg, 2 if args.quick else args.iterations, points)
+    if "compare" in sections:
+        report["set"] = args.set
+        report["compare"] = compare(cfg, layouts, 2 if args.quick else args.iterations, args.rounds, points)
     if "runners" in sections:
         report["runners"] = runners(cfg, 1 if args.quick else max(2, args.calls // 2), points)
     if "evaluation" in sections:

@@ -49,6 +49,7 @@ from mec.config_parsers import (
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTORS",
     "BACKENDS",
     "CHANNEL_MODELS",
     "COORDINATORS",
@@ -90,6 +91,7 @@ __all__ = [
 
 CHANNEL_MODELS = ("pathloss_3gpp", "inverse_square")
 CRITICS = ("central", "local")
+ACTORS = ("rows", "set")
 ACTIVATIONS = ("tanh", "relu")
 UE_CREDITS = ("marginal", "shared")
 COORDINATORS = ("learned", "equal")
@@ -231,6 +233,11 @@ class TrainingConfig:
     critic: str = _key(
         "central", parse.choice(CRITICS), "central: MAPPO critic on the global state; local: IPPO ablation"
     )
+    actor: str = _key(
+        "rows",
+        parse.choice(ACTORS),
+        "scheduler and coordinator actors; rows: each row alone; set: each row with its table's (cluster's) mean",
+    )
     critic_row_layers: int = _key(
         1, parse.integer(1), "hidden layers the critic applies to every row before its mean over rows"
     )
@@ -238,6 +245,11 @@ class TrainingConfig:
         "marginal",
         parse.choice(UE_CREDITS),
         "marginal: each UE's own contribution to the slot reward; shared: the critic's advantage",
+    )
+    ue_rows_per_slot: int = _key(
+        0,
+        parse.integer(0),
+        "UE rows of each slot the UE loss samples per iteration (phase 2's 100 UEs); 0: every row",
     )
     checkpoint_every: int = _key(10, parse.integer(1), "periodic checkpoint every this many iterations")
     num_cpus: int = _key(1, parse.integer(1), "CPUs Ray may use in this job")
@@ -465,6 +477,10 @@ def _check_training(cfg: TrainingConfig, key: str) -> None:
     if cfg.critic_row_layers > len(cfg.hidden):
         fail(join(key, "critic_row_layers"), cfg.critic_row_layers,
               f"1..len({join(key, 'hidden')}) = 1..{len(cfg.hidden)} (the critic's row layers are hidden layers)")
+    if cfg.ue_rows_per_slot and cfg.critic == "local" and cfg.ue_credit == "shared":
+        fail(join(key, "ue_rows_per_slot"), cfg.ue_rows_per_slot,
+             f"0 with {join(key, 'critic')} = local and {join(key, 'ue_credit')} = shared (the UE critic would pool "
+             "over the sampled rows, not the UE's table)")  # fmt: skip
     if cfg.minibatch_size > cfg.train_batch_slots:
         fail(
             join(key, "minibatch_size"),

@@ -1,8 +1,9 @@
 """The batched sampler (mec.backends.rllib.sampler) against the per-episode fleet env, step by step.
 
 For the same episode seed and the same actions, the batched stages must give FleetEnv's observations (actor and
-critic), rewards, marginal credits and final observations exactly, with and without carry-over (slots played as one
-block, or slot by slot); and the RLlib episodes built from the arrays must hold them in FleetEnv's order.
+critic; with training.actor = set each scheduler row's cluster), rewards, marginal credits and final observations
+exactly, with and without carry-over (slots played as one block, or slot by slot); and the RLlib episodes built from
+the arrays must hold them in FleetEnv's order.
 """
 
 from __future__ import annotations
@@ -13,25 +14,28 @@ import pytest
 from conftest_rl import untrained_policy
 from mec.backends.rllib.sampler import FleetSlots, build_episode, play_episodes
 from mec.config import config_from_dict, config_to_dict
-from mec.envs.fleet import CREDIT_KEY, FLEET_AGENT, FleetEnv
+from mec.envs.fleet import CLUSTER_KEY, CREDIT_KEY, FLEET_AGENT, FleetEnv
 from mec.scenario import PhaseSetup, sample_episodes
 from mec.simulator import SimParams
 
 SLOTS = 5
 CASES = [
-    (1, 3, False, "marginal"),
-    (1, 4, True, "marginal"),
-    (2, 3, False, "marginal"),
-    (2, 2, True, "shared"),
+    (1, 3, False, "marginal", "rows"),
+    (1, 4, True, "marginal", "rows"),
+    (2, 3, False, "marginal", "rows"),
+    (2, 2, True, "shared", "rows"),
+    (1, 3, False, "marginal", "set"),
+    (2, 3, False, "marginal", "set"),
+    (2, 3, True, "shared", "set"),
 ]
 
 
-def _cfg(carry_over: bool, credit: str):
+def _cfg(carry_over: bool, credit: str, actor: str = "rows"):
     return config_from_dict({
         "scenario": {"carry_over_queue": carry_over},
         "phase2": {"n_users": 9, "n_clusters": [2, 3], "kmeans_n_init": 2},
         "training": {"episode_slots": SLOTS, "train_batch_slots": 2 * SLOTS, "minibatch_size": SLOTS,
-                     "ue_credit": credit},
+                     "ue_credit": credit, "actor": actor},
     })  # fmt: skip
 
 
@@ -65,9 +69,9 @@ def _env_rollout(cfg, phase, n, seed, planned):
     return seen, np.array(rewards), credits, obs
 
 
-@pytest.mark.parametrize("phase, n, carry_over, credit", CASES)
-def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
-    cfg = _cfg(carry_over, credit)
+@pytest.mark.parametrize("phase, n, carry_over, credit, actor", CASES)
+def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit, actor):
+    cfg = _cfg(carry_over, credit, actor)
     setup = PhaseSetup.from_config(cfg, phase, n)
     slots = FleetSlots(cfg, setup)
     rng = np.random.default_rng(7)
@@ -80,9 +84,10 @@ def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
     episodes = sample_episodes(cfg.scenario, setup, SLOTS + 1, [episode_seed])
     calls = {role: 0 for role in slots.roles}
 
-    def act(role, obs, critic_state):
+    def act(role, obs, critic_state, cluster):
         # Block mode asks for every slot at once (rows = slots), slot-by-slot mode for one slot per call.
         rows = obs.shape[0]
+        assert (cluster is not None) == (role == "scheduler" and actor == "set")
         first = calls[role]
         calls[role] += rows
         chosen = planned[role][first:first + rows]
@@ -99,6 +104,9 @@ def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
         for t in range(SLOTS):
             np.testing.assert_array_equal(record.obs[0, t], env_seen[role][t]["obs"])
             np.testing.assert_array_equal(record.state[0, t], env_seen[role][t]["state"])
+            assert (record.cluster is None) == (CLUSTER_KEY not in env_seen[role][t])
+            if record.cluster is not None:
+                np.testing.assert_array_equal(record.cluster[0, t], env_seen[role][t][CLUSTER_KEY])
         np.testing.assert_array_equal(record.extra["marker"][0], np.arange(SLOTS))
     np.testing.assert_array_equal(played["reward"][0], env_rewards)
     if credit == "marginal":
@@ -109,6 +117,10 @@ def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
         agent = FLEET_AGENT[role]
         np.testing.assert_array_equal(played["final"][role][0][0], env_final[agent]["obs"])
         np.testing.assert_array_equal(played["final"][role][1][0], env_final[agent]["state"])
+        if CLUSTER_KEY in env_final[agent]:
+            np.testing.assert_array_equal(played["final"][role][2][0], env_final[agent][CLUSTER_KEY])
+        else:
+            assert played["final"][role][2] is None
 
     # The RLlib episode holds the same data per agent, in FleetEnv's env-step order.
     env = FleetEnv({"config": config_to_dict(cfg), "phase": phase, "n": n, "episode_slots": SLOTS})
@@ -122,9 +134,12 @@ def test_batched_stages_equal_the_fleet_env(phase, n, carry_over, credit):
         sa = episode.agent_episodes[agent]
         assert len(sa) == SLOTS
         observations = sa.get_observations()
+        assert sorted(observations) == sorted(env_final[agent])
         for t in range(SLOTS):
-            np.testing.assert_array_equal(observations["obs"][t], env_seen[role][t]["obs"])
-        np.testing.assert_array_equal(observations["state"][SLOTS], env_final[agent]["state"])
+            for key in env_seen[role][t]:
+                np.testing.assert_array_equal(observations[key][t], env_seen[role][t][key])
+        for key in env_final[agent]:
+            np.testing.assert_array_equal(observations[key][SLOTS], env_final[agent][key])
         np.testing.assert_allclose(sa.get_rewards(), env_rewards)
         if role == "ue" and credit == "marginal":
             infos = sa.get_infos(slice(1, SLOTS + 1))

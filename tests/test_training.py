@@ -335,12 +335,14 @@ def test_same_seed_gives_identical_metrics_at_the_default_epochs(workdir, tmp_pa
     pd.testing.assert_frame_equal(frames[0][columns], frames[1][columns])
 
 
-def test_a_resumed_run_equals_the_uninterrupted_one_row_for_row(workdir, tmp_path):
+@pytest.mark.parametrize("ue_rows", [0, 3])
+def test_a_resumed_run_equals_the_uninterrupted_one_row_for_row(workdir, tmp_path, ue_rows):
     """Stopping after iteration 2 and resuming to 4 gives exactly the uninterrupted run's rows: the checkpoint holds
-    every random state the next iteration draws from (episode seeds, action noise, minibatch shuffles)."""
+    every random state the next iteration draws from (episode seeds, action noise, minibatch shuffles, and with
+    training.ue_rows_per_slot the UE rows each update draws)."""
     config = tmp_path / "resume.yaml"
-    config.write_text(CONFIG_YAML.replace("num_epochs: 1", "num_epochs: 3").replace("iterations: 2",
-                                                                                   "iterations: 4"))
+    config.write_text(CONFIG_YAML.replace("num_epochs: 1", "num_epochs: 3").replace("iterations: 2", "iterations: 4")
+                      + f"  ue_rows_per_slot: {ue_rows}\n")  # fmt: skip
     short = tmp_path / "short.yaml"
     short.write_text(config.read_text().replace("iterations: 4", "iterations: 2"))
     runs = {}

@@ -3,10 +3,12 @@
 Phase 1 agents: `ues` (all N UEs), `schedulers` (the server); phase 2: `coordinator`, `ues`, `schedulers` (all K
 cluster schedulers). A fleet agent's observation is {"obs": the role's table, "state": the global slot state for
 the centralised critic}; its action holds one decision per UE / cluster. The schedulers' rows are the N UEs
-themselves (row i = UE i, all zero unless it offloaded), unpadded: the per-row scoring network is the same for
-every cluster's scheduler, so no cluster grouping is needed and no padding is computed. The modules apply one
-shared per-row network and the learner takes one PPO probability ratio per row (mec.backends.rllib.modules), so every UE
-decision is still its own PPO sample; grouping only saves RLlib's per-agent bookkeeping (see docs/design.md, "One RLlib agent per role").
+themselves (row i = UE i, all zero unless it offloaded), unpadded: the network is the same for every cluster's
+scheduler, so no padding is computed. With training.actor = "set" a scheduler row's output also depends on the
+other rows of its own cluster, so the schedulers' observation carries CLUSTER_KEY too: (N,) the cluster of each row
+(phase 1: all 0); with the per-row actor it is left out (nothing reads it). The learner takes one PPO probability
+ratio per row (mec.backends.rllib.modules), so every UE decision is still its own PPO sample; grouping only saves
+RLlib's per-agent bookkeeping (see docs/design.md, "One RLlib agent per role").
 The dynamics are MECEnv's own array-level core: there is no second copy.
 
 With training.ue_credit = "marginal" the `ues` agent's info, delivered with its next observation, holds
@@ -28,6 +30,8 @@ from mec.simulator import Decisions, local_counterfactual_rewards
 # Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by
 # mec.backends.rllib.modules.MarginalCredit.
 CREDIT_KEY = "mec_credit"
+# Observation key of the schedulers' row clusters (training.actor = "set"); read by mec.backends.rllib.modules.
+CLUSTER_KEY = "cluster"
 
 FLEET_AGENT = {"coordinator": "coordinator", "ue": "ues", "scheduler": "schedulers"}
 
@@ -38,12 +42,15 @@ class FleetEnv(MECEnv):
         n, k = self.n_ue, self.n_k
         state = gym.spaces.Box(-4.0, self.obs_high, (n, len(features.STATE_FEATURES)), np.float32)
 
-        def obs(shape):
-            return gym.spaces.Dict({"obs": gym.spaces.Box(-4.0, self.obs_high, shape, np.float32), "state": state})
+        def obs(shape, **more):
+            table = gym.spaces.Box(-4.0, self.obs_high, shape, np.float32)
+            return gym.spaces.Dict({"obs": table, "state": state, **more})
 
+        self.cluster_key = self.cfg.training.actor == "set"
+        row_clusters = {CLUSTER_KEY: gym.spaces.Box(0, k - 1, (n,), np.int64)} if self.cluster_key else {}
         self.observation_spaces = {
             "ues": obs((n, len(features.UE_FEATURES))),
-            "schedulers": obs((n, len(features.SCHEDULER_FEATURES))),
+            "schedulers": obs((n, len(features.SCHEDULER_FEATURES)), **row_clusters),
         }
         self.action_spaces = {
             "ues": gym.spaces.Dict(
@@ -66,6 +73,8 @@ class FleetEnv(MECEnv):
         if self.role == "scheduler":
             state = self.sim.state()
             obs = features.scheduler_rows(state, self._offload, self._upload_end, self._cpu_share(), self.scales)[0]
+            if self.cluster_key:
+                return {"schedulers": {"obs": obs, "state": self.global_state(), CLUSTER_KEY: state.cluster[0]}}
         else:
             obs = self.role_observation()
         return {FLEET_AGENT[self.role]: {"obs": obs, "state": self.global_state()}}

@@ -1,8 +1,11 @@
 """TorchRLModules of the three roles, shared by every agent of a role, and the per-row PPO loss.
 
-Every module applies one small MLP to each row of its role's table (a UE, a scheduler table row, a cluster), so
-the same weights serve any N, K or cluster size, and a padded row never changes another row's output. The
-distribution of each row:
+Every module scores each row of its role's table (a UE, a scheduler table row, a cluster) with the same weights, so
+they serve any N, K or cluster size, and a padded row never changes another row's output. The UEs' actor is one
+small MLP on each row alone (a UE decides from what it observes). The scheduler's and the coordinator's actor is
+training.actor: `rows`, the same per-row MLP, or `set` (SetActor), where each row also sees the mean embedding of
+the valid rows of its table: a scheduler row those of the offloaded tasks of its own cluster (the fleet observation's
+CLUSTER_KEY), a cluster's row every cluster's. The distribution of each row:
   ue:          offload ~ Bernoulli(sigmoid(l0)); spectrum weight = 0.01 + 0.99 * x, x ~ Beta(1 + softplus(l1),
                1 + softplus(l2)) (its log-probability counts only when the UE offloads)
   scheduler:   priority score ~ Normal(mu, sigma) per row; rows of UEs that did not offload (and padding) are
@@ -35,10 +38,11 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.evaluation.postprocessing import Postprocessing
-from ray.rllib.policy.sample_batch import MultiAgentBatch
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from torch import nn
 
-from mec.envs.fleet import CREDIT_KEY
+from mec.config import ACTORS
+from mec.envs.fleet import CLUSTER_KEY, CREDIT_KEY
 from mec.envs.mec_env import SPECTRUM_LOW
 
 ROLES = ("ue", "scheduler", "coordinator")
@@ -91,10 +95,38 @@ def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str = "tanh"
     return nn.Sequential(*layers)
 
 
+class SetActor(nn.Module):
+    """Each row's output from its own row and the mean over the rows of its group (a DeepSets layer).
+
+    embed (Linear + activation to hidden[0]) runs on every row; a group's context is the mean of its rows'
+    embeddings; the head is mlp(hidden[0], hidden[1:], out) whose first layer also adds `context` (a bias-free Linear)
+    of the row's group mean: the same function as one Linear over concat(embedding, mean), with the mean's term
+    computed once per group instead of once per row, so the rows' matrix products are the per-row MLP's and the
+    context adds only the pooling and one gather. Groups are labels (a scatter-add over them, not a rows x rows mask),
+    so rows of any number of tables, each of any size, are pooled in one pass, each only with its own. Only the
+    groups that hold a row are pooled (phase 2's scheduler: a few offloaded tasks in some of the B x K clusters).
+    """
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], n_out: int, activation: str):
+        super().__init__()
+        self.embed = mlp(n_in, hidden[:1], hidden[0], activation)[:-1]
+        self.head = mlp(hidden[0], hidden[1:], n_out, activation)
+        self.context = nn.Linear(hidden[0], self.head[0].out_features, bias=False)
+
+    def forward(self, rows: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """rows (V, F) and each row's group label (V,), any integers -> (V, out)."""
+        embedded = self.embed(rows)
+        occupied, group = torch.unique(group, return_inverse=True)
+        sums = embedded.new_zeros((len(occupied), embedded.shape[1])).index_add_(0, group, embedded)
+        counts = torch.bincount(group, minlength=len(occupied)).to(embedded.dtype)
+        context = self.context(sums / counts[:, None])
+        return self.head[1:](self.head[0](embedded) + context[group])
+
+
 class RoleModule(TorchRLModule, ValueFunctionAPI):
     """model_config: {"role": ue | scheduler | coordinator, "hidden": [64, 64], "activation": tanh | relu,
-    "critic": central | local | none, "critic_row_layers": how many of the hidden layers the critic applies to every
-    row before the mean}."""
+    "actor": rows | set (scheduler and coordinator; the UEs' actor is always rows), "critic": central | local |
+    none, "critic_row_layers": how many of the hidden layers the critic applies to every row before the mean}."""
 
     def setup(self):
         cfg = dict(self.model_config or {})
@@ -107,7 +139,21 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: allowed {', '.join(ACTIVATIONS)}")
         n_obs = self.observation_space["obs"].shape[-1]
-        self.actor = mlp(n_obs, hidden, _OUT[self.role], activation)
+        self.actor_kind = "rows" if self.role == "ue" else cfg.get("actor", "rows")
+        if self.actor_kind not in ACTORS:
+            raise ValueError(f"actor {self.actor_kind!r}: allowed {', '.join(ACTORS)}")
+        if self.actor_kind == "set":
+            self.actor = SetActor(n_obs, hidden, _OUT[self.role], activation)
+        else:
+            self.actor = mlp(n_obs, hidden, _OUT[self.role], activation)
+        # The set scheduler pools each row only with its own cluster's rows, so it needs every row's cluster (the
+        # fleet env gives it with training.actor = set); the number of clusters is the space's bound.
+        self.n_clusters = 1
+        if self.actor_kind == "set" and self.role == "scheduler":
+            if CLUSTER_KEY not in self.observation_space.spaces:
+                raise ValueError(f"the set scheduler actor needs the observation key {CLUSTER_KEY!r} (each row's "
+                                 "cluster), which the fleet env gives with training.actor: set")  # fmt: skip
+            self.n_clusters = int(self.observation_space[CLUSTER_KEY].high.max()) + 1
         # Initial exploration noise of the Gaussian roles. The coordinator's logits act through a softmax over K
         # clusters, where a std of 0.6 only gives near-equal splits at large K (every cluster ~1/K of the CPU, too
         # little for any task to meet its deadline at K = 10); a std of 1.6 also tries splits that favour a few
@@ -142,16 +188,26 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
             return rows[..., 0] > 0.5
         return torch.ones(rows.shape[:2], dtype=torch.bool, device=rows.device)
 
-    def _dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+    def _dist_inputs(self, observation: dict) -> torch.Tensor:
         """(B, R, out) distribution parameters. Gaussian roles carry their log-std as a second channel, so the
         stored inputs alone define the distribution that sampled an action (the PPO ratio's denominator)."""
-        rows = self._rows(obs)
+        rows = self._rows(observation["obs"])
+        n_b, n_r = rows.shape[:2]
         if self.role == "scheduler":
             # Only rows that carry a decision (offloaded UEs) are scored; the others' scores are ignored by the
-            # simulator and masked out of the loss, so they are left at 0 rather than computed.
+            # simulator and masked out of the loss, so they are left at 0 rather than computed (nor pooled: a row
+            # without a decision has no effect on any other row's output).
             valid = rows[..., 0] > 0.5
-            out = rows.new_zeros((*rows.shape[:2], _OUT["scheduler"]))
-            out[valid] = self.actor(rows[valid])
+            out = rows.new_zeros((n_b, n_r, _OUT["scheduler"]))
+            if self.actor_kind == "set":
+                sample = torch.arange(n_b, device=rows.device)[:, None] * self.n_clusters
+                group = sample + observation[CLUSTER_KEY].reshape(n_b, n_r).long()
+                out[valid] = self.actor(rows[valid], group[valid])
+            else:
+                out[valid] = self.actor(rows[valid])
+        elif self.actor_kind == "set":  # the coordinator: one table of clusters per sample
+            group = torch.arange(n_b, device=rows.device).repeat_interleave(n_r)
+            out = self.actor(rows.reshape(n_b * n_r, -1), group).reshape(n_b, n_r, -1)
         else:
             out = self.actor(rows)
         if self.log_std is not None:
@@ -218,15 +274,15 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
     # -- RLModule API ---------------------------------------------------------------------------------------------
 
     def _forward_inference(self, batch, **kwargs):
-        obs = batch[Columns.OBS]["obs"]
-        return self._actions(self._dist_inputs(obs), obs, explore=False)
+        observation = batch[Columns.OBS]
+        return self._actions(self._dist_inputs(observation), observation["obs"], explore=False)
 
     def _forward_exploration(self, batch, **kwargs):
-        obs = batch[Columns.OBS]["obs"]
-        return self._actions(self._dist_inputs(obs), obs, explore=True)
+        observation = batch[Columns.OBS]
+        return self._actions(self._dist_inputs(observation), observation["obs"], explore=True)
 
     def _forward_train(self, batch, **kwargs):
-        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch[Columns.OBS]["obs"])}
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch[Columns.OBS])}
 
     def compute_values(self, batch, embeddings=None):
         obs = batch[Columns.OBS]
@@ -272,6 +328,32 @@ class MarginalCredit(ConnectorV2):
         return batch
 
 
+def sample_ue_rows(batch: SampleBatch, rows: int, rng: np.random.Generator) -> SampleBatch:
+    """The `ue` module's batch with `rows` of its N UE rows per slot, drawn without replacement for each slot.
+
+    Every per-row column (the observation table, both actions, the stored distribution inputs, the marginal credit)
+    is gathered at the same rows; per-slot columns (the global state the central critic pools over, advantages,
+    value targets, the loss mask) stay whole. Each UE decision is its own PPO sample (one ratio per row), so a random
+    subset of them is an unbiased sample of the same loss. With rows >= N the batch is returned as it is."""
+    obs = batch[Columns.OBS]["obs"]
+    n_slots, n_rows = obs.shape[:2]
+    if rows >= n_rows:
+        return batch
+    keep = torch.from_numpy(np.argsort(rng.random((n_slots, n_rows)), axis=1)[:, :rows]).to(obs.device)
+    at = torch.arange(n_slots, device=obs.device)[:, None]
+
+    def gather(x):
+        return x[at, keep]
+
+    data = dict(batch)
+    data[Columns.OBS] = {**batch[Columns.OBS], "obs": gather(obs)}
+    data[Columns.ACTIONS] = {key: gather(value) for key, value in batch[Columns.ACTIONS].items()}
+    data[Columns.ACTION_DIST_INPUTS] = gather(batch[Columns.ACTION_DIST_INPUTS])
+    if CREDIT_KEY in batch:
+        data[CREDIT_KEY] = gather(batch[CREDIT_KEY])
+    return SampleBatch(data, _zero_padded=batch.zero_padded)
+
+
 class FleetPPOLearner(PPOTorchLearner):
     """PPO with one clipped probability ratio per row (each UE / scheduler row / cluster decision)."""
 
@@ -282,8 +364,14 @@ class FleetPPOLearner(PPOTorchLearner):
         # training, the same in every process.
         batch = super()._make_batch_if_necessary(training_data)
         if isinstance(batch, MultiAgentBatch):
-            batch = MultiAgentBatch({mid: batch.policy_batches[mid] for mid in sorted(batch.policy_batches)},
-                                    env_steps=batch.env_steps())  # fmt: skip
+            policy_batches = {mid: batch.policy_batches[mid] for mid in sorted(batch.policy_batches)}
+            rows = int(self.config.learner_config_dict.get("ue_rows_per_slot", 0))
+            if rows and "ue" in policy_batches:
+                # A fresh draw per update call (one iteration's epochs), from a stream keyed by the run's seed and
+                # the learner's update count, which its checkpoint restores: a resumed run draws the same rows.
+                rng = np.random.default_rng([int(self.config.seed or 0), self._weights_seq_no])
+                policy_batches["ue"] = sample_ue_rows(policy_batches["ue"], rows, rng)
+            batch = MultiAgentBatch(policy_batches, env_steps=batch.env_steps())
         return batch
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):

@@ -1,9 +1,10 @@
 """Learned policies as `act(state) -> Decisions` over a batch of episodes: one forward pass per role and slot.
 
 The role modules (mec.backends.rllib.modules) see exactly the features the environments give them
-(mec.envs.features), in the same causal order: coordinator -> UEs -> schedulers. The conversions from module actions
-to simulator decisions are the environment's own (mec.envs.mec_env), so a learned policy is evaluated on the
-dynamics it was trained on.
+(mec.envs.features), in the same causal order: coordinator -> UEs -> schedulers; the scheduler module also gets
+each row's cluster (the fleet observation's CLUSTER_KEY), which its set actor pools by and its per-row actor
+ignores. The conversions from module actions to simulator decisions are the environment's own (mec.envs.mec_env),
+so a learned policy is evaluated on the dynamics it was trained on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ray.rllib.core.columns import Columns
 
 from mec import physics
 from mec.envs import features
+from mec.envs.fleet import CLUSTER_KEY
 from mec.envs.mec_env import cpu_weight_from_logits, spectrum_from_action
 from mec.simulator import Decisions, SlotState, uplink
 
@@ -29,9 +31,11 @@ class LearnedPolicy:
         self.name = name
         self.explore = explore
 
-    def _forward(self, role: str, obs: np.ndarray, explore: bool):
+    def _forward(self, role: str, obs: np.ndarray, explore: bool, cluster: np.ndarray | None = None):
         module = self.modules[role]
         batch = {Columns.OBS: {"obs": torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))}}
+        if cluster is not None:
+            batch[Columns.OBS][CLUSTER_KEY] = torch.from_numpy(np.ascontiguousarray(cluster))
         with torch.no_grad():
             out = module.forward_exploration(batch) if explore else module.forward_inference(batch)
         actions = out[Columns.ACTIONS]
@@ -69,5 +73,6 @@ class LearnedPolicy:
         spectrum = spectrum_from_action(ue["spectrum"])
         _, upload_end = uplink(state, offload, spectrum)
         rows = features.scheduler_rows(state, offload, upload_end, cpu_share, self.scales)
-        priority = np.asarray(self._forward("scheduler", rows, explore), dtype=float).reshape(n_b, state.n_ue)
+        priority = np.asarray(self._forward("scheduler", rows, explore, state.cluster), dtype=float)
+        priority = priority.reshape(n_b, state.n_ue)
         return Decisions(offload, spectrum, priority, cpu_weight)

@@ -1,10 +1,12 @@
 """Batched sampling for RLlib: one env runner plays B fleet episodes together, as arrays.
 
 `FleetSlots.play` resolves a batch of slot states in the study's causal stage order (coordinator -> UEs ->
-schedulers) with one feature computation per stage, one call of `act(role, obs)` per stage (one forward pass of
-the role's module over every row of every slot), one call of the batched simulator kernel and, with marginal UE
-credit, one kernel call over every offloading UE's counterfactual slot. Its observations, decisions, rewards and
-credits are FleetEnv's (mec.envs.fleet) for the same episodes and actions; tests/test_sampler.py holds it to that.
+schedulers) with one feature computation per stage, one call of `act(role, obs, critic_state, cluster)` per stage
+(one forward pass of the role's module over every row of every slot; `cluster`, each scheduler row's cluster, is
+given to the scheduler stage with training.actor = set and is None otherwise), one call of the batched simulator
+kernel and, with marginal UE credit, one kernel call over every offloading UE's counterfactual slot. Its
+observations, decisions, rewards and credits are FleetEnv's (mec.envs.fleet) for the same episodes and actions;
+tests/test_sampler.py holds it to that.
 
 `BatchedFleetEnvRunner` is an RLlib `MultiAgentEnvRunner` whose `sample()` plays `training.batch_episodes` whole
 episodes at once and builds RLlib `MultiAgentEpisode`s from the arrays (one per episode, the same env steps,
@@ -29,7 +31,7 @@ import numpy as np
 from mec import physics
 from mec.config import StudyConfig, config_from_dict
 from mec.envs import features
-from mec.envs.fleet import CREDIT_KEY, FLEET_AGENT
+from mec.envs.fleet import CLUSTER_KEY, CREDIT_KEY, FLEET_AGENT
 from mec.envs.mec_env import cpu_weight_from_logits, spectrum_from_action
 from mec.scenario import EpisodeBatch, PhaseSetup, sample_episodes
 from mec.simulator import Decisions, SimParams, SlotResult, SlotState, local_counterfactual_rewards, resolve_slot
@@ -57,13 +59,18 @@ SAMPLER_STATE = "mec_sampler"
 
 @dataclass
 class StageRecord:
-    """One role's part of a batch of slots: observations (R, rows, F), critic states (R, N, S) and the actions as
-    `act` returned them (kept for the episodes: what the module sampled, before any clipping)."""
+    """One role's part of a batch of slots: observations (R, rows, F), critic states (R, N, S), the actions as
+    `act` returned them (kept for the episodes: what the module sampled, before any clipping) and, at the scheduler
+    stage with training.actor = set, each row's cluster (R, N) (the fleet observation's CLUSTER_KEY; else None)."""
 
     obs: np.ndarray
     state: np.ndarray
     actions: Any
     extra: dict[str, np.ndarray]
+    cluster: np.ndarray | None = None
+
+
+RECORD_FIELDS = ("obs", "state", "actions", "extra", "cluster")
 
 
 def slot_state(episodes: EpisodeBatch, params: SimParams, slot: int, server_free_s: np.ndarray) -> SlotState:
@@ -90,31 +97,34 @@ class FleetSlots:
         self.scales = features.FeatureScales(cfg.scenario)
         self.has_coordinator = setup.phase == 2 and cfg.phase2.coordinator == "learned"
         self.marginal_credit = cfg.training.ue_credit == "marginal"
+        self.row_clusters = cfg.training.actor == "set"  # FleetEnv's CLUSTER_KEY, as there
         self.roles = (["coordinator"] if self.has_coordinator else []) + ["ue", "scheduler"]
+
+    def _cluster(self, state: SlotState) -> np.ndarray | None:
+        return state.cluster if self.row_clusters else None
 
     def _undecided(self, state: SlotState):
         n_b, n_ue = state.batch_size, state.n_ue
         return np.zeros((n_b, n_ue), dtype=bool), np.full((n_b, n_ue), np.nan)
 
-    def first_observations(self, state: SlotState) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{role: (obs, critic state)} of every role before any decision of the slot (FleetEnv's observations of
-        an episode's final, never played slot): equal CPU split, nothing offloaded."""
+    def first_observations(self, state: SlotState) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """{role: (obs, critic state, row clusters or None)} of every role before any decision of the slot
+        (FleetEnv's observations of an episode's final, never played slot): equal CPU split, nothing offloaded."""
         equal = physics.cpu_shares(np.ones((state.batch_size, state.n_clusters)), self.setup.phi_min)
         offload, upload_end = self._undecided(state)
         ue = features.ue_features(state, equal, self.scales)
         critic = features.state_from_ue_features(ue, offload, upload_end, self.scales)
-        out = {
-            "ue": (ue, critic),
-            "scheduler": (features.scheduler_rows(state, offload, upload_end, equal, self.scales), critic),
-        }
+        rows = features.scheduler_rows(state, offload, upload_end, equal, self.scales)
+        out = {"ue": (ue, critic, None), "scheduler": (rows, critic, self._cluster(state))}
         if self.has_coordinator:
-            out["coordinator"] = (features.coordinator_features(state, self.scales), critic)
+            out["coordinator"] = (features.coordinator_features(state, self.scales), critic, None)
         return out
 
     def play(
-        self, state: SlotState, act: Callable[[str, np.ndarray, np.ndarray], tuple[Any, dict]]
+        self, state: SlotState, act: Callable[[str, np.ndarray, np.ndarray, np.ndarray | None], tuple[Any, dict]]
     ) -> tuple[dict[str, StageRecord], Decisions, SlotResult, np.ndarray | None]:
-        """Play every slot of `state` through the stages; `act(role, obs, critic_state) -> (actions, extra)`.
+        """Play every slot of `state` through the stages; `act(role, obs, critic_state, cluster) -> (actions,
+        extra)`, `cluster` each scheduler row's cluster (training.actor = set) or None.
 
         Returns the stage records, the decisions, the resolved slots and (marginal credit) each UE's credit (R, N),
         float32, in the per-UE reward's units."""
@@ -126,14 +136,14 @@ class FleetSlots:
             equal = physics.cpu_shares(cpu_weight, self.setup.phi_min)
             obs = features.coordinator_features(state, self.scales)
             critic = features.global_state(state, equal, offload, upload_end, self.scales)
-            actions, extra = act("coordinator", obs, critic)
+            actions, extra = act("coordinator", obs, critic, None)
             records["coordinator"] = StageRecord(obs, critic, actions, extra)
             cpu_weight = cpu_weight_from_logits(np.asarray(actions).reshape(n_b, n_k))
         share = physics.cpu_shares(cpu_weight, self.setup.phi_min)
 
         ue = features.ue_features(state, share, self.scales)
         critic = features.state_from_ue_features(ue, offload, upload_end, self.scales)
-        actions, extra = act("ue", ue, critic)
+        actions, extra = act("ue", ue, critic, None)
         records["ue"] = StageRecord(ue, critic, actions, extra)
         offload = np.asarray(actions["offload"]).reshape(n_b, n_ue) > 0.5
         spectrum = spectrum_from_action(np.asarray(actions["spectrum"]).reshape(n_b, n_ue))
@@ -141,8 +151,9 @@ class FleetSlots:
 
         rows = features.scheduler_rows(state, offload, upload_end, share, self.scales)
         critic = features.state_from_ue_features(ue, offload, upload_end, self.scales)
-        actions, extra = act("scheduler", rows, critic)
-        records["scheduler"] = StageRecord(rows, critic, actions, extra)
+        cluster = self._cluster(state)
+        actions, extra = act("scheduler", rows, critic, cluster)
+        records["scheduler"] = StageRecord(rows, critic, actions, extra, cluster)
         priority = np.asarray(actions, dtype=float).reshape(n_b, n_ue)
 
         decisions = Decisions(offload, spectrum, priority, cpu_weight)
@@ -155,15 +166,19 @@ class FleetSlots:
 
 
 def _stack_time(parts: list):
-    """Per-slot arrays (or dicts of them) with B rows each -> (B, T, ...) arrays."""
+    """Per-slot arrays (or dicts of them, or Nones) with B rows each -> (B, T, ...) arrays."""
     first = parts[0]
+    if first is None:
+        return None
     if isinstance(first, dict):
         return {key: _stack_time([p[key] for p in parts]) for key in first}
     return np.stack(parts, axis=1)
 
 
 def _by_episode(x, n_b: int, n_t: int):
-    """(B * T, ...) rows (row b * T + t), or dicts of them -> (B, T, ...)."""
+    """(B * T, ...) rows (row b * T + t), or dicts of them (or None) -> (B, T, ...)."""
+    if x is None:
+        return None
     if isinstance(x, dict):
         return {key: _by_episode(v, n_b, n_t) for key, v in x.items()}
     x = np.asarray(x)
@@ -173,13 +188,12 @@ def _by_episode(x, n_b: int, n_t: int):
 def play_episodes(slots: FleetSlots, episodes: EpisodeBatch, params: SimParams, n_slots: int, carry_over: bool,
                   act) -> dict:  # fmt: skip
     """Play slots 0..n_slots-1 of every episode; the arrays of the episodes, each (B, T, ...):
-    {role: StageRecord}, "reward" (B, T) per UE, "credit" (B, T, N) or None, and "final" {role: (obs, state)} of
-    slot n_slots (B, ...)."""
+    {role: StageRecord}, "reward" (B, T) per UE, "credit" (B, T, N) or None, and "final" {role: (obs, state,
+    cluster or None)} of slot n_slots (B, ...)."""
     n_b = episodes.n_episodes
     if not carry_over:
         records, _, result, credit = slots.play(slot_block_state(episodes, params, n_slots), act)
-        records = {role: StageRecord(*(_by_episode(getattr(r, f), n_b, n_slots)
-                                       for f in ("obs", "state", "actions", "extra")))
+        records = {role: StageRecord(*(_by_episode(getattr(r, f), n_b, n_slots) for f in RECORD_FIELDS))
                    for role, r in records.items()}  # fmt: skip
         reward = result.reward.reshape(n_b, n_slots)
         credit = None if credit is None else credit.reshape(n_b, n_slots, -1)
@@ -192,8 +206,7 @@ def play_episodes(slots: FleetSlots, episodes: EpisodeBatch, params: SimParams, 
             free = result.server_free_next_s
             per_slot.append((rec, result.reward, cr))
         records = {
-            role: StageRecord(*(_stack_time([getattr(p[0][role], f) for p in per_slot])
-                                for f in ("obs", "state", "actions", "extra")))
+            role: StageRecord(*(_stack_time([getattr(p[0][role], f) for p in per_slot]) for f in RECORD_FIELDS))
             for role in per_slot[0][0]
         }  # fmt: skip
         reward = np.stack([p[1] for p in per_slot], axis=1)
@@ -201,6 +214,11 @@ def play_episodes(slots: FleetSlots, episodes: EpisodeBatch, params: SimParams, 
         final_free = free
     final = slots.first_observations(slot_state(episodes, params, n_slots, final_free))
     return {"records": records, "reward": reward / slots.setup.n_ue, "credit": credit, "final": final}
+
+
+def _observation(obs: np.ndarray, state: np.ndarray, cluster: np.ndarray | None) -> dict[str, np.ndarray]:
+    """A fleet agent's observation dict, as FleetEnv gives it (CLUSTER_KEY only where the scheduler has one)."""
+    return {"obs": obs, "state": state} if cluster is None else {"obs": obs, "state": state, CLUSTER_KEY: cluster}
 
 
 def _index(x, b: int, t: int):
@@ -221,7 +239,8 @@ def build_episode(played: dict, b: int, roles: list[str], agent_spaces: tuple[di
     for t in range(n_t):
         for role, agent in zip(roles, agents):
             rec = records[role]
-            observations.append({agent: {"obs": rec.obs[b, t], "state": rec.state[b, t]}})
+            cluster = None if rec.cluster is None else rec.cluster[b, t]
+            observations.append({agent: _observation(rec.obs[b, t], rec.state[b, t], cluster)})
             info = {}
             if agent == "ues" and credit is not None and t > 0:
                 info = {"ues": {CREDIT_KEY: credit[b, t - 1]}}
@@ -229,7 +248,7 @@ def build_episode(played: dict, b: int, roles: list[str], agent_spaces: tuple[di
             actions.append({agent: _index(rec.actions, b, t)})
             extras.append({agent: {**{k: v[b, t] for k, v in rec.extra.items()}, **extra_common}})
             rewards.append({a: float(reward[b, t]) for a in agents} if role == roles[-1] else {})
-    observations.append({agent: {"obs": final[role][0][b], "state": final[role][1][b]}
+    observations.append({agent: _observation(*(None if x is None else x[b] for x in final[role]))
                          for role, agent in zip(roles, agents)})  # fmt: skip
     infos.append({"ues": {CREDIT_KEY: credit[b, n_t - 1]}} if credit is not None else {})
     done = {agent: True for agent in agents} | {"__all__": True}
@@ -267,9 +286,11 @@ class BatchedFleetEnvRunner(MultiAgentEnvRunner):
         self.episode_rng = np.random.default_rng(self._seed)
 
     def _act(self, explore: bool):
-        def act(role, obs, critic_state):
+        def act(role, obs, critic_state, cluster):
             module = self.module[role]
             batch = {Columns.OBS: {"obs": torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))}}
+            if cluster is not None:
+                batch[Columns.OBS][CLUSTER_KEY] = torch.from_numpy(np.ascontiguousarray(cluster))
             with torch.no_grad():
                 out = module.forward_exploration(batch) if explore else module.forward_inference(batch)
             actions = out[Columns.ACTIONS]

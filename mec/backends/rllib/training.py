@@ -46,8 +46,8 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
     return {
         role: RLModuleSpec(
             module_class=RoleModule,
-            model_config={"role": role, "hidden": list(t.hidden), "activation": t.activation, "critic": critic(role),
-                          "critic_row_layers": t.critic_row_layers},
+            model_config={"role": role, "hidden": list(t.hidden), "activation": t.activation, "actor": t.actor,
+                          "critic": critic(role), "critic_row_layers": t.critic_row_layers},
         )
         for role in trained_roles(cfg, phase)
     }
@@ -106,6 +106,7 @@ def build_ppo_config(cfg: StudyConfig, phase: int, n: int, seed: int, batched: b
             minibatch_size=t.minibatch_size,
             num_epochs=t.num_epochs,
             learner_connector=_marginal_credit if t.ue_credit == "marginal" else None,
+            learner_config_dict={"ue_rows_per_slot": t.ue_rows_per_slot},
         )
         .debugging(seed=seed, log_level="ERROR")
         .reporting(metrics_num_episodes_for_smoothing=1)
