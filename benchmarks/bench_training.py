@@ -228,7 +228,9 @@ def evaluation(cfg, episodes: int, slots: int, points=POINTS) -> list[dict]:
                 for agent, x in obs.items():
                     role = _role_of(agent)
                     a = single(role, x[None] if role == "ue" else x)
-                    acts[agent] = {"offload": int(a["offload"][0]), "spectrum": a["spectrum"]} if role == "ue" else a
+                    if role == "ue":  # with the spectrum grant (scenario.spectrum_by = scheduler) no spectrum
+                        a = {"offload": int(a["offload"][0])} | ({"spectrum": a["spectrum"]} if "spectrum" in a else {})
+                    acts[agent] = a
                 obs, rew, _, trunc, _ = per_env.step(acts)
                 if rew:
                     break

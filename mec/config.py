@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "MAX_PHASE1_UE",
     "REWARD_PRESETS",
+    "SPECTRUM_BY",
     "UE_CREDITS",
     "ChannelConfig",
     "ConfigError",
@@ -96,6 +97,7 @@ ACTIVATIONS = ("tanh", "relu")
 UE_CREDITS = ("marginal", "shared")
 COORDINATORS = ("learned", "equal")
 BACKENDS = ("rllib", "sb3")
+SPECTRUM_BY = ("ue", "scheduler")
 MAX_PHASE1_UE = 12  # the largest N of phase1.n_ue
 
 
@@ -159,6 +161,11 @@ class ScenarioConfig:
         "slot length [s]; only matters with carry_over_queue, then at least task.deadline_s.high",
     )
     carry_over_queue: bool = _key(False, parse.boolean, "server work left at the end of a slot delays the next slot")
+    spectrum_by: str = _key(
+        "ue",
+        parse.choice(SPECTRUM_BY),
+        "who sets an offloaded task's spectrum weight: ue (it requests one) or scheduler (granted with its priority)",
+    )
 
 
 @dataclass(frozen=True)
@@ -289,6 +296,7 @@ class WorkflowConfig:
                 "sb3": {"training.backend": "sb3"},
                 "tight_deadlines": {"scenario.task.deadline_s": {"low": 1.0, "high": 2.0}, "workflow.phases": [1]},
                 "capable_edge": {"scenario.server.cpu_ghz": 24.0, "workflow.phases": [2]},
+                "spectrum_grant": {"scenario.spectrum_by": "scheduler"},
             }
         ),
         parse.variants,

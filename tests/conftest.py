@@ -109,6 +109,8 @@ SLOW = (
     "tests/test_best_of.py::test_mec_evaluate_best_of_k_reports_it_beside_the_policy",
     # phase 1's (one cluster); phase 2's set-actor training (its clusters, the coordinator) stays in the fast loop
     "tests/test_set_actor.py::test_a_tiny_set_actor_training_runs_and_its_checkpoint_loads_and_evaluates[[]phase1[]]",
+    # the same for the spectrum grant: phase 1's training is slow, phase 2's (the cluster schedulers' grant) stays fast
+    "tests/test_spectrum_grant.py::test_a_tiny_training_with_the_grant_runs_and_its_checkpoint_evaluates[[]phase1[]]",
 )
 # Within those: what the fast loop keeps (a tiny two-iteration training run and its rerun; SB3's slot view; the
 # signal tests of test_driver.py that run no training).

@@ -49,8 +49,9 @@ RESULTS = yaml.safe_load(TEST_CONFIG.read_text())["workflow"]["results_dir"]
 def test_default_variants_and_their_configs():
     variants = study_variants(DEFAULT_CONFIG)
     names = list(variants)
-    assert names[:6] == ["ippo", "no_coordinator", "flat", "sb3", "tight_deadlines", "capable_edge"]
-    assert names[6:11] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
+    assert names[:7] == ["ippo", "no_coordinator", "flat", "sb3", "tight_deadlines", "capable_edge",
+                         "spectrum_grant"]
+    assert names[7:12] == ["w_energy_0.0", "w_energy_0.05", "w_energy_0.1", "w_energy_0.2", "w_energy_0.5"]
     tuning = [name for name in names if name.startswith("tune_")]
     assert len(tuning) == 3 * 3 * 2 and "tune_lr0.0003_entropy_coeff0.005_minibatch_size250" in tuning
     configs = variant_configs(DEFAULT_CONFIG)
@@ -68,6 +69,10 @@ def test_default_variants_and_their_configs():
     assert capable.scenario.server.bandwidth_mhz == DEFAULT_CONFIG.scenario.server.bandwidth_mhz
     assert capable.phase2 == DEFAULT_CONFIG.phase2 and capable.training == DEFAULT_CONFIG.training
     assert capable.workflow.seeds == DEFAULT_CONFIG.workflow.seeds
+    grant = configs["spectrum_grant"]  # both phases, the schedulers grant the spectrum, everything else the study's
+    assert grant.scenario.spectrum_by == "scheduler" and DEFAULT_CONFIG.scenario.spectrum_by == "ue"
+    assert grant.workflow.phases == DEFAULT_CONFIG.workflow.phases and grant.training == DEFAULT_CONFIG.training
+    assert "spectrum_grant" not in DEFAULT_CONFIG.workflow.scenarios + DEFAULT_CONFIG.workflow.ablations
     w = configs["w_energy_0.5"]
     assert w.reward.w_energy_per_j == 0.5 and w.reward.w_qos == 1.0
     assert (w.phase1.n_ue, w.phase2.n_clusters, w.workflow.seeds) == ((3, 7), (4, 10), (0, 1, 2))

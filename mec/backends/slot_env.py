@@ -15,7 +15,10 @@ What the joint decision loses by being taken at the slot's start: nothing. The s
 (which UEs offloaded, their upload end times and slack) are functions of the slot-start state and of the joint
 policy's own offload and spectrum choices, and scores of UEs that run locally are ignored; so a priority per UE
 chosen together with the offload decisions can express every schedule the stage view can. The coordinator's CPU
-split is chosen at the same time, from the same per-cluster load table it sees in the stage view.
+split is chosen at the same time, from the same per-cluster load table it sees in the stage view. For the same
+reason scenario.spectrum_by does not apply here: whether the UEs request the spectrum weights or the schedulers
+grant them, the joint policy chooses them with everything else, and the view (observation, action, dynamics) is the
+same under either.
 
 observation: Box(-4, max(8, K), (D,)) float32, the concatenation of
     ues          (N, F) every UE's features (mec.envs.features.UE_FEATURES) at the slot's start, with the equal
@@ -144,8 +147,10 @@ class SlotJointEnv(gym.Wrapper):
         joint = self.codec.decode(action)
         if joint.coordinator_logits is not None:
             core.apply_coordinator(joint.coordinator_logits[0])
-        core.apply_ues(joint.offload[0], joint.spectrum[0])
-        reward = core.apply_priorities(joint.priority[0])
+        # The joint action's spectrum weights, given at the stage that sets them (scenario.spectrum_by): the same
+        # Decisions either way.
+        core.apply_ues(joint.offload[0], None if core.grant else joint.spectrum[0])
+        reward = core.apply_priorities(joint.priority[0], joint.spectrum[0] if core.grant else None)
         return self._observe(), reward, False, core.episode_over, {}
 
 

@@ -31,10 +31,14 @@ did not offload are all zero):
   4 upload end / deadline_high, clipped to [0, 4]
   5 execution time at the cluster's share / deadline_high, clipped to [0, 4]
   6 slack (deadline - upload end - execution time) / deadline_high, clipped to [-4, 4]
+  With scenario.spectrum_by = scheduler the scheduler grants the spectrum weights itself after it observes, so its
+  features 4 and 6 are those of the equal split of the band among the slot's offloaders (the reference it knows
+  before granting): the envs, the sampler and the learned policy pass the upload ends of that split.
 
 Global state (for a centralised critic; one row per UE): the UE features, then
   12 offloaded (1 once the UE chose to offload this slot, else 0)
-  13 upload end / deadline_high, clipped to [0, 4] (0 before the UEs decide or for local tasks)
+  13 upload end / deadline_high, clipped to [0, 4] (0 before the UEs decide or for local tasks; with the spectrum
+     grant that of the equal split, as the scheduler's)
 
 Coordinator (one row per cluster; it acts first and sees this slot's arriving load):
   0 cluster size * K / N (1 = an average cluster)

@@ -11,6 +11,9 @@ ratio per row (mec.backends.rllib.modules), so every UE decision is still its ow
 RLlib's per-agent bookkeeping (see docs/design.md, "One RLlib agent per role").
 The dynamics are MECEnv's own array-level core: there is no second copy.
 
+With scenario.spectrum_by = "scheduler" the `ues` action is {"offload"} alone and the `schedulers` action is
+{"priority", "spectrum"}, a priority and a granted spectrum weight per row (mec.envs.mec_env).
+
 With training.ue_credit = "marginal" the `ues` agent's info, delivered with its next observation, holds
 CREDIT_KEY: (N,) each UE's marginal contribution to the slot just played, (R(a) - R(a with that UE local)) / N in
 the per-agent reward's units (0 for UEs that ran locally). The learner uses it as the UE rows' advantage.
@@ -24,8 +27,8 @@ import gymnasium as gym
 import numpy as np
 
 from mec.envs import features
-from mec.envs.mec_env import LOGIT_BOUND, SCORE_BOUND, SPECTRUM_LOW, MECEnv
-from mec.simulator import Decisions, local_counterfactual_rewards
+from mec.envs.mec_env import LOGIT_BOUND, SPECTRUM_LOW, MECEnv, scheduler_action_space
+from mec.simulator import local_counterfactual_rewards
 
 # Info key of the UEs' marginal credit (training.ue_credit = "marginal"); read by
 # mec.backends.rllib.modules.MarginalCredit.
@@ -54,12 +57,10 @@ class FleetEnv(MECEnv):
         }
         self.action_spaces = {
             "ues": gym.spaces.Dict(
-                {
-                    "offload": gym.spaces.MultiBinary(n),
-                    "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (n,), np.float32),
-                }
+                {"offload": gym.spaces.MultiBinary(n)}
+                | ({} if self.grant else {"spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (n,), np.float32)})
             ),
-            "schedulers": gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (n,), np.float32),
+            "schedulers": scheduler_action_space(n, self.grant),
         }
         if self.has_coordinator:
             self.observation_spaces["coordinator"] = obs((k, len(features.COORDINATOR_FEATURES)))
@@ -99,16 +100,15 @@ class FleetEnv(MECEnv):
         if agent == "coordinator":
             self.apply_coordinator(action)
         elif agent == "ues":
-            self.apply_ues(action["offload"], action["spectrum"])
+            self.apply_ues(action["offload"], None if self.grant else action["spectrum"])
         else:
-            if self.marginal_credit:
-                state = self.sim.state()
-                decisions = Decisions(
-                    self._offload, self._spectrum, np.asarray(action, dtype=float).reshape(1, -1), self._cpu_weight
-                )
-            reward = self.apply_priorities(action)
-            if self.marginal_credit:
-                credit = self.last_result.reward - local_counterfactual_rewards(state, decisions)[0]
+            state = self.sim.state()
+            if self.grant:
+                reward = self.apply_priorities(action["priority"], action["spectrum"])
+            else:
+                reward = self.apply_priorities(action)
+            if self.marginal_credit:  # every other decision as resolved, the granted spectrum weights included
+                credit = self.last_result.reward - local_counterfactual_rewards(state, self.last_decisions)[0]
                 self._credit = (credit / self.n_ue).astype(np.float32)
             return self._with_credit(self._after_slot(reward, self.possible_agents, self._observe))
         return self._with_credit((self._observe(), {}, {"__all__": False}, {"__all__": False}, {}))

@@ -26,6 +26,8 @@ one gymnasium step is one decision stage, as in the RLlib env, and the observati
     spectrum     Box(0.01, 1, (N,)) spectrum weights
     scores       Box(-10, 10, (K, rows)) priority per scheduler-table row, higher runs first (padding rows and UEs
                  that did not offload are ignored)
+  With scenario.spectrum_by = scheduler the schedulers grant the spectrum: `spectrum` is left out and
+    grants       Box(0.01, 1, (K, rows)) spectrum weight per scheduler-table row, taken with `scores`
   reward: 0 on the stages before the last one; on the last stage of a slot (w_qos * sum QoS - w_energy * energy) / N,
   the same number every RLlib agent receives.
   Episodes end by truncation after `episode_slots` slots (episode_slots * S steps), never by termination; the final
@@ -109,19 +111,20 @@ class MECGymEnv(gym.Env):
             ),
             "state": gym.spaces.Box(low, high, (self.n_ue, len(features.STATE_FEATURES)), np.float32),
         }
-        ue_act = core.action_spaces[core.ue_ids[0]]
+        sched_act = core.action_spaces[core.scheduler_ids[0]]
+        scores = sched_act["priority"] if core.grant else sched_act
+
+        def box(space, shape):
+            return gym.spaces.Box(float(space.low[0]), float(space.high[0]), shape, np.float32)
+
         act = {
             "offload": gym.spaces.MultiBinary(self.n_ue),
-            "spectrum": gym.spaces.Box(
-                float(ue_act["spectrum"].low[0]), float(ue_act["spectrum"].high[0]), (self.n_ue,), np.float32
-            ),
-            "scores": gym.spaces.Box(
-                float(core.action_spaces[core.scheduler_ids[0]].low[0]),
-                float(core.action_spaces[core.scheduler_ids[0]].high[0]),
-                (self.n_k, self.n_rows),
-                np.float32,
-            ),
+            "scores": box(scores, (self.n_k, self.n_rows)),
         }
+        if core.grant:
+            act["grants"] = box(sched_act["spectrum"], (self.n_k, self.n_rows))
+        else:
+            act["spectrum"] = box(core.action_spaces[core.ue_ids[0]]["spectrum"], (self.n_ue,))
         if core.has_coordinator:
             obs["coordinator"] = core.observation_spaces["coordinator"]
             act["coordinator"] = core.action_spaces["coordinator"]
@@ -163,9 +166,9 @@ class MECGymEnv(gym.Env):
         if role == "coordinator":
             self.core.apply_coordinator(action["coordinator"])
         elif role == "ue":
-            self.core.apply_ues(action["offload"], action["spectrum"])
+            self.core.apply_ues(action["offload"], None if self.core.grant else action["spectrum"])
         else:
-            reward = self.core.apply_schedulers(action["scores"])
+            reward = self.core.apply_schedulers(action["scores"], action["grants"] if self.core.grant else None)
             truncated = self.core.episode_over
         return self._observation(), float(reward), False, truncated, {"role": self.core.role}
 
@@ -174,8 +177,8 @@ class FlatJointAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """One Box(-1, 1) action vector instead of the Dict, for agents that take no Dict actions (e.g. SB3).
 
     Layout: the Dict's parts in `self.parts` order (sorted keys: coordinator (K, phase 2), offload (N), scores
-    (K * rows), spectrum (N)), each flattened; offload[i] > 0 offloads, every other part is rescaled linearly from
-    [-1, 1] to its bounds.
+    (K * rows), spectrum (N); with the grant: coordinator, grants (K * rows), offload, scores), each flattened;
+    offload[i] > 0 offloads, every other part is rescaled linearly from [-1, 1] to its bounds.
     """
 
     def __init__(self, env: gym.Env):

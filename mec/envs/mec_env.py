@@ -9,11 +9,19 @@ reward (sum QoS * w_qos - energy * w_energy, divided by the number of UEs so tha
 every agent. An episode is `episode_slots` slots long; it ends by truncation (a time limit), never termination.
 
 Agent ids: `ue_<i>`, `server` (phase 1), `coordinator`, `cluster_sched_<k>` (phase 2).
-Actions:
+Actions (scenario.spectrum_by = ue, the default):
   ue_<i>:        {"offload": Discrete(2) (1 = offload), "spectrum": Box(0.01, 1, (1,)) spectrum weight}
   server / cluster_sched_<k>: Box(-10, 10, (rows,)) priority score per table row (higher runs first);
                  scores of padding rows and of UEs that did not offload are ignored
   coordinator:   Box(-5, 5, (K,)) CPU-share logits: phi = phi_min + (1 - K*phi_min) * softmax(logits)
+With scenario.spectrum_by = scheduler the schedulers grant the spectrum (as a 5G base station grants uplink
+resources) and the UEs only decide whether to offload:
+  ue_<i>:        {"offload": Discrete(2)}
+  server / cluster_sched_<k>: {"priority": Box(-10, 10, (rows,)), "spectrum": Box(0.01, 1, (rows,))}, a priority
+                 and a spectrum weight per table row; the simulator shares the band over every offloader's weight
+                 as it shares the UEs' requests. The scheduler acts before its grant exists, so its upload features
+                 (upload end, slack; the critic's upload ends too) are those of the equal split among the slot's
+                 offloaders, the reference it knows before granting (mec.envs.features).
 Observations: see mec.envs.features (feature by feature).
 """
 
@@ -44,8 +52,16 @@ def cpu_weight_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def spectrum_from_action(spectrum: np.ndarray) -> np.ndarray:
-    """UE spectrum actions -> spectrum weights in [SPECTRUM_LOW, 1]."""
+    """Spectrum actions (a UE's request or a scheduler's grant) -> spectrum weights in [SPECTRUM_LOW, 1]."""
     return np.clip(np.asarray(spectrum, dtype=float), SPECTRUM_LOW, 1.0)
+
+
+def scheduler_action_space(rows: int, grant: bool) -> gym.spaces.Space:
+    """A scheduler's action over `rows` table rows: a priority per row, and with the grant a spectrum weight too."""
+    priority = gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (rows,), np.float32)
+    if not grant:
+        return priority
+    return gym.spaces.Dict({"priority": priority, "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (rows,), np.float32)})
 
 
 def ue_id(i: int) -> str:
@@ -88,13 +104,17 @@ class MECEnv(MultiAgentEnv):
         ]
         self.possible_agents = [a for stage in self.stages for a in stage]
         self.agents = list(self.possible_agents)
+        # scenario.spectrum_by = scheduler: the schedulers grant each offloaded task's spectrum weight with its
+        # priority, the UEs request none.
+        self.grant = self.cfg.scenario.spectrum_by == "scheduler"
 
         ue_obs = gym.spaces.Box(-4.0, self.obs_high, (len(features.UE_FEATURES),), np.float32)
         ue_act = gym.spaces.Dict(
-            {"offload": gym.spaces.Discrete(2), "spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (1,), np.float32)}
+            {"offload": gym.spaces.Discrete(2)}
+            | ({} if self.grant else {"spectrum": gym.spaces.Box(SPECTRUM_LOW, 1.0, (1,), np.float32)})
         )
         sched_obs = gym.spaces.Box(-4.0, self.obs_high, (self.n_rows, len(features.SCHEDULER_FEATURES)), np.float32)
-        sched_act = gym.spaces.Box(-SCORE_BOUND, SCORE_BOUND, (self.n_rows,), np.float32)
+        sched_act = scheduler_action_space(self.n_rows, self.grant)
         self.observation_spaces = {a: ue_obs for a in self.ue_ids} | {a: sched_obs for a in self.scheduler_ids}
         self.action_spaces = {a: ue_act for a in self.ue_ids} | {a: sched_act for a in self.scheduler_ids}
         if self.has_coordinator:
@@ -104,6 +124,7 @@ class MECEnv(MultiAgentEnv):
             self.action_spaces["coordinator"] = gym.spaces.Box(-LOGIT_BOUND, LOGIT_BOUND, (self.n_k,), np.float32)
         self._rng = np.random.default_rng()
         self.last_result: SlotResult | None = None
+        self.last_decisions: Decisions | None = None
         self._start_slot()
 
     # -- array-level core (shared by this per-agent view and the fleet view) ----------------------------------------
@@ -159,26 +180,49 @@ class MECEnv(MultiAgentEnv):
         self._cpu_weight = cpu_weight_from_logits(np.asarray(logits).reshape(1, self.n_k))
         self._stage += 1
 
-    def apply_ues(self, offload: np.ndarray, spectrum: np.ndarray) -> None:
+    def _check_spectrum(self, spectrum, who: str) -> None:
+        """One line if the spectrum weights come at the wrong stage: the UEs request them, or the schedulers grant
+        them (scenario.spectrum_by)."""
+        if (spectrum is None) == (who == ("scheduler" if self.grant else "ue")):
+            setter = "the schedulers grant them" if self.grant else "the UEs request them"
+            raise ValueError(f"spectrum weights {'missing' if spectrum is None else 'given'} at the {who} stage; "
+                             f"scenario.spectrum_by = {self.cfg.scenario.spectrum_by}: {setter}")  # fmt: skip
+
+    def apply_ues(self, offload: np.ndarray, spectrum: np.ndarray | None = None) -> None:
+        """The UEs' offload decisions (N,) and their requested spectrum weights (N,), which with the grant
+        (spectrum_by = scheduler) they do not give: the weights are then equal until apply_priorities takes the
+        grant, so the upload ends the schedulers observe are those of the equal split among the offloaders."""
+        self._check_spectrum(spectrum, "ue")
         self._offload = (np.asarray(offload).reshape(1, self.n_ue) > 0.5)
-        self._spectrum = spectrum_from_action(np.asarray(spectrum).reshape(1, self.n_ue))
+        if spectrum is not None:
+            self._spectrum = spectrum_from_action(np.asarray(spectrum).reshape(1, self.n_ue))
         _, self._upload_end = uplink(self.sim.state(), self._offload, self._spectrum)
         self._stage += 1
 
-    def apply_schedulers(self, scores: np.ndarray) -> float:
-        """Resolve the slot with per-row scores (K, rows) of the padded tables; see apply_priorities."""
-        scores = np.asarray(scores, dtype=float).reshape(self.n_k, self.n_rows)
+    def _per_ue(self, table: np.ndarray, fill: float) -> np.ndarray:
+        """(K, rows) values of the padded tables -> (N,) per UE (every UE has a row)."""
+        table = np.asarray(table, dtype=float).reshape(self.n_k, self.n_rows)
         rows = self._row_ue[0]
         valid = rows >= 0
-        priority = np.zeros(self.n_ue)
-        priority[rows[valid]] = scores[valid]
-        return self.apply_priorities(priority)
+        out = np.full(self.n_ue, fill)
+        out[rows[valid]] = table[valid]
+        return out
 
-    def apply_priorities(self, priority: np.ndarray) -> float:
-        """Resolve the slot with one priority per UE (N,); returns the per-UE reward and starts the next slot."""
+    def apply_schedulers(self, scores: np.ndarray, spectrum: np.ndarray | None = None) -> float:
+        """Resolve the slot with per-row scores (K, rows) of the padded tables and, with the grant, per-row spectrum
+        weights (K, rows); see apply_priorities."""
+        granted = None if spectrum is None else self._per_ue(spectrum, 1.0)
+        return self.apply_priorities(self._per_ue(scores, 0.0), granted)
+
+    def apply_priorities(self, priority: np.ndarray, spectrum: np.ndarray | None = None) -> float:
+        """Resolve the slot with one priority per UE (N,) and, with the grant, one granted spectrum weight per UE
+        (N,); returns the per-UE reward and starts the next slot. The resolved decisions stay in last_decisions."""
+        self._check_spectrum(spectrum, "scheduler")
+        if spectrum is not None:
+            self._spectrum = spectrum_from_action(np.asarray(spectrum).reshape(1, self.n_ue))
         priority = np.asarray(priority, dtype=float).reshape(1, self.n_ue)
-        decisions = Decisions(self._offload, self._spectrum, priority, self._cpu_weight)
-        self.last_result = self.sim.step(decisions)
+        self.last_decisions = Decisions(self._offload, self._spectrum, priority, self._cpu_weight)
+        self.last_result = self.sim.step(self.last_decisions)
         self._start_slot()
         return float(self.last_result.reward[0]) / self.n_ue
 
@@ -213,6 +257,7 @@ class MECEnv(MultiAgentEnv):
         self.sim.reset([int(self._rng.integers(2**63 - 1))])
         self._row_ue = features.cluster_rows(self.sim.episodes.cluster, self.n_k, self.n_rows)
         self.last_result = None
+        self.last_decisions = None
         self._start_slot()
 
     # -- RLlib MultiAgentEnv API (one agent per UE, scheduler and coordinator) -----------------------------------
@@ -238,10 +283,15 @@ class MECEnv(MultiAgentEnv):
         elif role == "ue":
             self.apply_ues(
                 [int(action_dict[a]["offload"]) for a in agents],
-                [np.asarray(action_dict[a]["spectrum"]).reshape(-1)[0] for a in agents],
+                None if self.grant else [np.asarray(action_dict[a]["spectrum"]).reshape(-1)[0] for a in agents],
             )
         else:
-            reward = self.apply_schedulers(np.stack([np.asarray(action_dict[a]).reshape(-1) for a in agents]))
+            if self.grant:
+                scores = np.stack([np.asarray(action_dict[a]["priority"]).reshape(-1) for a in agents])
+                spectrum = np.stack([np.asarray(action_dict[a]["spectrum"]).reshape(-1) for a in agents])
+            else:
+                scores, spectrum = np.stack([np.asarray(action_dict[a]).reshape(-1) for a in agents]), None
+            reward = self.apply_schedulers(scores, spectrum)
             return self._after_slot(reward, self.possible_agents, self._observe)
         return self._observe(), {}, {"__all__": False}, {"__all__": False}, {}
 

@@ -11,6 +11,11 @@ CLUSTER_KEY), a cluster's row every cluster's. The distribution of each row:
   scheduler:   priority score ~ Normal(mu, sigma) per row; rows of UEs that did not offload (and padding) are
                masked out of the loss and their scores are ignored by the environment
   coordinator: CPU-share logit ~ Normal(mu, sigma) per cluster; the env applies the floor-softmax
+With scenario.spectrum_by = scheduler (read from the action spaces: the UEs' has no "spectrum", the scheduler's is a
+Dict) the spectrum weight moves from the UE row to the scheduler row: the UE is the Bernoulli alone, and a scheduler
+row is (priority ~ Normal(mu, sigma), spectrum weight = 0.01 + 0.99 * x, x ~ Beta(1 + softplus(l1), 1 +
+softplus(l2))), independent given the row, so the row's one PPO ratio is over the sum of their log-probabilities
+and its entropy the sum of theirs.
 Deterministic actions: offload iff sigmoid(l0) > 1/2, the Beta mean, and mu.
 
 Critic (ValueFunctionAPI): `central` (MAPPO) encodes every row of the global slot state (mec.envs.features
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
@@ -46,7 +52,10 @@ from mec.envs.fleet import CLUSTER_KEY, CREDIT_KEY
 from mec.envs.mec_env import SPECTRUM_LOW
 
 ROLES = ("ue", "scheduler", "coordinator")
+# Actor outputs per row: the Bernoulli logit (offload), the two Beta parameters (spectrum weight; on the UE's row or,
+# with the grant, on the scheduler's), the Normal mean (priority, CPU-share logit).
 _OUT = {"ue": 3, "scheduler": 1, "coordinator": 1}
+_BETA = 2
 _EPS = 1e-4
 
 
@@ -142,10 +151,16 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         self.actor_kind = "rows" if self.role == "ue" else cfg.get("actor", "rows")
         if self.actor_kind not in ACTORS:
             raise ValueError(f"actor {self.actor_kind!r}: allowed {', '.join(ACTORS)}")
+        # The spectrum grant (scenario.spectrum_by = scheduler), as the fleet env's action spaces say: the UEs
+        # request no spectrum weight, the scheduler grants one per row with the priority.
+        self.grant = (self.role == "ue" and "spectrum" not in self.action_space.spaces) or (
+            self.role == "scheduler" and isinstance(self.action_space, gym.spaces.Dict)
+        )
+        self.n_out = _OUT[self.role] + (-_BETA if self.role == "ue" else _BETA) * self.grant
         if self.actor_kind == "set":
-            self.actor = SetActor(n_obs, hidden, _OUT[self.role], activation)
+            self.actor = SetActor(n_obs, hidden, self.n_out, activation)
         else:
-            self.actor = mlp(n_obs, hidden, _OUT[self.role], activation)
+            self.actor = mlp(n_obs, hidden, self.n_out, activation)
         # The set scheduler pools each row only with its own cluster's rows, so it needs every row's cluster (the
         # fleet env gives it with training.actor = set); the number of clusters is the space's bound.
         self.n_clusters = 1
@@ -189,7 +204,7 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         return torch.ones(rows.shape[:2], dtype=torch.bool, device=rows.device)
 
     def _dist_inputs(self, observation: dict) -> torch.Tensor:
-        """(B, R, out) distribution parameters. Gaussian roles carry their log-std as a second channel, so the
+        """(B, R, out) distribution parameters. Gaussian roles carry their log-std as the last channel, so the
         stored inputs alone define the distribution that sampled an action (the PPO ratio's denominator)."""
         rows = self._rows(observation["obs"])
         n_b, n_r = rows.shape[:2]
@@ -198,7 +213,7 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
             # simulator and masked out of the loss, so they are left at 0 rather than computed (nor pooled: a row
             # without a decision has no effect on any other row's output).
             valid = rows[..., 0] > 0.5
-            out = rows.new_zeros((n_b, n_r, _OUT["scheduler"]))
+            out = rows.new_zeros((n_b, n_r, self.n_out))
             if self.actor_kind == "set":
                 sample = torch.arange(n_b, device=rows.device)[:, None] * self.n_clusters
                 group = sample + observation[CLUSTER_KEY].reshape(n_b, n_r).long()
@@ -211,7 +226,7 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
         else:
             out = self.actor(rows)
         if self.log_std is not None:
-            out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+            out = torch.cat([out, self.log_std.expand(*out.shape[:-1], 1)], dim=-1)
         return out
 
     # -- distributions --------------------------------------------------------------------------------------------
@@ -220,55 +235,71 @@ class RoleModule(TorchRLModule, ValueFunctionAPI):
     # construction (softplus + 1, exp), and the checks are thousands of small tensor ops per learner update (a few
     # percent of it at K = 10); the values are the same.
 
-    def _ue_parts(self, inputs: torch.Tensor):
-        offload = torch.distributions.Bernoulli(logits=inputs[..., 0], validate_args=False)
+    def _beta(self, inputs: torch.Tensor) -> torch.distributions.Beta:
+        """The spectrum weight's Beta (of x, the weight = 0.01 + 0.99 x) from channels 1 and 2: the UE's request, or
+        with the grant the scheduler row's."""
         a = 1.0 + nn.functional.softplus(inputs[..., 1])
         b = 1.0 + nn.functional.softplus(inputs[..., 2])
-        return offload, torch.distributions.Beta(a, b, validate_args=False)
+        return torch.distributions.Beta(a, b, validate_args=False)
 
     def _gauss(self, inputs: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(inputs[..., 0], inputs[..., 1].exp(), validate_args=False)
+        """Channel 0 the mean, the last channel the log-std (with the grant the Beta's two lie between)."""
+        return torch.distributions.Normal(inputs[..., 0], inputs[..., -1].exp(), validate_args=False)
 
-    def row_logp(self, inputs: torch.Tensor, actions: Any) -> torch.Tensor:
-        """(B, R) log-probability of each row's action under the distribution `inputs` parameterise."""
+    def _spectrum(self, inputs: torch.Tensor, explore: bool) -> torch.Tensor:
+        beta = self._beta(inputs)
+        x = beta.sample().clamp(_EPS, 1 - _EPS) if explore else beta.mean
+        return SPECTRUM_LOW + (1 - SPECTRUM_LOW) * x
+
+    def _plus_beta(self, logp: torch.Tensor, inputs: torch.Tensor, spectrum: torch.Tensor, rows: torch.Tensor):
+        """logp plus the spectrum weight's Beta log-probability on `rows` (B, R) alone: the same values and gradients
+        as adding it masked over every row, without the log-gamma work on the others (in phase 2 most rows carry no
+        spectrum weight: UEs that run locally)."""
+        if not bool(rows.any()):
+            return logp
+        x = ((spectrum.reshape(rows.shape)[rows] - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(_EPS, 1 - _EPS)
+        return logp.masked_scatter(rows, logp[rows] + self._beta(inputs[rows]).log_prob(x))
+
+    def row_logp(self, inputs: torch.Tensor, actions: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, R) log-probability of each row's action under the distribution `inputs` parameterise. `mask` (B, R):
+        the rows that carry a decision (every caller masks the others out); with the grant the scheduler's Beta term
+        is computed on those rows alone (on every row if None)."""
+        shape = inputs.shape[:2]
         if self.role == "ue":
-            offload = actions["offload"].reshape(inputs.shape[:2]).float()
+            offload = actions["offload"].reshape(shape).float()
             logp = torch.distributions.Bernoulli(logits=inputs[..., 0], validate_args=False).log_prob(offload)
-            # The spectrum weight's Beta term counts only where the UE offloaded, so it is computed on those rows
-            # alone (in phase 2 a few percent of them): the same values and gradients as adding offload * log_prob
-            # over every row, without the log-gamma work on the others.
-            chosen = offload > 0.5
-            if not bool(chosen.any()):
-                return logp
-            x = ((actions["spectrum"].reshape(inputs.shape[:2])[chosen] - SPECTRUM_LOW) / (1 - SPECTRUM_LOW)).clamp(
-                _EPS, 1 - _EPS
-            )
-            rows = inputs[chosen]
-            beta = torch.distributions.Beta(1.0 + nn.functional.softplus(rows[:, 1]),
-                                            1.0 + nn.functional.softplus(rows[:, 2]), validate_args=False)  # fmt: skip
-            return logp.masked_scatter(chosen, logp[chosen] + beta.log_prob(x))
-        return self._gauss(inputs).log_prob(actions.reshape(inputs.shape[:2]).float())
+            # The requested spectrum weight counts only where the UE offloaded; with the grant it requests none.
+            return logp if self.grant else self._plus_beta(logp, inputs, actions["spectrum"], offload > 0.5)
+        if self.grant:
+            logp = self._gauss(inputs).log_prob(actions["priority"].reshape(shape).float())
+            rows = torch.ones(shape, dtype=torch.bool, device=inputs.device) if mask is None else mask
+            return self._plus_beta(logp, inputs, actions["spectrum"], rows)
+        return self._gauss(inputs).log_prob(actions.reshape(shape).float())
 
     def row_entropy(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.role == "ue":
-            offload_dist, beta = self._ue_parts(inputs)
-            return offload_dist.entropy() + offload_dist.probs * beta.entropy()
-        return self._gauss(inputs).entropy()
+            offload_dist = torch.distributions.Bernoulli(logits=inputs[..., 0], validate_args=False)
+            if self.grant:
+                return offload_dist.entropy()
+            return offload_dist.entropy() + offload_dist.probs * self._beta(inputs).entropy()
+        entropy = self._gauss(inputs).entropy()
+        return entropy + self._beta(inputs).entropy() if self.grant else entropy
 
     def _actions(self, inputs: torch.Tensor, obs: torch.Tensor, explore: bool) -> dict[str, Any]:
         table_shape = obs.shape[:-1]  # (B, N) / (B, K, M) / (B, K)
         mask = self.row_mask(obs)
         if self.role == "ue":
-            offload_dist, beta = self._ue_parts(inputs)
-            if explore:
-                offload, x = offload_dist.sample(), beta.sample().clamp(_EPS, 1 - _EPS)
-            else:
-                offload, x = (offload_dist.probs > 0.5).float(), beta.mean
-            actions = {"offload": offload.reshape(table_shape), "spectrum": SPECTRUM_LOW + (1 - SPECTRUM_LOW) * x}
+            offload_dist = torch.distributions.Bernoulli(logits=inputs[..., 0], validate_args=False)
+            offload = offload_dist.sample() if explore else (offload_dist.probs > 0.5).float()
+            actions = {"offload": offload.reshape(table_shape)}
+            if not self.grant:
+                actions["spectrum"] = self._spectrum(inputs, explore)
         else:
             gauss = self._gauss(inputs)
             actions = (gauss.sample() if explore else gauss.mean).reshape(table_shape)
-        logp = (self.row_logp(inputs, actions) * mask).sum(dim=1)
+            if self.grant:
+                actions = {"priority": actions, "spectrum": self._spectrum(inputs, explore).reshape(table_shape)}
+        logp = (self.row_logp(inputs, actions, mask) * mask).sum(dim=1)
         return {Columns.ACTIONS: actions, Columns.ACTION_LOGP: logp, Columns.ACTION_DIST_INPUTS: inputs}
 
     # -- RLModule API ---------------------------------------------------------------------------------------------
@@ -386,9 +417,9 @@ class FleetPPOLearner(PPOTorchLearner):
         n_valid = valid.sum().clamp(min=1.0)
 
         new_inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
-        new_logp = module.row_logp(new_inputs, batch[Columns.ACTIONS])
+        new_logp = module.row_logp(new_inputs, batch[Columns.ACTIONS], rows_valid)
         with torch.no_grad():
-            old_logp = module.row_logp(batch[Columns.ACTION_DIST_INPUTS], batch[Columns.ACTIONS])
+            old_logp = module.row_logp(batch[Columns.ACTION_DIST_INPUTS], batch[Columns.ACTIONS], rows_valid)
         ratio = torch.exp(new_logp - old_logp)
         if CREDIT_KEY in batch:  # per-UE marginal credit, standardised over the minibatch's rows
             credit = batch[CREDIT_KEY].reshape(valid.shape).float()

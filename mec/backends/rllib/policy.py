@@ -4,11 +4,13 @@ The role modules (mec.backends.rllib.modules) see exactly the features the envir
 (mec.envs.features), in the same causal order: coordinator -> UEs -> schedulers; the scheduler module also gets
 each row's cluster (the fleet observation's CLUSTER_KEY), which its set actor pools by and its per-row actor
 ignores. The conversions from module actions to simulator decisions are the environment's own (mec.envs.mec_env),
-so a learned policy is evaluated on the dynamics it was trained on.
+so a learned policy is evaluated on the dynamics it was trained on. Whether the schedulers grant the spectrum
+(scenario.spectrum_by = scheduler) is read from the scheduler module's action space, so a checkpoint carries it.
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
@@ -30,6 +32,7 @@ class LearnedPolicy:
         self.scales = scales
         self.name = name
         self.explore = explore
+        self.grant = isinstance(modules["scheduler"].action_space, gym.spaces.Dict)
 
     def _forward(self, role: str, obs: np.ndarray, explore: bool, cluster: np.ndarray | None = None):
         module = self.modules[role]
@@ -70,9 +73,13 @@ class LearnedPolicy:
         cpu_share = physics.cpu_shares(cpu_weight, state.params.phi_min)
         ue = self._forward("ue", features.ue_features(state, cpu_share, self.scales), explore)
         offload = np.asarray(ue["offload"]) > 0.5
-        spectrum = spectrum_from_action(ue["spectrum"])
+        # With the grant the schedulers see the upload ends of the equal split, then grant the weights themselves.
+        spectrum = np.ones((n_b, state.n_ue)) if self.grant else spectrum_from_action(ue["spectrum"])
         _, upload_end = uplink(state, offload, spectrum)
         rows = features.scheduler_rows(state, offload, upload_end, cpu_share, self.scales)
-        priority = np.asarray(self._forward("scheduler", rows, explore, state.cluster), dtype=float)
-        priority = priority.reshape(n_b, state.n_ue)
+        scheduler = self._forward("scheduler", rows, explore, state.cluster)
+        if self.grant:
+            spectrum = spectrum_from_action(scheduler["spectrum"]).reshape(n_b, state.n_ue)
+            scheduler = scheduler["priority"]
+        priority = np.asarray(scheduler, dtype=float).reshape(n_b, state.n_ue)
         return Decisions(offload, spectrum, priority, cpu_weight)

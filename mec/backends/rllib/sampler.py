@@ -1,12 +1,12 @@
 """Batched sampling for RLlib: one env runner plays B fleet episodes together, as arrays.
 
 `FleetSlots.play` resolves a batch of slot states in the study's causal stage order (coordinator -> UEs ->
-schedulers) with one feature computation per stage, one call of `act(role, obs, critic_state, cluster)` per stage
-(one forward pass of the role's module over every row of every slot; `cluster`, each scheduler row's cluster, is
-given to the scheduler stage with training.actor = set and is None otherwise), one call of the batched simulator
-kernel and, with marginal UE credit, one kernel call over every offloading UE's counterfactual slot. Its
-observations, decisions, rewards and credits are FleetEnv's (mec.envs.fleet) for the same episodes and actions;
-tests/test_sampler.py holds it to that.
+schedulers, which with scenario.spectrum_by = scheduler also grant the spectrum) with one feature computation per
+stage, one call of `act(role, obs, critic_state, cluster)` per stage (one forward pass of the role's module over
+every row of every slot; `cluster`, each scheduler row's cluster, is given to the scheduler stage with
+training.actor = set and is None otherwise), one call of the batched simulator kernel and, with marginal UE credit,
+one kernel call over every offloading UE's counterfactual slot. Its observations, decisions, rewards and credits
+are FleetEnv's (mec.envs.fleet) for the same episodes and actions; tests/test_sampler.py holds it to that.
 
 `BatchedFleetEnvRunner` is an RLlib `MultiAgentEnvRunner` whose `sample()` plays `training.batch_episodes` whole
 episodes at once and builds RLlib `MultiAgentEpisode`s from the arrays (one per episode, the same env steps,
@@ -98,6 +98,7 @@ class FleetSlots:
         self.has_coordinator = setup.phase == 2 and cfg.phase2.coordinator == "learned"
         self.marginal_credit = cfg.training.ue_credit == "marginal"
         self.row_clusters = cfg.training.actor == "set"  # FleetEnv's CLUSTER_KEY, as there
+        self.grant = cfg.scenario.spectrum_by == "scheduler"  # the schedulers grant the spectrum, as in FleetEnv
         self.roles = (["coordinator"] if self.has_coordinator else []) + ["ue", "scheduler"]
 
     def _cluster(self, state: SlotState) -> np.ndarray | None:
@@ -146,7 +147,10 @@ class FleetSlots:
         actions, extra = act("ue", ue, critic, None)
         records["ue"] = StageRecord(ue, critic, actions, extra)
         offload = np.asarray(actions["offload"]).reshape(n_b, n_ue) > 0.5
-        spectrum = spectrum_from_action(np.asarray(actions["spectrum"]).reshape(n_b, n_ue))
+        if self.grant:  # the schedulers observe the equal split among the offloaders; their grant comes next
+            spectrum = np.ones((n_b, n_ue))
+        else:
+            spectrum = spectrum_from_action(np.asarray(actions["spectrum"]).reshape(n_b, n_ue))
         _, upload_end = uplink(state, offload, spectrum)
 
         rows = features.scheduler_rows(state, offload, upload_end, share, self.scales)
@@ -154,7 +158,11 @@ class FleetSlots:
         cluster = self._cluster(state)
         actions, extra = act("scheduler", rows, critic, cluster)
         records["scheduler"] = StageRecord(rows, critic, actions, extra, cluster)
-        priority = np.asarray(actions, dtype=float).reshape(n_b, n_ue)
+        if self.grant:
+            priority = np.asarray(actions["priority"], dtype=float).reshape(n_b, n_ue)
+            spectrum = spectrum_from_action(np.asarray(actions["spectrum"]).reshape(n_b, n_ue))
+        else:
+            priority = np.asarray(actions, dtype=float).reshape(n_b, n_ue)
 
         decisions = Decisions(offload, spectrum, priority, cpu_weight)
         result = resolve_slot(state, decisions)
