@@ -474,13 +474,13 @@ def test_a_bad_spectrum_by_on_the_command_line_is_one_line():
 
 
 def test_the_spectrum_grant_config_runs_the_grant_in_both_phases_and_the_tight_scenario(tmp_path):
-    """config/spectrum_grant.yaml: the grant at N = 3, 5, 7 (spec and tight deadlines) and K = 4, 10, seeds 0-2:
-    24 training jobs, 8 baseline jobs (dry run)."""
+    """config/spectrum_grant.yaml: the grant at config/reduced.yaml's points, N = 3, 7 (spec and tight deadlines) and
+    K = 10, seeds 0-2: 15 training jobs, 5 baseline jobs (dry run)."""
     from test_variants import copy_workflow, snakemake
 
     cfg = load_config(ROOT / "config" / "spectrum_grant.yaml")
     assert cfg.scenario.spectrum_by == "scheduler" and cfg.workflow.results_dir == "results/spectrum_grant"
-    assert (cfg.phase1.n_ue, cfg.phase2.n_clusters, cfg.workflow.seeds) == ((3, 5, 7), (4, 10), (0, 1, 2))
+    assert (cfg.phase1.n_ue, cfg.phase2.n_clusters, cfg.workflow.seeds) == ((3, 7), (10,), (0, 1, 2))
     tight = variant_configs(cfg)["tight_deadlines"]
     assert tight.scenario.spectrum_by == "scheduler" and tight.scenario.task.deadline_s.high == 2.0
     assert cfg.training == DEFAULT_CONFIG.training  # the reduced budget: fewer points and seeds, not iterations
@@ -490,9 +490,9 @@ def test_the_spectrum_grant_config_runs_the_grant_in_both_phases_and_the_tight_s
     assert result.returncode == 0, result.stderr[-3000:]
     counts = {parts[0]: int(parts[1]) for parts in (line.split() for line in result.stdout.splitlines())
               if len(parts) == 2 and parts[1].isdigit()}  # fmt: skip
-    assert counts["train_agents"] == counts["evaluate_policy"] == (3 + 2 + 3) * 3
-    assert counts["evaluate_baselines"] == 3 + 2 + 3
-    assert counts["plot_run_phase1"] == 2 * 3 * 3 and counts["plot_run_phase2"] == 2 * 3
+    assert counts["train_agents"] == counts["evaluate_policy"] == (2 + 1 + 2) * 3
+    assert counts["evaluate_baselines"] == 2 + 1 + 2
+    assert counts["plot_run_phase1"] == 2 * 2 * 3 and counts["plot_run_phase2"] == 1 * 3
 
 
 # --------------------------------------------------------------------------- a tiny training
