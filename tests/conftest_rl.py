@@ -86,3 +86,53 @@ def untrained_policy(env: FleetEnv, scenario, seed: int, name: str = "learned"):
             for a in env.possible_agents
         }  # fmt: skip
     return LearnedPolicy(modules, FeatureScales(scenario), name=name)
+
+
+# A tiny training config (a few seconds per phase): `tiny_training_evaluates` writes it with extra sections.
+TINY_TRAINING = {
+    "phase2": {"n_users": 8, "n_clusters": [2], "kmeans_n_init": 2},
+    "training": {"iterations": 2, "episode_slots": 10, "eval_episodes": 2, "train_batch_slots": 20,
+                 "minibatch_size": 10, "num_epochs": 1, "checkpoint_every": 1, "num_cpus": 1, "num_env_runners": 0},
+}  # fmt: skip
+
+
+def tiny_training_evaluates(tmp_path, phase: int, scenario: dict | None = None, training: dict | None = None):
+    """Train the tiny config (with `scenario` / `training` keys added) through `mec train`, load its best checkpoint,
+    and check `mec evaluate --best-of 2` on the validation episodes it was picked on: the policy scores what training
+    recorded, best-of-2 at least that. Returns (modules, meta) of the checkpoint."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    import yaml
+
+    from mec.backends.rllib.training import load_modules
+
+    config = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], **(training or {})}}
+    if scenario:
+        config["scenario"] = scenario
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+    def mec(*args):
+        proc = subprocess.run([sys.executable, "-m", "mec", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    out = tmp_path / "run"
+    size = ["--n-ue", "3"] if phase == 1 else ["--n-clusters", "2"]
+    mec("train", "--phase", str(phase), *size, "--seed", "0", "--out", str(out), "--config",
+        str(tmp_path / "config.yaml"), "--num-cpus", "1")  # fmt: skip
+    best = out / "checkpoints" / "best"
+    modules, meta = load_modules(best)
+    eval_seed = str(meta["config"]["training"]["eval_seed"])
+    proc = mec("evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--seed", eval_seed,
+               "--best-of", "2", "--json")  # fmt: skip
+    lines = [json.loads(line) for line in proc.stdout.strip().splitlines() if line.startswith("{")]
+    assert len(lines) == 2
+    assert lines[0]["reward_per_slot"] == pytest.approx(meta["eval_reward_per_slot"], rel=1e-9)
+    assert lines[1]["reward_per_slot"] >= lines[0]["reward_per_slot"] - 1e-9
+    return modules, meta

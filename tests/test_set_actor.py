@@ -9,10 +9,6 @@ both phases whose checkpoint loads and evaluates (best-of-K included).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +17,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from conftest_rl import make_env
+from conftest_rl import make_env, tiny_training_evaluates
 from mec.backends.rllib.modules import RoleModule, SetActor, mlp
 from mec.envs.fleet import CLUSTER_KEY
 
@@ -246,55 +242,12 @@ def test_the_rows_actor_is_the_per_row_mlp_of_the_same_seed_and_ignores_the_clus
 
 # --------------------------------------------------------------------------- a tiny training, both phases
 
-TINY = """\
-phase2:
-  n_users: 8
-  n_clusters: [2]
-  kmeans_n_init: 2
-training:
-  actor: set
-  iterations: 2
-  episode_slots: 10
-  eval_episodes: 2
-  train_batch_slots: 20
-  minibatch_size: 10
-  num_epochs: 1
-  checkpoint_every: 1
-  num_cpus: 1
-  num_env_runners: 0
-"""
-
-
-def _mec(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.run([sys.executable, "-m", "mec", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-
-
-@pytest.mark.parametrize("phase, size", [(1, ["--n-ue", "3"]), (2, ["--n-clusters", "2"])], ids=["phase1", "phase2"])
-def test_a_tiny_set_actor_training_runs_and_its_checkpoint_loads_and_evaluates(tmp_path, phase, size):
-    from mec.backends.rllib.training import load_modules
-
-    (tmp_path / "config.yaml").write_text(TINY)
-    out = tmp_path / "run"
-    proc = _mec(["train", "--phase", str(phase), *size, "--seed", "0", "--out", str(out), "--config",
-                 str(tmp_path / "config.yaml"), "--num-cpus", "1"], tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    best = out / "checkpoints" / "best"
-    modules, meta = load_modules(best)
+@pytest.mark.parametrize("phase", [1, 2], ids=["phase1", "phase2"])
+def test_a_tiny_set_actor_training_runs_and_its_checkpoint_loads_and_evaluates(tmp_path, phase):
+    modules, meta = tiny_training_evaluates(tmp_path, phase, training={"actor": "set"})
     assert meta["config"]["training"]["actor"] == "set"
     assert isinstance(modules["scheduler"].actor, SetActor)
     assert CLUSTER_KEY in modules["scheduler"].observation_space.spaces
     assert not isinstance(modules["ue"].actor, SetActor)  # the UEs decide from their own row
     if phase == 2:
         assert isinstance(modules["coordinator"].actor, SetActor)
-
-    # Evaluated on the validation episodes it was picked on, it scores what training recorded; best-of-2 beside it.
-    eval_seed = str(meta["config"]["training"]["eval_seed"])
-    proc = _mec(["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--seed", eval_seed,
-                 "--best-of", "2", "--json"], tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in proc.stdout.strip().splitlines() if line.startswith("{")]
-    assert len(lines) == 2
-    assert lines[0]["reward_per_slot"] == pytest.approx(meta["eval_reward_per_slot"], rel=1e-9)
-    assert lines[1]["reward_per_slot"] >= lines[0]["reward_per_slot"] - 1e-9
