@@ -82,13 +82,17 @@ def permuted(obs, perm):
 # --------------------------------------------------------------------------- permutation equivariance
 
 
+def assert_permutes_outputs(module, obs, perm):
+    """Permuting each sample's rows by `perm` (B, R) permutes the module's outputs the same way."""
+    want = scores(module, obs)[torch.arange(B)[:, None], perm]
+    torch.testing.assert_close(scores(module, permuted(obs, perm)), want, rtol=1e-5, atol=1e-6)
+
+
 def test_scheduler_rows_permuted_across_clusters_permute_the_outputs(env):
     module = build(env, "scheduler")
     obs = scheduler_obs()
     perm = torch.stack([torch.randperm(N, generator=torch.Generator().manual_seed(b)) for b in range(B)])
-    got = scores(module, permuted(obs, perm))
-    want = scores(module, obs)[torch.arange(B)[:, None], perm]
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert_permutes_outputs(module, obs, perm)
     # The clusters' labels are names: renaming them changes nothing.
     renamed = {**obs, CLUSTER_KEY: torch.tensor([2, 0, 1])[obs[CLUSTER_KEY]]}
     torch.testing.assert_close(scores(module, renamed), scores(module, obs), rtol=1e-5, atol=1e-6)
@@ -102,18 +106,14 @@ def test_scheduler_rows_permuted_within_a_cluster_permute_the_outputs(env):
         rows = torch.nonzero(obs[CLUSTER_KEY][b] == 0).flatten()
         perm[b, rows] = rows.flip(0)
     assert (perm != torch.arange(N)).any()
-    got = scores(module, permuted(obs, perm))
-    want = scores(module, obs)[torch.arange(B)[:, None], perm]
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert_permutes_outputs(module, obs, perm)
 
 
 def test_coordinator_rows_permuted_permute_the_outputs(env):
     module = build(env, "coordinator")
     obs = coordinator_obs()
     perm = torch.stack([torch.randperm(K, generator=torch.Generator().manual_seed(b)) for b in range(B)])
-    got = scores(module, permuted(obs, perm))
-    want = scores(module, obs)[torch.arange(B)[:, None], perm]
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert_permutes_outputs(module, obs, perm)
 
 
 # --------------------------------------------------------------------------- rows without a decision, padding
