@@ -236,6 +236,11 @@ class TrainingConfig:
     hidden: tuple[int, ...] = _key(
         (64, 64), parse.int_tuple(1, None, distinct=False), "hidden layer widths of every actor and critic MLP"
     )
+    ue_hidden: tuple[int, ...] = _key(
+        (),
+        parse.int_tuple(1, None, distinct=False, empty="training.hidden"),
+        "hidden layer widths of the UE role's actor (and critic, if it has one); []: training.hidden",
+    )
     activation: str = _key("tanh", parse.choice(ACTIVATIONS), "activation after every hidden layer of every MLP")
     critic: str = _key(
         "central", parse.choice(CRITICS), "central: MAPPO critic on the global state; local: IPPO ablation"
@@ -485,6 +490,11 @@ def _check_training(cfg: TrainingConfig, key: str) -> None:
     if cfg.critic_row_layers > len(cfg.hidden):
         fail(join(key, "critic_row_layers"), cfg.critic_row_layers,
               f"1..len({join(key, 'hidden')}) = 1..{len(cfg.hidden)} (the critic's row layers are hidden layers)")
+    ue_layers = len(cfg.ue_hidden or cfg.hidden)
+    if cfg.ue_credit == "shared" and cfg.critic_row_layers > ue_layers:
+        fail(join(key, "critic_row_layers"), cfg.critic_row_layers,
+              f"1..len({join(key, 'ue_hidden')}) = 1..{ue_layers} (with {join(key, 'ue_credit')} = shared the UEs "
+              "have a critic, whose row layers are hidden layers of theirs)")  # fmt: skip
     if cfg.ue_rows_per_slot and cfg.critic == "local" and cfg.ue_credit == "shared":
         fail(join(key, "ue_rows_per_slot"), cfg.ue_rows_per_slot,
              f"0 with {join(key, 'critic')} = local and {join(key, 'ue_credit')} = shared (the UE critic would pool "

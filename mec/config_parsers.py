@@ -136,14 +136,17 @@ def integer(low: int) -> Parser:
     return parse
 
 
-def int_tuple(low: int, high: int | None = None, distinct: bool = True) -> Parser:
+def int_tuple(low: int, high: int | None = None, distinct: bool = True, empty: str = "") -> Parser:
+    """A list of integers in bounds; `empty`, where given, says what an empty list means (else one is rejected)."""
     bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-    allowed = f"a non-empty list of {'distinct ' if distinct else ''}integers {bounds}"
+    allowed = f"a {'' if empty else 'non-empty '}list of {'distinct ' if distinct else ''}integers {bounds}"
+    allowed += f" ([]: {empty})" if empty else ""
     item = {"type": "integer", "minimum": low, **({"maximum": high} if high is not None else {})}
 
-    @_schema({"type": "array", "minItems": 1, **({"uniqueItems": True} if distinct else {}), "items": item})
+    @_schema({"type": "array", "minItems": 0 if empty else 1, **({"uniqueItems": True} if distinct else {}),
+              "items": item})  # fmt: skip
     def parse(key: str, value: Any) -> tuple[int, ...]:
-        if not isinstance(value, (list, tuple)) or not value:
+        if not isinstance(value, (list, tuple)) or (not value and not empty):
             fail(key, value, allowed)
         for i, item in enumerate(value):
             if not _is_int(item) or item < low or (high is not None and item > high):

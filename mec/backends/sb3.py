@@ -17,8 +17,8 @@ Hyperparameters (config training.*): train_batch_slots -> n_steps (one env, so t
 minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma, gae_lambda, clip_param -> clip_range,
 entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), activation -> activation_fn, seed.
 Everything else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5,
-state-independent log std starting at 0). training.critic, actor, ue_credit, num_env_runners and ray_address do not
-apply (actor and critic both see the full slot observation, so there is no per-row actor to choose; one joint action
+state-independent log std starting at 0). training.critic, actor, ue_hidden, ue_credit, num_env_runners and
+ray_address do not apply (actor and critic both see the full slot observation, so there is no per-row actor to choose; one joint action
 has one reward, the slot's; sampling is one env in this process, without Ray); num_cpus sets torch's threads. Nor
 does scenario.spectrum_by: the joint action sets every spectrum weight whoever would set it (mec.backends.slot_env).
 

@@ -39,6 +39,11 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
 
     t = cfg.training
 
+    def hidden(role):
+        # The UEs' actor may be narrower than the other roles' networks (training.ue_hidden); the UEs have no
+        # critic of their own under marginal credit, so with it the width only shapes their actor.
+        return list(t.ue_hidden or t.hidden) if role == "ue" else list(t.hidden)
+
     def critic(role):
         # With marginal credit the UE rows' advantage is their own credit, never the critic's: no UE critic.
         return "none" if role == "ue" and t.ue_credit == "marginal" else t.critic
@@ -46,7 +51,7 @@ def module_specs(cfg: StudyConfig, phase: int) -> dict:
     return {
         role: RLModuleSpec(
             module_class=RoleModule,
-            model_config={"role": role, "hidden": list(t.hidden), "activation": t.activation, "actor": t.actor,
+            model_config={"role": role, "hidden": hidden(role), "activation": t.activation, "actor": t.actor,
                           "critic": critic(role), "critic_row_layers": t.critic_row_layers},
         )
         for role in trained_roles(cfg, phase)
