@@ -210,7 +210,7 @@ class EvaluationConfig:
     slots: int = _key(200, parse.integer(1), "slots per evaluation episode")
     seed: int = _key(12345, parse.integer(0), "seed of the evaluation episodes, the same for every policy")
     best_of: int = _key(
-        0,
+        16,
         parse.integer(0),
         "K >= 2: also the learned policy's best of K sampled joint actions per slot (centralised); 0 or 1: off",
     )
@@ -246,7 +246,7 @@ class TrainingConfig:
         "central", parse.choice(CRITICS), "central: MAPPO critic on the global state; local: IPPO ablation"
     )
     actor: str = _key(
-        "rows",
+        "set",
         parse.choice(ACTORS),
         "scheduler and coordinator actors; rows: each row alone; set: each row with its table's (cluster's) mean",
     )

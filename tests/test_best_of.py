@@ -279,7 +279,7 @@ def test_evaluate_policy_writes_best_of_k_rows_and_decision_times_when_the_key_i
     from mec import io
     from workflow_script import run_workflow_script
 
-    evaluation = {"episodes": 2, "slots": 5, "seed": 9, **({"best_of": best_of_k} if best_of_k else {})}
+    evaluation = {"episodes": 2, "slots": 5, "seed": 9, "best_of": best_of_k}
     smk = SimpleNamespace(
         wildcards=SimpleNamespace(phase="2", n="2", seed="0"), threads=1,
         params=SimpleNamespace(phase_section={"n_users": 8, "n_clusters": [2], "kmeans_n_init": 2}, scenario={},

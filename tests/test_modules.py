@@ -18,6 +18,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from conftest_rl import make_env
 from mec.backends.rllib import modules
 from mec.backends.rllib.modules import FleetPPOLearner, RoleModule
+from mec.envs.fleet import CLUSTER_KEY
 from mec.envs.mec_env import SPECTRUM_LOW
 
 AGENT = {"ue": "ues", "scheduler": "schedulers", "coordinator": "coordinator"}
@@ -414,6 +415,8 @@ def learner_batch(module, role, seed, n_ue=3, batch=8):
         obs[..., 0] = valid
         obs[~valid] = 0.0
     obs = {"obs": torch.from_numpy(obs), "state": torch.from_numpy(state)}
+    if CLUSTER_KEY in module.observation_space.spaces:  # the set scheduler (the default actor): phase 1, one cluster
+        obs[CLUSTER_KEY] = torch.zeros((batch, n_ue), dtype=torch.float32)
     with torch.no_grad():
         out = module.forward_exploration({Columns.OBS: obs})
     return {

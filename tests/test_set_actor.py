@@ -208,7 +208,7 @@ def test_a_single_hidden_layer_set_actor_works(env):
 
 
 def test_the_set_scheduler_needs_the_row_clusters():
-    rows_env = make_env("fleet", 2, config={"phase2": {"n_users": N}})
+    rows_env = make_env("fleet", 2, config={"phase2": {"n_users": N}, "training": {"actor": "rows"}})
     assert CLUSTER_KEY not in rows_env.observation_spaces["schedulers"].spaces
     with pytest.raises(ValueError, match=CLUSTER_KEY):
         build(rows_env, "scheduler")
