@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CONFIG ?= config.yaml
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv study report reproduce test test-fast bench schema clean-venv
+.PHONY: venv study report reproduce publish readme test test-fast bench schema clean-venv
 
 venv: $(STAMP)
 
@@ -30,10 +30,12 @@ SNAKEMAKE = $(PY) -m mec.workflow_runner
 STOPPED_QUIETLY = || { status=$$?; case $$status in 130) kill -INT $$PPID;; 143) kill -TERM $$PPID;; \
                   *) exit $$status;; esac; }
 
-# The study: every stale stage of the Snakemake workflow for $(CONFIG) (merged over config.yaml).
+# The study: every stale stage of the Snakemake workflow for $(CONFIG) (merged over config.yaml); TARGETS: other
+# targets instead of the default one (e.g. TARGETS="ablations compare_backends pareto tune" with config/reduced.yaml).
+TARGETS ?=
 study: venv
 	@$(CHECK_CONFIG)
-	@$(SNAKEMAKE) --workflow-profile profiles/default --configfile $(CONFIG) $(STOPPED_QUIETLY)
+	@$(SNAKEMAKE) $(TARGETS) --workflow-profile profiles/default --configfile $(CONFIG) $(STOPPED_QUIETLY)
 
 # The HTML report of every figure, with captions: report.html in the config's own workflow.results_dir, beside the
 # outputs it shows (config.yaml: results/; .test/config.yaml: results-test/). mec.config fills the keys CONFIG leaves
@@ -55,6 +57,18 @@ reproduce: venv
 	@$(PY) -m mec.config "$(REPRODUCE_CONFIG)"
 	@$(SNAKEMAKE) --workflow-profile profiles/default --configfile config.yaml $(REPRODUCE_CONFIG) $(STOPPED_QUIETLY)
 	$(PY) -m mec reproduce --committed $(COMMITTED) --rerun $(RERUN)
+
+# A finished part of the study (e.g. CONFIG=config/parts/phase1.yaml) merged into the committed tables under
+# docs/summary/ by phase, its figures into docs/results/, the part recorded in docs/summary/parts.json (mec publish;
+# PART: its name, default the config file's). Then `make readme` rebuilds docs/results.md's generated section and
+# the README's headline from docs/summary/ alone.
+PART ?=
+publish: venv
+	@$(CHECK_CONFIG)
+	$(PY) -m mec publish --config "$(CONFIG)" $(if $(PART),--part "$(PART)")
+
+readme: venv
+	$(PY) -m mec readme
 
 # Every test, what CI runs (about 24 minutes on 2 cores).
 test: venv

@@ -1,4 +1,5 @@
-"""The `mec` command: `python -m mec evaluate ...`, `train ...`, `compare ...` and `reproduce ...`."""
+"""The `mec` command: `python -m mec evaluate ...`, `train ...`, `compare ...`, `reproduce ...`, `publish ...` and
+`readme ...`."""
 
 from __future__ import annotations
 
@@ -171,7 +172,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--committed", type=Path, required=True, help="the committed summary table (Parquet)")
     rep.add_argument("--rerun", type=Path, required=True, help="the rerun's summary table (Parquet)")
+
+    pub = sub.add_parser(
+        "publish",
+        help="merge a finished part of the study into the committed tables under docs/summary/",
+        description="Merge the summary tables of a finished part of the study (the results_dir of --config, merged "
+        "over --base as `make study CONFIG=...` reads it) into --summary: rows of the phases the part ran replace the "
+        "committed rows of those phases, other phases' rows stay; the study's and its scenarios' tables only from a "
+        "part of --base's study, the tables across variants (ablations, backends, pareto, tuning) from any part that "
+        "built them. Copies the figures docs/results.md shows into --figures and records the part (commit, CPU "
+        "model, jobs, wall and CPU seconds of its benchmark files) in SUMMARY/parts.json. Every input is checked "
+        "before anything is written.",
+    )
+    pub.add_argument("--config", type=Path, required=True, help="the part's config (as given to make study)")
+    pub.add_argument("--part", help="the part's name (default: the config file's name without .yaml)")
+    _add_committed_flags(pub)
+
+    rdm = sub.add_parser(
+        "readme",
+        help="rebuild docs/results.md's generated section and the README's headline from docs/summary/",
+        description="Rebuild the results section of --page and the headline of --readme (between their markers) "
+        "from the committed tables under --summary alone: the study's and each scenario's comparison, the tables "
+        "across variants there, the parts behind them (SUMMARY/parts.json) and the figures under --figures.",
+    )
+    rdm.add_argument("--readme", type=Path, default=Path("README.md"), help="the page with the headline markers")
+    rdm.add_argument("--page", type=Path, default=Path("docs/results.md"), help="the page with the results markers")
+    _add_committed_flags(rdm)
     return parser
+
+
+def _add_committed_flags(parser: argparse.ArgumentParser) -> None:
+    # Defaults: mec.publish's (imported only by these commands: it needs mec.markdown and matplotlib).
+    parser.add_argument("--summary", type=Path, help="the committed summary tables (default: docs/summary)")
+    parser.add_argument("--figures", type=Path, help="the committed figures (default: docs/results)")
+    parser.add_argument("--base", type=Path, help="the study's config (default: config.yaml)")
+
+
+def _committed_flags(args) -> dict:
+    return {key: getattr(args, key) for key in ("summary", "figures", "base") if getattr(args, key) is not None}
 
 
 _SLACK = 1e-12  # as mec.config: 100 * 0.01 counts as feasible despite rounding
@@ -414,6 +452,33 @@ def _reproduce(args) -> int:
     return 0 if equal else 1
 
 
+def _publish(args) -> int:
+    from mec import publish  # noqa: PLC0415
+
+    try:
+        record = publish.publish(args.config, args.part, **_committed_flags(args))
+    except publish.PublishError as exc:
+        raise CliError(str(exc)) from None
+    print(f"published part {record['part']} ({record['commit']}{', uncommitted changes' if record['dirty'] else ''}"
+          f"; {record['cpu']}): {', '.join(record['covers'])}; {record['jobs']} jobs, "
+          f"{record['cpu_s'] / 3600:.2f} CPU-hours; recorded in {args.summary or publish.SUMMARY_DIR}/"
+          f"{publish.PARTS_FILE}. Next: make readme")
+    return 0
+
+
+def _readme(args) -> int:
+    from mec import publish  # noqa: PLC0415
+
+    try:
+        changed, missing = publish.readme(readme_path=args.readme, page=args.page, **_committed_flags(args))
+    except publish.PublishError as exc:
+        raise CliError(str(exc)) from None
+    for path in missing:
+        print(f"note: {path}: no such figure, not shown (publish the part that draws it)")
+    print(f"updated: {', '.join(map(str, changed)) or 'nothing (already current)'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -429,8 +494,12 @@ def main(argv: list[str] | None = None) -> int:
                 return _train(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "publish":
+            return _publish(args)
+        if args.command == "readme":
+            return _readme(args)
         return _compare(args)
-    except (ConfigError, CliError, ReproduceError) as exc:
+    except (ConfigError, CliError, ReproduceError, io.CorruptFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except interrupt.Stopped as exc:

@@ -966,3 +966,39 @@ def test_readme_results_splices_the_studys_tables_into_the_results_page_and_the_
     again = snakemake(study, "readme_results", "--cores", "1", "--configfile", ".test/config.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     assert {path: path.read_text() for path in originals} == texts
+
+
+def test_readme_from_published_parts_of_the_tiny_study(study, tmp_path):
+    """The finished tiny study published as two parts (phase 1 with tight_deadlines, phase 2 with capable_edge; mec
+    publish, as `make publish` runs it) gives the committed tables the whole run's rows, and `mec readme` run where no
+    results folder is builds a section with both phases, both scenarios and the parts behind them."""
+    summary, figures = tmp_path / "docs" / "summary", tmp_path / "docs" / "results"
+    base = study / ".test" / "config.yaml"
+    for name, phase, scenario in (("part1", 1, "tight_deadlines"), ("part2", 2, "capable_edge")):
+        config = tmp_path / f"{name}.yaml"
+        write_config(config, {"workflow": {"phases": [phase], "scenarios": [scenario]}})
+        result = subprocess.run([sys.executable, "-m", "mec", "publish", "--config", str(config), "--base", str(base),
+                                 "--summary", str(summary), "--figures", str(figures)],
+                                cwd=study, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    published = pd.read_parquet(summary / "comparison.parquet")
+    pd.testing.assert_frame_equal(published, pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet"))
+    parts = yaml.safe_load((summary / "parts.json").read_text())["parts"]
+    for part, phase in zip(parts, (1, 2), strict=True):
+        jobs = [p for p in (study / f"{RESULTS}/benchmarks").rglob("*.tsv") if f"phase{phase}_" in p.name]
+        assert part["jobs"] == len(jobs) > 0 and part["cpu_s"] > 0, part
+    readme, page = tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    readme.write_text(f"# Title\n{markdown.HEADLINE_START}\n{markdown.HEADLINE_END}\n")
+    page.write_text(f"# Results\n{markdown.README_START}\n{markdown.README_END}\n")
+    result = subprocess.run([sys.executable, "-m", "mec", "readme", "--base", str(base)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    section = page.read_text()
+    for title in ("### Phase 1: learned vs the upper bound", "### Phase 2: learned vs the best heuristic",
+                  "### Phase 1, scenario tight_deadlines", "### Phase 2, scenario capable_edge",
+                  "### The parts behind these tables", "| part1 | study phase 1, tight_deadlines phase 1 |",
+                  "| part2 | study phase 2, capable_edge phase 2 |", "| total |",
+                  "](results/phase2_sweep_relative.png)"):  # fmt: skip
+        assert title in section, title
+    trained = io.read_provenance(study / f"{RESULTS}/phase1/n3/seed0/eval/episodes.parquet")["trained"]["commit"]
+    assert "| study | 1, N = 3 | mappo: " in readme.read_text() and f"| {trained} |" in readme.read_text()

@@ -2,11 +2,12 @@
 tables (mec.markdown.readme_results, mec.markdown.headline_markdown).
 
 Writes results/README_results.md and results/README_headline.md, copies the figures the section shows into
-docs/results/ (results/ is not in git, the page must show them anywhere; each copy atomic, other files there left
-alone), then splices the section into docs/results.md and the headline into README.md between their markers
-(mec.markdown.splice_files: both files are checked before either is written, each is replaced atomically, and
-splicing the same text twice changes nothing). Neither page nor docs/results/ is a rule output: Snakemake deletes
-outputs before a job runs and after it fails.
+docs/results/ (results/ is not in git, the page must show them anywhere; each copy atomic, under the name `mec
+publish` gives it, other files there left alone), then splices the section into docs/results.md and the headline
+into README.md between their markers (mec.markdown.splice_files: both files are checked before either is written,
+each is replaced atomically, and splicing the same text twice changes nothing). Neither page nor docs/results/ is a
+rule output: Snakemake deletes outputs before a job runs and after it fails. `make readme` (mec.publish.readme) builds
+the same section from the committed tables under docs/summary/ instead.
 """
 
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import mec_rule  # first of the project: puts mec on the path
 
-from mec import io, markdown
+from mec import io, markdown, publish
 
 log = logging.getLogger("readme_results")
 
@@ -27,19 +28,15 @@ def scenario_of(path: Path) -> str | None:
     return parts[parts.index("variants") + 1] if "variants" in parts[:-1] else None
 
 
+def phase_of(path: Path) -> int:
+    """1 for results/figures/phase1/sweep_reward_per_slot.png."""
+    return int(path.parent.name.removeprefix("phase"))
+
+
 def caption(path: Path) -> str:
     """'Phase 1: reward per slot' for results/figures/phase1/sweep_reward_per_slot.png ('Phase 1, scenario
-    tight_deadlines: ...' for a scenario's figure)."""
-    phase = path.parent.name.replace("phase", "Phase ")
-    scenario = scenario_of(path)
-    if scenario is not None:
-        phase = f"{phase}, scenario {scenario}"
-    relative = ("learned vs baselines, % of the upper bound's reward" if phase.startswith("Phase 1")
-                else "learned vs baselines, gain per UE over all-local (local search: the ceiling)")
-    names = {"sweep_relative": relative,
-             "sweep_reward_per_slot": "learned vs baselines, reward per slot", "pareto": "QoS-energy trade-off",
-             "ablations": "ablations, reward per slot", "backends": "training backends, reward per slot"}  # fmt: skip
-    return f"{phase}: {names.get(path.stem, path.stem)}"
+    tight_deadlines: ...' for a scenario's figure): mec.publish.figure_caption, as `make readme` captions it."""
+    return publish.figure_caption(phase_of(path), path.stem, scenario_of(path))
 
 
 def learned_runs(comparison_path: str) -> list[dict]:
@@ -66,8 +63,7 @@ def main(smk) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
     for source in map(Path, inputs.figures):
-        scenario = scenario_of(source)
-        target = folder / f"{'' if scenario is None else scenario + '_'}{source.parent.name}_{source.name}"
+        target = folder / publish.figure_name(phase_of(source), source.stem, scenario_of(source))
         io.atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
         page = os.path.relpath(target, Path(smk.params.page).parent)
         figures.append((caption(source), Path(page).as_posix()))
