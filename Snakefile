@@ -56,6 +56,14 @@ rule phase2:
     localrule: True
 
 
+# scenarios: the scenarios of workflow.scenarios alone, each through every stage (a part of the study that runs
+# beside the study's own sweep elsewhere: config/parts/capable_edge.yaml).
+rule scenarios:
+    input:
+        scenario_output(),
+    localrule: True
+
+
 rule baselines:
     input:
         baseline_output(),

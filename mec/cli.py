@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--config", type=Path, required=True, help="the part's config (as given to make study)")
     pub.add_argument("--part", help="the part's name (default: the config file's name without .yaml)")
+    pub.add_argument("--scenarios-only", action="store_true",
+                     help="the part ran its workflow.scenarios alone (`make study TARGETS=scenarios`), not the "
+                          "study's own sweep, whose committed tables stay as they are")  # fmt: skip
     _add_committed_flags(pub)
 
     rdm = sub.add_parser(
@@ -456,7 +459,8 @@ def _publish(args) -> int:
     from mec import publish  # noqa: PLC0415
 
     try:
-        record = publish.publish(args.config, args.part, **_committed_flags(args))
+        record = publish.publish(args.config, args.part, scenarios_only=args.scenarios_only,
+                                 **_committed_flags(args))  # fmt: skip
     except publish.PublishError as exc:
         raise CliError(str(exc)) from None
     print(f"published part {record['part']} ({record['commit']}{', uncommitted changes' if record['dirty'] else ''}"

@@ -317,9 +317,12 @@ def publish(
     summary: str | os.PathLike = SUMMARY_DIR,
     figures: str | os.PathLike = FIGURES_DIR,
     base: str | os.PathLike = BASE_CONFIG,
+    scenarios_only: bool = False,
 ) -> dict[str, Any]:
     """Merge the finished part of `config`'s results_dir into `summary` and `figures` and record it in
-    `summary`/parts.json (see the module's docstring). Returns the part's record."""
+    `summary`/parts.json (see the module's docstring). Returns the part's record. `scenarios_only`: the part ran
+    the scenarios of its workflow.scenarios alone (the workflow's `scenarios` target, e.g.
+    config/parts/capable_edge.yaml), not the study's own sweep, whose committed tables it leaves as they are."""
     from mec.plan import StudyPlan  # noqa: PLC0415
     from mec.variants import study_variants, variant_configs  # noqa: PLC0415
 
@@ -345,7 +348,10 @@ def publish(
         variants = variant_configs(cfg)
         folders = StudyPlan(cfg, variants)
         specs = study_variants(cfg)
-        groups = [(None, "", cfg.workflow.phases, "")] + [
+        if scenarios_only and not cfg.workflow.scenarios:
+            raise PublishError(f"config file '{config}': workflow.scenarios is empty; allowed: with --scenarios-only "
+                               "a part that ran one scenario or more")  # fmt: skip
+        groups = ([] if scenarios_only else [(None, "", cfg.workflow.phases, "")]) + [
             (s, folders.variant_dir(s), variants[s].workflow.phases, specs[s].description)
             for s in cfg.workflow.scenarios
         ]
@@ -435,6 +441,7 @@ def publish(
         "published_on": io.machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **benchmark_totals(results, phases),
+        **({"scenarios_only": True} if scenarios_only else {}),
     }
     parts_path = summary / PARTS_FILE
     parts = []

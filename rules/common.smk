@@ -484,6 +484,11 @@ def study_output(name=None):
     )
 
 
+def scenario_output():
+    """Everything the scenarios of workflow.scenarios build (rule scenarios), without the study's own sweep."""
+    return list(dict.fromkeys(path for name in STUDY.workflow.scenarios for path in study_output(name)))
+
+
 def final_output():
     """Everything `snakemake` (rule all) builds, the study and each scenario of workflow.scenarios beside it."""
     files = []

@@ -166,6 +166,31 @@ def test_a_phase1_part_replaces_only_the_committed_phase1_rows(repo, monkeypatch
     assert records["1"]["part"] == "phase1"
 
 
+def test_a_part_of_scenarios_only_leaves_the_studys_tables_as_they_are(repo, monkeypatch, capsys):
+    """config/parts/capable_edge.yaml run with TARGETS=scenarios: its scenario's tables are published, the study's
+    committed phase-2 rows (another part's) stay, and its results need no study summary."""
+    two = make_part(repo, "phase2", 2, commit="bbbb2222", cpu="CPU B", learned=60.0, monkeypatch=monkeypatch)
+    assert run("publish", "--config", str(two)) == 0
+    study = {table: (repo / f"docs/summary/{table}.parquet").read_bytes() for table in publish.STUDY_TABLES}
+    edge = make_part(repo, "edge", 2, commit="cccc3333", cpu="CPU B", learned=80.0, monkeypatch=monkeypatch, jobs=2)
+    shutil.rmtree(repo / "res-edge" / "summary")  # the scenarios target builds no study summary
+    assert run("publish", "--config", str(edge)) != 0  # without the flag the study's tables are wanted
+    one_error_line(capsys, "res-edge/summary/baselines.parquet", "not found")
+    assert run("publish", "--config", str(edge), "--scenarios-only") == 0
+    assert {table: (repo / f"docs/summary/{table}.parquet").read_bytes() for table in publish.STUDY_TABLES} == study
+    pd.testing.assert_frame_equal(pd.read_parquet(repo / "docs/summary/capable_edge/comparison.parquet"),
+                                  comparison(2, 79.75))  # fmt: skip
+    parts = json.loads((repo / "docs/summary/parts.json").read_text())["parts"]
+    assert [p["part"] for p in parts] == ["phase2", "edge"]
+    assert parts[0]["covers"] == ["study phase 2"]  # the scenario's rows now come from the newer part
+    assert parts[1]["covers"] == ["capable_edge phase 2"] and parts[1]["scenarios_only"] is True
+    # a part without scenarios cannot be published as scenarios alone
+    bare = repo / "bare.yaml"
+    bare.write_text(yaml.safe_dump({"workflow": {"phases": [2], "scenarios": [], "results_dir": "res-edge"}}))
+    assert run("publish", "--config", "bare.yaml", "--scenarios-only") != 0
+    one_error_line(capsys, "bare.yaml", "workflow.scenarios")
+
+
 def test_merge_by_phase_keeps_the_other_phases_in_their_order():
     committed = pd.concat([small(2, 9.0), small(1, 1.0)], ignore_index=True)
     merged = publish.merge_by_phase(committed, small(1, 5.0), [1])
