@@ -177,8 +177,22 @@ def _first(rows: pd.DataFrame):
     return rows.iloc[0] if len(rows) else None
 
 
+def _central_row(point: pd.DataFrame):
+    """The learned policy's best-of-K row at a sweep point (kind learned-central: a centralised decision), or None."""
+    return _first(point[point["kind"] == aggregate.LEARNED_CENTRAL])
+
+
 def _named_reward(row) -> str:
     return "—" if row is None else f"{row['policy']}: {_reward(row)}"
+
+
+def _named(row, value: str) -> str:
+    """'<policy>: <value>', an em dash without a row."""
+    return "—" if row is None else f"{row['policy']}: {value}"
+
+
+# The column of the learned policy's best-of-K decisions (evaluation.best_of), which see every task of the slot.
+CENTRAL_LABEL = "learned best-of-K (centralised)"
 
 
 def _of_bound(row) -> str:
@@ -232,15 +246,18 @@ def phase1_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     policy's probabilities of improvement over the best heuristic and over local search [bootstrap CI]."""
     rows = comparison[comparison["phase"] == 1]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    has_central = (rows["kind"] == aggregate.LEARNED_CENTRAL).any()
     improvement = _improvement_columns(rows, has_search)
     body = []
     for n, point in rows.groupby("n", sort=True):
         learned, best = _first(_learned_rows(point)), _best_heuristic(point)
         search, bound = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, aggregate.BOUND)
+        central = _central_row(point)
         cells = [
             str(n),
             _named_reward(learned),
             _of_bound(learned),
+            *([_named(central, _of_bound(central))] if has_central else []),
             _named_reward(best),
             _of_bound(best),
             _of_bound(_policy_row(point, aggregate.ORACLE)),
@@ -250,8 +267,9 @@ def phase1_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             *(_improvement(learned, column) for _, column in improvement),
         ]
         body.append(cells)
-    header = ["N", "learned: reward per slot", "learned: % of bound", "best heuristic: reward per slot",
-              "best heuristic: % of bound", "oracle (equal split): % of bound"] + (
+    header = ["N", "learned: reward per slot", "learned: % of bound"] + (
+        [f"{CENTRAL_LABEL}: % of bound"] if has_central else []) + ["best heuristic: reward per slot",
+        "best heuristic: % of bound", "oracle (equal split): % of bound"] + (
         ["local search: % of bound"] if has_search else []) + [
         "upper bound: reward per slot", "learned CI above best heuristic"] + [
         header for header, _ in improvement]  # fmt: skip
@@ -263,10 +281,11 @@ def phase1_markdown(comparison: pd.DataFrame) -> str:
     return table(*phase1_rows(comparison)) + "\n"
 
 
-def share_of_search_gain(point: pd.DataFrame) -> float:
-    """At one sweep point: the share of local search's gain over all-local that the learned policy reaches,
-    (learned - all-local) / (local search - all-local); NaN where a row is missing or local search gains nothing."""
-    learned = _first(_learned_rows(point))
+def share_of_search_gain(point: pd.DataFrame, learned=None) -> float:
+    """At one sweep point: the share of local search's gain over all-local that the learned policy (or the row
+    `learned`, e.g. its best-of-K) reaches, (learned - all-local) / (local search - all-local); NaN where a row is
+    missing or local search gains nothing."""
+    learned = _first(_learned_rows(point)) if learned is None else learned
     search, local = _policy_row(point, aggregate.LOCAL_SEARCH), _policy_row(point, "all-local")
     if learned is None or search is None or local is None or not search["reward_per_slot"] > local["reward_per_slot"]:
         return math.nan
@@ -283,6 +302,7 @@ def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     [bootstrap CI]."""
     rows = comparison[comparison["phase"] == 2]
     has_search = (rows["policy"] == aggregate.LOCAL_SEARCH).any()
+    has_central = has_search and (rows["kind"] == aggregate.LEARNED_CENTRAL).any()
     improvement = _improvement_columns(rows, has_search)
     iqm = "reward_per_slot_iqm" in rows
     body = []
@@ -294,13 +314,18 @@ def phase2_rows(comparison: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append("—" if search is None else _reward(search))
             gain = share_of_search_gain(point)
             cells.append("—" if math.isnan(gain) else f"{gain:.3f}")
+        if has_central:
+            central = _central_row(point)
+            gain = math.nan if central is None else share_of_search_gain(point, central)
+            cells.append(_named(central, "—" if math.isnan(gain) else f"{gain:.3f}"))
         if iqm:
             cells.append("—" if learned is None else number(learned["reward_per_slot_iqm"]))
         cells += [_improvement(learned, column) for _, column in improvement]
         body.append(cells)
     header = ["K", "learned: reward per slot", "best heuristic: reward per slot", "learned CI above best heuristic"] + (
         ["local search: reward per slot", "(learned − all-local) / (local search − all-local)"] if has_search else []
-    ) + (["learned: IQM over seeds"] if iqm else []) + [header for header, _ in improvement]
+    ) + ([f"{CENTRAL_LABEL}: the same share"] if has_central else []) + (
+        ["learned: IQM over seeds"] if iqm else []) + [header for header, _ in improvement]  # fmt: skip
     return header, body
 
 

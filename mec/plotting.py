@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from mec.aggregate import LEARNED_CENTRAL
 from mec.io import atomic_write
 from mec.policies import LOCAL_SEARCH, OFFLOAD_RULES, ORACLE, offload_rule
 
@@ -266,10 +267,11 @@ def relative_sweep_figure(
     if table.empty:
         raise ValueError(f"no rows for phase {phase} in the comparison table")
     bound = table[table["kind"] == "bound"]
-    baselines = table[~table["kind"].isin(["learned", "bound"])]
+    baselines = table[~table["kind"].isin(["learned", LEARNED_CENTRAL, "bound"])]
     ranked = baselines.assign(metric=RANK_METRIC, mean=baselines["reward_per_slot"])
     shown = highlighted_policies(ranked, phase)
-    learned = table[table["kind"] == "learned"]
+    # the learned policies, and their best-of-K decisions (evaluation.best_of: centralised, dashed beside them)
+    learned = table[table["kind"].isin(["learned", LEARNED_CENTRAL])]
     sizes = np.sort(table["n"].unique())
     n_ue = int(table["n_ue"].iloc[0]) if phase == 2 else None
     level = float(table["ci_level"].iloc[0])
@@ -312,13 +314,16 @@ def relative_sweep_figure(
             bottom.plot(rows["n"], rows["reward_per_slot"], linewidth=1.2, markersize=4, zorder=zorder, **look)
             _ci_band(bottom, rows, "n", "reward_per_slot", look["color"], alpha=0.12)
         for name, rows in learned.groupby("policy", sort=True):
-            label = f"{name} (learned, mean over {counted(seeds, 'seed')})"
+            central = bool((rows["kind"] == LEARNED_CENTRAL).all())
+            kind = "centralised best of K of the learned policy" if central else "learned"
+            label = f"{name} ({kind}, mean over {counted(seeds, 'seed')})"
+            look = {**_LEARNED_STYLE, "linestyle": "--"} if central else _LEARNED_STYLE
             column = "reward_per_slot" if phase == 2 else PERCENT_OF_BOUND_COLUMN
-            handles[:0] = top.plot(rows["n"], relative(rows), label=label, zorder=5, **_LEARNED_STYLE)
+            handles[:0] = top.plot(rows["n"], relative(rows), label=label, zorder=5, **look)
             top.fill_between(rows["n"].to_numpy(float), relative(rows, f"{column}_ci_low"),
                              relative(rows, f"{column}_ci_high"), color=_LEARNED_STYLE["color"], alpha=0.25,
                              linewidth=0, zorder=4)  # fmt: skip
-            bottom.plot(rows["n"], rows["reward_per_slot"], zorder=5, **_LEARNED_STYLE)
+            bottom.plot(rows["n"], rows["reward_per_slot"], zorder=5, **look)
             _ci_band(bottom, rows, "n", "reward_per_slot", _LEARNED_STYLE["color"], alpha=0.25)
         if phase == 1 and not bound.empty:
             handles.append(top.axhline(100.0, color="black", linestyle=":", linewidth=1.2, zorder=3,

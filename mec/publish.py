@@ -490,11 +490,11 @@ def _unrecorded(label: str, provenance: Mapping[str, Any], frame: pd.DataFrame) 
     """'study phase 1 (commit X)' for each phase of a table whose rows no recorded part published."""
     records = provenance.get("published")
     found = []
-    for phase in _phases_of(frame):
+    for phase in _phases_of(frame) or ["all"]:  # a table without phases (tuning): one record, "all"
         record = records.get(str(phase)) if isinstance(records, Mapping) else None
         if record is None or record.get("part") is None:
             commit = (record or provenance).get("commit") or "not recorded"
-            found.append(f"{label} phase {phase} (aggregated at commit {commit})")
+            found.append(f"{label}{'' if phase == 'all' else f' phase {phase}'} (aggregated at commit {commit})")
     return found
 
 
@@ -544,7 +544,8 @@ def readme(
     for across, committed_name in ACROSS.items():
         path = summary / f"{committed_name}.parquet"
         if path.exists():
-            optional[across], _ = read_table(path, f"the committed {across} table", committed=True)
+            optional[across], own = read_table(path, f"the committed {across} table", committed=True)
+            unrecorded += _unrecorded(across, own, optional[across])
     tuning_keys = []
     if "tuning" in optional:
         tuning_keys = list(io.read_provenance(summary / f"{ACROSS['tuning']}.parquet")["runs"][0]["grid"])

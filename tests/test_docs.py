@@ -18,6 +18,7 @@ import pytest
 from conftest import is_slow
 
 from mec import aggregate, markdown
+from mec.config import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -89,19 +90,26 @@ def _markers(path: Path, start: str, end: str) -> str:
 
 def test_the_generated_sections_sit_between_their_markers():
     headline = _markers(README, markdown.HEADLINE_START, markdown.HEADLINE_END)
-    assert "| study | 1, N = 7 | mappo: " in headline and "| study | 2, K = 10 | mappo: " in headline
+    committed = pd.read_parquet(REPO / "docs" / "summary" / "comparison.parquet")
+    for phase in sorted(committed["phase"].unique()):  # each committed phase at its largest point
+        n = int(committed.loc[committed["phase"] == phase, "n"].max())
+        assert f"| study | {phase}, {markdown.size_name(phase)} = {n} | mappo: " in headline
     section = _markers(REPO / "docs" / "results.md", markdown.README_START, markdown.README_END)
     assert "### Phase 1: learned vs the upper bound" in section
     assert markdown.README_START not in README.read_text(encoding="utf-8")  # the full section left the README
 
 
 def test_the_headline_is_the_committed_tables_headline():
-    """The README's headline table says what the committed summary tables under docs/summary/ say."""
+    """The README's headline table says what the committed summary tables under docs/summary/ say (the study's and
+    each committed scenario's of workflow.scenarios), row for row."""
     summary = REPO / "docs" / "summary"
-    study = pd.concat([pd.read_parquet(summary / "comparison.parquet"),
-                       pd.read_parquet(summary / "phase2" / "comparison.parquet")])  # fmt: skip
-    _, rows = markdown.headline_rows([("study", study, [])])
+    entries = [("study", pd.read_parquet(summary / "comparison.parquet"), [])]
+    for name in DEFAULT_CONFIG.workflow.scenarios:
+        if (summary / name / "comparison.parquet").exists():
+            entries.append((name, pd.read_parquet(summary / name / "comparison.parquet"), []))
+    _, rows = markdown.headline_rows(entries)
     headline = _markers(README, markdown.HEADLINE_START, markdown.HEADLINE_END)
+    assert len(rows) >= 2 and headline.count("\n| ") == len(rows) + 2  # header, rule, one row per entry and phase
     for row in rows:
         assert "| " + " | ".join(row[:-1]) + " |" in headline
 
@@ -196,3 +204,25 @@ def test_the_fast_selection_touches_every_module_and_the_slow_one_is_not_empty()
     )
     assert {"tests/test_workflow.py", "tests/test_integrity.py", "tests/test_quickstart.py"} <= slow
     assert "tests/test_workflow.py" not in fast
+
+
+def test_the_tables_show_the_learned_best_of_k_beside_the_learned_policy_where_it_was_evaluated():
+    """A learned-central row (evaluation.best_of) gets its own column: % of the bound in phase 1, the share of local
+    search's gain over all-local in phase 2; a table without one keeps its columns."""
+    phase1 = _point(1, 7, 3.0, 2.5, 2.0, 3.5, 4.0)
+    central = phase1[phase1["policy"] == "mappo"].assign(policy="mappo-best-of-16", kind=aggregate.LEARNED_CENTRAL,
+                                                          reward_per_slot=3.6)  # fmt: skip
+    central[aggregate.PERCENT_OF_BOUND] = 90.0
+    header, rows = markdown.phase1_rows(pd.concat([phase1, central]))
+    column = header.index(f"{markdown.CENTRAL_LABEL}: % of bound")
+    assert column == header.index("learned: % of bound") + 1
+    assert rows[0][column].startswith("mappo-best-of-16: 90.0%")
+    assert f"{markdown.CENTRAL_LABEL}: % of bound" not in markdown.phase1_rows(phase1)[0]
+    phase2 = _point(2, 10, 62.0, 61.0, 60.0, 64.0, None)
+    central = phase2[phase2["policy"] == "mappo"].assign(policy="mappo-best-of-16", kind=aggregate.LEARNED_CENTRAL,
+                                                          reward_per_slot=63.0)  # fmt: skip
+    header, rows = markdown.phase2_rows(pd.concat([phase2, central]))
+    share = header.index("(learned − all-local) / (local search − all-local)")
+    assert header[share + 1] == f"{markdown.CENTRAL_LABEL}: the same share"
+    assert rows[0][share] == "0.500" and rows[0][share + 1] == "mappo-best-of-16: 0.750"  # (63 - 60) / (64 - 60)
+    assert len(markdown.phase2_rows(phase2)[0]) == len(header) - 1

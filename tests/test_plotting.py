@@ -565,3 +565,20 @@ def test_relative_sweep_shows_percent_of_bound_or_gain_over_all_local(phase):
     raw = [line for line in bottom.get_lines() if line.get_color() == "tab:green"][0]
     np.testing.assert_allclose(raw.get_ydata(), learned["reward_per_slot"])
     assert "t-interval" in top.get_title() and "5 seeds learned" in top.get_title()
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_relative_sweep_draws_the_best_of_k_dashed_beside_the_learned_policy_never_as_a_baseline(phase):
+    table = _comparison_rows(phase)
+    learned = table[table["policy"] == "mappo"]
+    central = learned.assign(policy="mappo-best-of-16", kind="learned-central",
+                             reward_per_slot=learned["reward_per_slot"] + 1.0,
+                             percent_of_bound=learned["percent_of_bound"] + 2.0)  # fmt: skip
+    fig = plotting.relative_sweep_figure(pd.concat([table, central], ignore_index=True), phase)
+    top = fig.axes[0]
+    lines = {line.get_label().split(" ")[0]: line for line in top.get_lines()}
+    best_of, own = lines["mappo-best-of-16"], lines["mappo"]
+    assert "centralised best of K of the learned policy" in best_of.get_label()
+    assert best_of.get_linestyle() == "--" and own.get_linestyle() == "-"
+    rise = 2.0 if phase == 1 else 1.0 / 100  # % of the bound; gain per UE over all-local
+    np.testing.assert_allclose(best_of.get_ydata(), own.get_ydata() + rise)
