@@ -31,7 +31,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from mec.aggregate import LEARNED_CENTRAL
 from mec.io import atomic_write
 from mec.policies import LOCAL_SEARCH, OFFLOAD_RULES, ORACLE, offload_rule
 
@@ -244,6 +243,10 @@ def sweep_figure(
 
 
 RELATIVE_SWEEP = "relative"  # the name of the sweep figure of what a reader compares (sweep_relative.png)
+# The kind of a learned policy's best-of-K rows, mec.aggregate.LEARNED_CENTRAL: written out, because mec.aggregate
+# imports numba (through mec.metrics) and plotting must not (tests/test_policies.py; tests/test_plotting.py checks
+# the two are equal).
+LEARNED_CENTRAL = "learned-central"
 
 
 def relative_sweep_figure(

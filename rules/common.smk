@@ -486,7 +486,10 @@ def study_output(name=None):
 
 def scenario_output():
     """Everything the scenarios of workflow.scenarios build (rule scenarios), without the study's own sweep."""
-    return list(dict.fromkeys(path for name in STUDY.workflow.scenarios for path in study_output(name)))
+    files = []
+    for name in STUDY.workflow.scenarios:
+        files += study_output(name)
+    return list(dict.fromkeys(files))
 
 
 def final_output():

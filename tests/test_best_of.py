@@ -259,8 +259,12 @@ def test_mec_evaluate_best_of_k_reports_it_beside_the_policy(trained, tmp_path):
     assert (per_policy[chosen["policy"]] >= per_policy[plain["policy"]]).all()  # slot by slot, exactly
     assert set(pd.read_parquet(tmp_path / "s.parquet")["policy"]) == set(per_policy)
     # the policy's own rows are those of an evaluation without --best-of; the same seed gives the same rows
-    alone = _mec([*args[:-2], "--out", "b.parquet"], cwd=tmp_path)
+    alone = _mec([*args[:-2], "--best-of", "0", "--out", "b.parquet"], cwd=tmp_path)
     assert alone.returncode == 0 and len(alone.stdout.strip().splitlines()) == 1
+    # without --best-of, evaluation.best_of (config.yaml: 16) decides
+    default = _mec([*args[:-2], "--out", "d.parquet"], cwd=tmp_path)
+    assert default.returncode == 0 and json.loads(default.stdout.strip().splitlines()[-1])["policy"].endswith(
+        "-best-of-16")  # fmt: skip
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "b.parquet"),
                                   slots[slots["policy"] == plain["policy"]].reset_index(drop=True))  # fmt: skip
     again = _mec([*args, "--out", "c.parquet"], cwd=tmp_path)

@@ -581,4 +581,7 @@ def test_relative_sweep_draws_the_best_of_k_dashed_beside_the_learned_policy_nev
     assert "centralised best of K of the learned policy" in best_of.get_label()
     assert best_of.get_linestyle() == "--" and own.get_linestyle() == "-"
     rise = 2.0 if phase == 1 else 1.0 / 100  # % of the bound; gain per UE over all-local
+    from mec import aggregate
+
+    assert plotting.LEARNED_CENTRAL == aggregate.LEARNED_CENTRAL
     np.testing.assert_allclose(best_of.get_ydata(), own.get_ydata() + rise)

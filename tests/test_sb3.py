@@ -211,7 +211,7 @@ def test_evaluate_checkpoint_restores_the_sb3_policy(cli_runs, tmp_path, capsys)
     # On the validation episodes it was picked on, the restored policy reproduces the saved evaluation reward.
     seed = str(m["config"]["training"]["eval_seed"])
     code = main(["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--seed", seed, "--json",
-                 "--out", str(tmp_path / "slots.parquet")])  # fmt: skip
+                 "--out", str(tmp_path / "slots.parquet"), "--best-of", "0"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -353,7 +353,8 @@ def test_workflow_scripts_train_and_evaluate_with_the_sb3_backend(tmp_path):
     eval_smk = SimpleNamespace(
         **common,
         params=SimpleNamespace(
-            phase_section=TINY["phase2"], scenario={}, reward={}, evaluation={"episodes": 2, "slots": 5, "seed": 9}
+            phase_section=TINY["phase2"], scenario={}, reward={},
+            evaluation={"episodes": 2, "slots": 5, "seed": 9, "best_of": 0},
         ),
         input=SimpleNamespace(metrics=str(tmp_path / "metrics.parquet")),
         output=SimpleNamespace(episodes=str(tmp_path / "episodes.parquet"), schedule=str(tmp_path / "sched.parquet")),

@@ -449,7 +449,8 @@ def test_evaluate_checkpoint_writes_summary_slots_and_schedule(phase2_run, tmp_p
     # On the validation episodes (training.eval_seed) the checkpoint was picked on, its reward is the saved one.
     eval_seed = str(meta(best)["config"]["training"]["eval_seed"])
     proc = mec(["evaluate", "--checkpoint", str(best), "--episodes", "2", "--slots", "10", "--seed", eval_seed,
-                "--json", "--out", "a.parquet", "--schedule-out", "s.parquet"], cwd=tmp_path)  # fmt: skip
+                "--json", "--out", "a.parquet", "--schedule-out", "s.parquet", "--best-of", "0"],
+               cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     m = meta(best)
@@ -484,7 +485,7 @@ def test_evaluate_checkpoint_accepts_a_relative_path(phase2_run, monkeypatch, ca
     run, _ = phase2_run
     monkeypatch.chdir(run.parent)
     code = main(["evaluate", "--checkpoint", f"{run.name}/checkpoints/final", "--episodes", "1", "--slots", "3",
-                 "--json"])  # fmt: skip
+                 "--json", "--best-of", "0"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out)["slots"] == 3

@@ -427,13 +427,17 @@ def test_the_learned_policy_is_evaluated_like_the_baselines(study, merged_test_c
     run = study / run_folder(phase, n, 0)
     frame = pd.read_parquet(run / "eval/episodes.parquet")
     assert list(frame.columns) == [*metrics.SLOT_COLUMNS, "policy"]
-    assert set(frame["policy"]) == {"mappo"} and len(frame) == ev.episodes * ev.slots
+    # the policy's own decisions, then its best-of-K (evaluation.best_of, config.yaml's 16) on the same slots
+    assert ev.best_of > 1 and list(frame["policy"].unique()) == ["mappo", f"mappo-best-of-{ev.best_of}"]
+    assert len(frame) == 2 * ev.episodes * ev.slots
+    own = frame[frame["policy"] == "mappo"].reset_index(drop=True)
 
     episodes = evaluation_episodes(cfg, setup, ev.episodes, ev.slots, ev.seed)
     modules, meta = load_modules(run / "run/checkpoints/best")
     expected, schedule = run_policy(cfg, setup, LearnedPolicy(modules, FeatureScales(cfg.scenario)), episodes, True)
-    pd.testing.assert_frame_equal(frame.drop(columns="policy"), expected)
+    pd.testing.assert_frame_equal(own.drop(columns="policy"), expected)
     table = pd.read_parquet(run / "eval/schedule.parquet")
+    table = table[table["policy"] == "mappo"].reset_index(drop=True)
     pd.testing.assert_frame_equal(table.drop(columns="policy"), schedule)
     # The baselines' episodes: the same tasks (deadlines) slot by slot.
     deadlines = table.sort_values(["episode", "slot", "ue"])["deadline_s"].to_numpy()
@@ -474,18 +478,24 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
     cfg = config_from_dict(merged_test_config)
     learned = pd.read_parquet(study / f"{RESULTS}/summary/learned.parquet")
     assert list(learned.columns) == list(pd.read_parquet(study / SUMMARY).columns)
-    assert set(zip(learned["phase"], learned["n"])) == set(POINTS) and set(learned["policy"]) == {"mappo"}
+    best_of = f"mappo-best-of-{cfg.evaluation.best_of}"
+    assert set(zip(learned["phase"], learned["n"])) == set(POINTS) and set(learned["policy"]) == {"mappo", best_of}
     assert set(learned["metric"]) == set(metrics.SUMMARY_KEYS) and (learned["samples"] == len(SEEDS)).all()
     for phase, n in POINTS:
-        own = metrics.summarise(pd.read_parquet(study / run_folder(phase, n, 0) / "eval/episodes.parquet"))
-        row = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "mean_qos")]
+        frame = pd.read_parquet(study / run_folder(phase, n, 0) / "eval/episodes.parquet")
+        own = metrics.summarise(frame[frame["policy"] == "mappo"])
+        row = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "mean_qos")
+                      & (learned["policy"] == "mappo")]  # fmt: skip
         assert row["mean"].item() == pytest.approx(own["mean_qos"], rel=1e-12)  # one seed: its own value
 
-    # The samples behind learned.parquet: one row per training run, each run's own evaluation numbers.
+    # The samples behind learned.parquet: one row per training run and policy (its own decisions, its best-of-K),
+    # each run's own evaluation numbers.
     seeds = pd.read_parquet(study / f"{RESULTS}/summary/learned_seeds.parquet")
-    assert sorted(zip(seeds["phase"], seeds["n"], seeds["seed"])) == sorted((p, n, s) for p, n in POINTS for s in SEEDS)
-    for (phase, n), rows in seeds.groupby(["phase", "n"]):
-        mean = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "reward_per_slot")]
+    assert sorted(zip(seeds["phase"], seeds["n"], seeds["seed"], seeds["policy"])) == sorted(
+        (p, n, s, policy) for p, n in POINTS for s in SEEDS for policy in ("mappo", best_of))  # fmt: skip
+    for (phase, n, policy), rows in seeds.groupby(["phase", "n", "policy"]):
+        mean = learned[(learned["phase"] == phase) & (learned["n"] == n) & (learned["metric"] == "reward_per_slot")
+                       & (learned["policy"] == policy)]  # fmt: skip
         assert rows["reward_per_slot"].mean() == pytest.approx(mean["mean"].item(), rel=1e-12)
         assert (rows["percent_of_bound"].notna() == (phase == 1)).all()
 
@@ -498,8 +508,10 @@ def test_summary_tables_hold_the_learned_policy(study, merged_test_config):
     comparison = pd.read_parquet(study / f"{RESULTS}/summary/comparison.parquet")
     for phase, n in POINTS:
         point = comparison[(comparison["phase"] == phase) & (comparison["n"] == n)].set_index("policy")
-        assert set(point.index) == {"mappo", *policy_names(phase), *([aggregate.BOUND] * (phase == 1))}
+        assert set(point.index) == {"mappo", best_of, *policy_names(phase), *([aggregate.BOUND] * (phase == 1))}
         assert point.loc["mappo", "kind"] == "learned" and point.loc["mappo", "samples"] == len(SEEDS)
+        assert point.loc[best_of, "kind"] == aggregate.LEARNED_CENTRAL
+        assert point.loc[best_of, "reward_per_slot"] >= point.loc["mappo", "reward_per_slot"]
         policies = point[point["kind"] != "bound"]
         assert policies.loc[policies["rank"] == 1, "reward_per_slot"].eq(policies["reward_per_slot"].max()).all()
         if phase == 1:
