@@ -60,8 +60,8 @@ reproduce: venv
 
 # A finished part of the study (e.g. CONFIG=config/parts/phase1.yaml) merged into the committed tables under
 # docs/summary/ by phase, its figures into docs/results/, the part recorded in docs/summary/parts.json (mec publish;
-# PART: its name, default the config file's; SCENARIOS_ONLY=1: a part run with TARGETS=scenarios). Then `make readme` rebuilds docs/results.md's generated section and
-# the README's headline from docs/summary/ alone.
+# PART: its name, default the config file's; SCENARIOS_ONLY=1: a part run with TARGETS=scenarios). Then `make
+# readme` rebuilds docs/results.md's generated section and the README's headline from docs/summary/ alone.
 PART ?=
 publish: venv
 	@$(CHECK_CONFIG)
