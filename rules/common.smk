@@ -494,10 +494,7 @@ def scenario_output():
 
 def final_output():
     """Everything `snakemake` (rule all) builds, the study and each scenario of workflow.scenarios beside it."""
-    files = []
-    for name in (None, *STUDY.workflow.scenarios):
-        files += study_output(name)
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys([*study_output(None), *scenario_output()]))
 
 
 # --------------------------------------------------------------------------- targets across variants

@@ -40,9 +40,9 @@ def caption(path: Path) -> str:
 
 
 def learned_runs(comparison_path: str) -> list[dict]:
-    """The provenance of every learned-policy evaluation the comparison table was built from."""
-    runs = [io.read_provenance(path) for path in io.read_provenance(comparison_path).get("inputs", [])]
-    return [run for run in runs if "training_seed" in run]
+    """The training runs behind the comparison table's learned rows, from the provenance of the evaluations it was
+    built from (mec.publish.learned_runs, which `make publish` keeps in the committed tables)."""
+    return publish.learned_runs(io.read_provenance(comparison_path), Path(comparison_path))
 
 
 def origins(runs: list[dict], comparison_path: str) -> list[dict]:

@@ -18,9 +18,10 @@ minibatch_size -> batch_size, num_epochs -> n_epochs, lr -> learning_rate, gamma
 entropy_coeff -> ent_coef, vf_loss_coeff -> vf_coef, hidden -> net_arch (pi and vf), activation -> activation_fn, seed.
 Everything else keeps SB3's defaults (advantages normalised per minibatch, gradient norm clipped at 0.5,
 state-independent log std starting at 0). training.critic, actor, ue_hidden, ue_credit, num_env_runners and
-ray_address do not apply (actor and critic both see the full slot observation, so there is no per-row actor to choose; one joint action
-has one reward, the slot's; sampling is one env in this process, without Ray); num_cpus sets torch's threads. Nor
-does scenario.spectrum_by: the joint action sets every spectrum weight whoever would set it (mec.backends.slot_env).
+ray_address do not apply (actor and critic both see the full slot observation, so there is no per-row actor to
+choose; one joint action has one reward, the slot's; sampling is one env in this process, without Ray); num_cpus
+sets torch's threads. Nor does scenario.spectrum_by: the joint action sets every spectrum weight whoever would set it
+(mec.backends.slot_env).
 
 The job runs in the one training loop of both backends (mec.backends.driver: SB3Backend builds the env and model,
 SB3Job iterates, restores and saves them). Outputs are those of mec.runs (same run directory layout, the same
